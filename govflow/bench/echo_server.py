@@ -1,0 +1,35 @@
+"""The bare gRPC baseline: a grpc.aio server whose one method returns the request bytes,
+with no interceptor, no auth, no database — its own process, like each service."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import grpc
+
+METHOD = "/govflow.bench.Echo/Echo"
+
+
+async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return request
+
+
+async def _main(port: int) -> None:
+    server = grpc.aio.server()
+    handler = grpc.method_handlers_generic_handler(
+        "govflow.bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(_echo)})
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(0)
+
+
+if __name__ == "__main__":
+    asyncio.run(_main(int(sys.argv[1])))

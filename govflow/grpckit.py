@@ -1,0 +1,290 @@
+"""The gRPC server kit every service uses, and the client side of calls between them.
+
+One interceptor does, for every RPC: take or make the request id and bind it into the
+logs; verify the bearer token (locally) and set the caller's principal; map domain errors
+to rich statuses; log the outcome. Health (SERVING only while the database answers) and
+server reflection are registered on every server; SIGTERM drains and stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from govflow import log
+from govflow.auth import TokenVerifier, current_principal
+from govflow.errors import DomainError, Unauthenticated, to_status
+from govflow.limits import check_request
+
+logger = log.get_logger("govflow.grpc")
+
+# Messages larger than this are refused with RESOURCE_EXHAUSTED by gRPC itself. Field by
+# field limits (string lengths, items, enums, timestamps) are in govflow/limits.py.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if isinstance(value, str):
+            out[key] = value
+    return out
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Request id, authentication, request limits, error mapping and access logs, in one
+    place."""
+
+    def __init__(
+        self, domain: str, verifier: TokenVerifier, public_methods: Collection[str]
+    ) -> None:
+        self.domain = domain
+        self.verifier = verifier
+        self.public_methods = set(public_methods)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method: str = details.method  # type: ignore[attr-defined]
+        if handler is None or handler.unary_unary is None or method.startswith("/grpc."):
+            return handler
+        inner = handler.unary_unary
+        rpc = method.rsplit("/", 1)[-1]
+        public = rpc in self.public_methods
+
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            md = _metadata(context)
+            request_id = md.get(log.REQUEST_ID_HEADER) or log.new_request_id()
+            rid_token = log.request_id_var.set(request_id)
+            started = time.perf_counter()
+            failure: DomainError | None = None
+            with structlog.contextvars.bound_contextvars(request_id=request_id, rpc=rpc):
+                try:
+                    await context.send_initial_metadata(((log.REQUEST_ID_HEADER, request_id),))
+                    principal_token = None
+                    auth = md.get("authorization", "")
+                    if auth:
+                        scheme, _, token = auth.partition(" ")
+                        if scheme.lower() != "bearer" or not token:
+                            raise Unauthenticated("authorization must be 'Bearer <token>'",
+                                                  reason="TOKEN_MALFORMED")
+                        principal = await self.verifier.verify(token.strip())
+                        principal_token = current_principal.set(principal)
+                        structlog.contextvars.bind_contextvars(caller=principal.subject)
+                    elif not public:
+                        raise Unauthenticated("this call needs a bearer token",
+                                              reason="TOKEN_MISSING")
+                    try:
+                        # After authentication, so an anonymous caller learns nothing more.
+                        check_request(request)
+                        response = await inner(request, context)
+                    finally:
+                        if principal_token is not None:
+                            current_principal.reset(principal_token)
+                    logger.info("rpc.ok", ms=round((time.perf_counter() - started) * 1000, 2))
+                    return response
+                except DomainError as err:
+                    failure = err
+                    logger.info("rpc.refused", code=err.code.name, reason=err.reason,
+                                fields=sorted(err.fields) or None, message=err.message)
+                except asyncio.CancelledError:
+                    raise
+                except grpc.aio.AbortError:
+                    raise
+                except Exception:
+                    logger.exception("rpc.error")
+                    await context.abort(
+                        grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})"
+                    )
+                finally:
+                    log.request_id_var.reset(rid_token)
+            assert failure is not None
+            await context.abort_with_status(rpc_status.to_status(to_status(failure, self.domain)))
+
+        return grpc.unary_unary_rpc_method_handler(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class HealthReporter:
+    """Drives the standard health service from a database probe."""
+
+    def __init__(
+        self, service_names: Sequence[str], probe: Callable[[], Awaitable[bool]], interval: float
+    ) -> None:
+        self.servicer = health.aio.HealthServicer()
+        self.names = ["", *service_names]
+        self.probe = probe
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self.serving = False
+
+    async def check_once(self) -> bool:
+        ok = False
+        with contextlib.suppress(Exception):
+            ok = await asyncio.wait_for(self.probe(), timeout=max(self.interval, 1.0))
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        if ok != self.serving:
+            logger.info("health.changed", serving=ok)
+        self.serving = ok
+        for name in self.names:
+            await self.servicer.set(name, status)
+        return ok
+
+    async def _loop(self) -> None:
+        while True:
+            await self.check_once()
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.servicer.enter_graceful_shutdown()
+
+
+class GovflowServer:
+    """A grpc.aio server with its health reporter and the things to close on stop."""
+
+    def __init__(self, server: grpc.aio.Server, health_reporter: HealthReporter) -> None:
+        self.server = server
+        self.health = health_reporter
+        self.on_stop: list[Callable[[], Awaitable[None]]] = []
+
+    async def start(self) -> None:
+        await self.server.start()
+        await self.health.check_once()
+        self.health.start()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.health.stop()
+        await self.server.stop(grace)
+        for fn in reversed(self.on_stop):
+            with contextlib.suppress(Exception):
+                await fn()
+
+    async def wait_for_termination(self) -> None:
+        await self.server.wait_for_termination()
+
+
+def build_server(
+    *,
+    domain: str,
+    full_service_name: str,
+    register: Callable[[grpc.aio.Server], None],
+    verifier: TokenVerifier,
+    public_methods: Collection[str],
+    probe: Callable[[], Awaitable[bool]],
+    host: str,
+    port: int,
+    health_interval: float,
+) -> tuple[GovflowServer, int]:
+    """Builds (does not start) a service's server and binds it; returns it and its port."""
+    server = grpc.aio.server(
+        interceptors=[ServiceInterceptor(domain, verifier, public_methods)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    register(server)
+    reporter = HealthReporter([full_service_name], probe, health_interval)
+    health_pb2_grpc.add_HealthServicer_to_server(reporter.servicer, server)
+    reflection.enable_server_reflection(
+        [full_service_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME],
+        server,
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot listen on {host}:{port}: the port is in use or not allowed")
+    return GovflowServer(server, reporter), bound
+
+
+async def serve_forever(server: GovflowServer, name: str, port: int) -> None:
+    """Starts ``server`` and runs until SIGTERM or SIGINT, then drains and stops."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    logger.info(f"{name}.listening", port=port)
+    await stop.wait()
+    logger.info("server.stopping")
+    try:
+        # Drain for up to 5 s; whatever still hangs after 15 s must not keep the process
+        # (and an orchestrator's shutdown) waiting.
+        await asyncio.wait_for(server.stop(grace=5.0), timeout=15)
+    except TimeoutError:
+        logger.warning("server.stop_timed_out")
+    logger.info("server.stopped")
+
+
+def run_service(
+    name: str,
+    create: Callable[..., Awaitable[tuple[GovflowServer, int]]],
+    *,
+    before_serving: Callable[[GovflowServer], Awaitable[None]] | None = None,
+) -> None:
+    """A service process's ``main()``: settings from the environment, logging, optional
+    test-only crash points, the server, then serve until SIGTERM."""
+    from govflow import faults
+    from govflow.settings import Settings
+
+    async def _main() -> None:
+        settings = Settings.from_env()
+        faults.configure(settings)  # test-only crash points; none armed by default
+        log.configure(name, json=settings.log_json, level=settings.log_level)
+        server, port = await create(settings)
+        if before_serving is not None:
+            await before_serving(server)
+        await serve_forever(server, name, port)
+
+    asyncio.run(_main())
+
+
+# ---------------------------------------------------------------- client side
+
+
+def outgoing_metadata(token: str | None = None) -> tuple[tuple[str, str], ...]:
+    """Metadata for a call to another service: the current request id and a token."""
+    md: list[tuple[str, str]] = []
+    rid = log.request_id_var.get()
+    if rid:
+        md.append((log.REQUEST_ID_HEADER, rid))
+    if token:
+        md.append(("authorization", f"Bearer {token}"))
+    return tuple(md)
+
+
+def channel(addr: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(
+        addr,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.keepalive_time_ms", 30000),
+        ],
+    )

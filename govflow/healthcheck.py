@@ -1,0 +1,26 @@
+"""``python -m govflow.healthcheck HOST:PORT``: exits 0 when the service reports SERVING
+(used by container health checks; grpcurl works too)."""
+
+from __future__ import annotations
+
+import sys
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def main() -> None:
+    addr = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:50051"
+    try:
+        with grpc.insecure_channel(addr) as ch:
+            resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=3)
+    except grpc.RpcError as err:
+        print(f"{addr}: {err.code().name}", file=sys.stderr)
+        raise SystemExit(1) from None
+    ok = resp.status == health_pb2.HealthCheckResponse.SERVING
+    print(f"{addr}: {health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)}")
+    raise SystemExit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Limits on what any caller may send, checked for every request before a servicer runs.
+
+A request is walked field by field; every string (map keys and values included) must hold no
+NUL character (PostgreSQL cannot store one, and no Govflow field needs one) and be no longer
+than its limit; a repeated field or map holds at most ``MAX_REPEATED`` items; an enum holds
+one of its defined values; a timestamp lies between ``TIMESTAMP_MIN`` and ``TIMESTAMP_MAX``
+with nanos in [0, 1e9). Every violation is named in one INVALID_ARGUMENT. The services then
+apply their own, tighter rules (ID formats, codes, purposes, ...). The README's "Limits"
+section lists these figures; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from google.protobuf import descriptor, message
+
+from govflow.errors import InvalidArgument
+
+F = descriptor.FieldDescriptor
+
+# Any string field, unless named below. 512 characters are at most 2 KiB of UTF-8, under
+# PostgreSQL's limit for an indexed value, so identifiers can always be stored.
+MAX_STRING_CHARS = 512
+# Longer text, by field name (the same name means the same kind of text in every message).
+STRING_LIMITS: dict[str, int] = {
+    "filter": 1000,
+    "reason": 1000,
+    "status_reason": 1000,
+    "reasons": 2000,
+    "comment": 2000,
+    "explanations": 2000,
+    "upload_uri": 4096,
+    "signature": 4096,
+    "signed_payload": 65536,
+    "definition_yaml": 65536,
+    # Internal read-model updates from the worker carry composed texts.
+    "message": 262144,
+    "inputs_json": 262144,
+}
+# Values of map fields, by the map's field name (certificate fields).
+MAP_VALUE_LIMITS: dict[str, int] = {"fields": 2000}
+MAX_REPEATED = 100
+TIMESTAMP_MIN = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+TIMESTAMP_MAX = dt.datetime(2999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+_TS_MIN_SECONDS = int(TIMESTAMP_MIN.timestamp())
+_TS_MAX_SECONDS = int(TIMESTAMP_MAX.timestamp())
+_MAX_DEPTH = 16
+
+
+def _string_problem(value: str, limit: int) -> str | None:
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    if len(value) > limit:
+        return f"longer than {limit} characters"
+    return None
+
+
+def _scalar_problem(field: descriptor.FieldDescriptor, value: object, limit: int) -> str | None:
+    if field.type == F.TYPE_STRING:
+        return _string_problem(value, limit)  # type: ignore[arg-type]
+    if field.type == F.TYPE_ENUM and field.enum_type.values_by_number.get(value) is None:  # type: ignore[arg-type]
+        return "not a defined value"
+    return None
+
+
+def _timestamp_problem(ts: message.Message) -> str | None:
+    seconds, nanos = ts.seconds, ts.nanos  # type: ignore[attr-defined]
+    if not 0 <= nanos < 1_000_000_000:
+        return "nanos must be in [0, 999999999]"
+    if not _TS_MIN_SECONDS <= seconds <= _TS_MAX_SECONDS:
+        return (f"must lie between {TIMESTAMP_MIN.date().isoformat()} and "
+                f"{TIMESTAMP_MAX.date().isoformat()}")
+    return None
+
+
+def _walk(msg: message.Message, prefix: str, out: dict[str, str], depth: int) -> None:
+    if depth > _MAX_DEPTH:
+        out[prefix.rstrip(".") or "request"] = "nested too deeply"
+        return
+    for field, value in msg.ListFields():
+        path = prefix + field.name
+        limit = STRING_LIMITS.get(field.name, MAX_STRING_CHARS)
+        is_map = field.type == F.TYPE_MESSAGE and field.message_type.GetOptions().map_entry
+        if field.is_repeated and len(value) > MAX_REPEATED:
+            out[path] = f"more than {MAX_REPEATED} items"
+            continue
+        if is_map:
+            key_f = field.message_type.fields_by_name["key"]
+            val_f = field.message_type.fields_by_name["value"]
+            val_limit = MAP_VALUE_LIMITS.get(field.name, MAX_STRING_CHARS)
+            for key, item in value.items():
+                bad = _scalar_problem(key_f, key, MAX_STRING_CHARS)
+                if bad:
+                    out[f"{path} key"] = bad
+                    continue
+                shown = key if isinstance(key, str) and len(key) <= 64 else "..."
+                if val_f.type == F.TYPE_MESSAGE:
+                    _walk(item, f"{path}[{shown}].", out, depth + 1)
+                else:
+                    bad = _scalar_problem(val_f, item, val_limit)
+                    if bad:
+                        out[f"{path}[{shown}]"] = bad
+            continue
+        items = list(value) if field.is_repeated else [value]
+        for i, item in enumerate(items):
+            where = f"{path}[{i}]" if field.is_repeated else path
+            if field.type == F.TYPE_MESSAGE:
+                if field.message_type.full_name == "google.protobuf.Timestamp":
+                    bad = _timestamp_problem(item)
+                    if bad:
+                        out[where] = bad
+                else:
+                    _walk(item, where + ".", out, depth + 1)
+            else:
+                bad = _scalar_problem(field, item, limit)
+                if bad:
+                    out[where] = bad
+
+
+def check_request(msg: message.Message) -> None:
+    """Raises one INVALID_ARGUMENT naming every field of ``msg`` outside the limits."""
+    problems: dict[str, str] = {}
+    _walk(msg, "", problems, 0)
+    if problems:
+        raise InvalidArgument(fields=problems, reason="REQUEST_LIMITS")

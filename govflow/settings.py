@@ -1,0 +1,119 @@
+"""The one settings object of every Govflow process, read from ``GOVFLOW_*`` variables.
+
+No other module reads the environment: processes build a ``Settings`` once and pass it on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from collections.abc import Mapping
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    # Where the embedded mode keeps its files (SQLite databases, Temporal's file, keys).
+    data_dir: pathlib.Path = pathlib.Path(".data")
+    # Host every embedded service binds; loopback unless told otherwise.
+    host: str = "127.0.0.1"
+    identity_port: int = 50051
+    certificates_port: int = 50052
+    matters_port: int = 50053
+    # Addresses the services and the worker use to reach each other.
+    identity_addr: str = "127.0.0.1:50051"
+    certificates_addr: str = "127.0.0.1:50052"
+    matters_addr: str = "127.0.0.1:50053"
+    # One database URL per service; empty means an SQLite file under data_dir.
+    identity_database_url: str = ""
+    certificates_database_url: str = ""
+    matters_database_url: str = ""
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "govflow-applications"
+    temporal_ui_port: int = 8233
+    # Client credentials of Govflow's own processes (the worker and the seeder).
+    worker_client_id: str = "govflow-worker"
+    worker_client_secret: str = ""
+    admin_client_id: str = "govflow-admin"
+    admin_client_secret: str = ""
+    # Access tokens live this long.
+    token_ttl_seconds: int = 900
+    refresh_ttl_seconds: int = 7 * 24 * 3600
+    # Log as JSON (default when not on a terminal) or for humans.
+    log_json: bool | None = None
+    log_level: str = "info"
+    # Seconds between database checks that drive the health status.
+    health_interval_seconds: float = 2.0
+    # Worker tuning.
+    worker_max_concurrent_activities: int = 100
+    worker_max_cached_workflows: int = 1000
+    # Per-caller rate limits, counted in fixed windows in each service's own database so
+    # they hold across replicas; 0 turns one off. Over a limit the call is refused with
+    # RESOURCE_EXHAUSTED (reason RATE_LIMITED). Generous by default; tighten in production.
+    rate_limit_window_seconds: int = 60
+    # Login attempts per resident ID number, and AuthenticatePartner calls per client id.
+    login_rate_limit: int = 120
+    partner_auth_rate_limit: int = 120
+    # SubmitApplication calls per caller (token subject).
+    submit_rate_limit: int = 3000
+    # Test-only fault hooks (tests/faults/), inert when empty. Comma-separated names.
+    # fault_hold_activity: the worker holds these activities (by name) after their side
+    # effect, until the process is killed, so a SIGKILL lands inside them.
+    fault_hold_activity: str = ""
+    # fault_crash_points: named points where the process exits at once (as if killed),
+    # e.g. "matters.submit.after_insert", "certificates.issue.after_commit".
+    fault_crash_points: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Builds settings from ``GOVFLOW_<FIELD>`` variables, then ``overrides``."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get(f"GOVFLOW_{field.name.upper()}")
+            if raw is None:
+                continue
+            values[field.name] = _convert(field.type, raw)
+        values.update(overrides)
+        # A service moved to another port is reached there unless an address is given.
+        for service in ("identity", "certificates", "matters"):
+            port_key, addr_key = f"{service}_port", f"{service}_addr"
+            if port_key in values and addr_key not in values:
+                values[addr_key] = f"127.0.0.1:{values[port_key]}"
+        return cls(**values)  # type: ignore[arg-type]
+
+    def database_url(self, service: str) -> str:
+        url = getattr(self, f"{service}_database_url")
+        if url:
+            return str(url)
+        return f"sqlite:///{(self.data_dir / f'{service}.sqlite3').resolve()}"
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as ``GOVFLOW_*`` variables, to hand to a child process."""
+        out: dict[str, str] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            out[f"GOVFLOW_{field.name.upper()}"] = str(value)
+        return out
+
+
+def _convert(type_name: object, raw: str) -> object:
+    name = str(type_name)
+    if "bool" in name:
+        return _bool(raw)
+    if name == "int":
+        return int(raw)
+    if name == "float":
+        return float(raw)
+    if "Path" in name:
+        return pathlib.Path(raw)
+    return raw

@@ -1,0 +1,151 @@
+"""Identity rules in plain Python: ID numbers, credit codes, masking, roles, passwords."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+import time
+
+import pyotp
+
+from govflow.errors import InvalidArgument
+
+# GB 11643-1999: weights of the first 17 digits and the check character by remainder.
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+# GB 32100-2015: the 31-character alphabet (no I, O, S, V, Z) and weights.
+_USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+ROLES = ("acceptor", "reviewer", "approver", "supervisor", "admin")
+ASSURANCE_LEVELS = ("account", "real_name", "face")
+
+
+def id_check_char(first17: str) -> str:
+    """The ISO 7064 MOD 11-2 check character of a resident ID's first 17 digits."""
+    total = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11]
+
+
+def id_number_problem(value: str, *, today: dt.date | None = None) -> str | None:
+    """Why ``value`` is not a valid resident ID number, or None when it is."""
+    if len(value) != 18:
+        return "must be 18 characters"
+    if not re.fullmatch(r"\d{17}[\dX]", value):
+        return "must be 17 digits and a digit or X"
+    try:
+        birth = dt.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        return "birth date is not a real date"
+    today = today or dt.date.today()
+    if birth.year < 1900 or birth > today:
+        return "birth date is not plausible"
+    if id_check_char(value[:17]) != value[17]:
+        return "check digit does not match (GB 11643)"
+    return None
+
+
+def validate_id_number(value: str, field: str = "id_number") -> str:
+    value = value.strip().upper()
+    problem = id_number_problem(value)
+    if problem:
+        raise InvalidArgument(f"{field} {problem}", fields={field: problem})
+    return value
+
+
+def birth_date(id_number: str) -> dt.date:
+    return dt.date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
+
+
+def mask_id_number(value: str) -> str:
+    """Keeps the region's first four and the last four characters."""
+    if len(value) < 8:
+        return "*" * len(value)
+    return value[:4] + "*" * (len(value) - 8) + value[-4:]
+
+
+def credit_code_check_char(first17: str) -> str:
+    total = sum(_USCC_CHARS.index(c) * w for c, w in zip(first17, _USCC_WEIGHTS, strict=True))
+    return _USCC_CHARS[(31 - total % 31) % 31]
+
+
+def credit_code_problem(value: str) -> str | None:
+    """Why ``value`` is not a valid unified social credit code, or None."""
+    if len(value) != 18:
+        return "must be 18 characters"
+    if any(c not in _USCC_CHARS for c in value):
+        return "has characters outside the GB 32100 alphabet"
+    if not value[2:8].isdigit():
+        return "administrative division part must be 6 digits"
+    if credit_code_check_char(value[:17]) != value[17]:
+        return "check character does not match (GB 32100)"
+    return None
+
+
+def validate_credit_code(value: str, field: str = "credit_code") -> str:
+    value = value.strip().upper()
+    problem = credit_code_problem(value)
+    if problem:
+        raise InvalidArgument(f"{field} {problem}", fields={field: problem})
+    return value
+
+
+# Passwords and secrets: scrypt from the standard library, with a per-secret salt.
+def hash_secret(secret: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=2**14, r=8, p=1)
+    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+
+
+def check_secret(secret: str, stored: str) -> bool:
+    try:
+        _, salt_b64, digest_b64 = stored.split("$")
+        salt = base64.b64decode(salt_b64)
+        want = base64.b64decode(digest_b64)
+    except ValueError:
+        return False
+    got = hashlib.scrypt(secret.encode(), salt=salt, n=2**14, r=8, p=1)
+    return hmac.compare_digest(got, want)
+
+
+def validate_password(password: str) -> None:
+    if len(password) < 8:
+        raise InvalidArgument("password must be at least 8 characters",
+                              fields={"password": "must be at least 8 characters"})
+
+
+# TOTP second factor (RFC 6238: SHA-1, 6 digits, 30-second steps), as authenticator apps
+# expect. pyotp does the arithmetic; we add the one-use rule and clock drift of one step.
+TOTP_ISSUER = "Govflow"
+TOTP_DRIFT_STEPS = 1
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def totp_uri(secret: str, account: str) -> str:
+    """The ``otpauth://`` URI an authenticator app scans."""
+    return pyotp.TOTP(secret).provisioning_uri(name=account, issuer_name=TOTP_ISSUER)
+
+
+def totp_step(secret: str, code: str, *, last_step: int, now: float | None = None) -> int | None:
+    """The time step ``code`` is valid for (within one step of drift), or None.
+
+    A step at or before ``last_step`` has been used already and is refused, so a code seen
+    over someone's shoulder cannot be replayed.
+    """
+    code = code.strip()
+    if not re.fullmatch(r"\d{6}", code):
+        return None
+    totp = pyotp.TOTP(secret)
+    now = time.time() if now is None else now
+    current = totp.timecode(dt.datetime.fromtimestamp(now, dt.UTC))
+    for step in range(current - TOTP_DRIFT_STEPS, current + TOTP_DRIFT_STEPS + 1):
+        if step > last_step and hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None

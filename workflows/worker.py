@@ -1,0 +1,97 @@
+"""The worker process: runs ApplicationWorkflow and its activities.
+
+Activities reach the three services over gRPC only, as Govflow's worker service identity
+(client credentials from settings; scopes limited to what the activities need).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from govflow import faults, log
+from govflow.certificates.v1 import certificates_pb2_grpc
+from govflow.grpckit import channel
+from govflow.identity.v1 import identity_pb2_grpc
+from govflow.matters.v1 import matters_pb2_grpc
+from govflow.service_client import ServiceToken
+from govflow.settings import Settings
+from workflows.activities import ApplicationActivities
+from workflows.application import ApplicationWorkflow, FollowUpWorkflow
+from workflows.fault_injection import HoldActivities
+
+WORKFLOWS: Sequence[type] = (ApplicationWorkflow, FollowUpWorkflow)
+
+
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    # Our own pure modules and the calendar data are passed through, so the sandbox does
+    # not re-import them for every workflow run.
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            "workflows.models", "workflows.rules", "workflows.working_days", "chinese_calendar",
+        )
+    )
+
+
+class WorkerStack:
+    """Channels, the service token and the Temporal worker of one worker process."""
+
+    def __init__(self, settings: Settings, client: Client, *, task_queue: str | None = None,
+                 identity: str | None = None) -> None:
+        self.settings = settings
+        self.channels = [channel(a) for a in (settings.identity_addr, settings.certificates_addr,
+                                              settings.matters_addr)]
+        identity_stub = identity_pb2_grpc.IdentityServiceStub(self.channels[0])
+        token = ServiceToken(identity_stub, settings.worker_client_id, settings.worker_client_secret)
+        self.activities = ApplicationActivities(
+            identity_stub, certificates_pb2_grpc.CertificatesServiceStub(self.channels[1]),
+            matters_pb2_grpc.MattersServiceStub(self.channels[2]), token)
+        self.worker = Worker(
+            client,
+            task_queue=task_queue or settings.temporal_task_queue,
+            workflows=list(WORKFLOWS),
+            activities=self.activities.all(),
+            workflow_runner=sandbox_runner(),
+            max_concurrent_activities=settings.worker_max_concurrent_activities,
+            max_cached_workflows=settings.worker_max_cached_workflows,
+            # None keeps the SDK's default (pid@host); tests name workers to tell them apart.
+            identity=identity,
+            # Test-only fault hook (tests/faults/): empty settings add nothing.
+            interceptors=[HoldActivities(held)] if (held := faults.names(
+                settings.fault_hold_activity)) else [],
+        )
+
+    async def close(self) -> None:
+        for ch in self.channels:
+            await ch.close()
+
+
+async def _main() -> None:
+    settings = Settings.from_env()
+    log.configure("worker", json=settings.log_json, level=settings.log_level)
+    logger = log.get_logger()
+    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    stack = WorkerStack(settings, client)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    logger.info("worker.started", task_queue=settings.temporal_task_queue)
+    async with stack.worker:
+        await stop.wait()
+        logger.info("worker.stopping")
+    await stack.close()
+    logger.info("worker.stopped")
+
+
+def main() -> None:
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()
