@@ -52,6 +52,9 @@ class Settings:
     # Worker tuning.
     worker_max_concurrent_activities: int = 100
     worker_max_cached_workflows: int = 1000
+    # On SIGTERM, running activities get this long to finish before they are cancelled
+    # (Temporal retries them on another worker).
+    worker_graceful_shutdown_seconds: float = 10.0
     # Per-caller rate limits, counted in fixed windows in each service's own database so
     # they hold across replicas; 0 turns one off. Over a limit the call is refused with
     # RESOURCE_EXHAUSTED (reason RATE_LIMITED). Generous by default; tighten in production.

