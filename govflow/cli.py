@@ -277,12 +277,21 @@ def main(argv: list[str] | None = None) -> None:
     p_bench.add_argument("--park-real", type=int, default=0,
                          help="how many of them go through the real workflow (full default "
                          "1000; the rest are copies in the read model)")
+    p_bench.add_argument("--only", default="", metavar="FIGURES",
+                         help="comma-separated figures to run (default all): "
+                         "throughput,latency,decision,reads,verify,scale,storage")
     args = parser.parse_args(argv)
     if args.cmd == "bench":
         from govflow.bench.run import main as bench_main
 
+        from govflow.bench.run import FIGURES
+
+        only = frozenset(x.strip() for x in args.only.split(",") if x.strip()) or FIGURES
+        if unknown := only - FIGURES:
+            parser.error(f"--only: unknown figures {', '.join(sorted(unknown))}; "
+                         f"choose from {', '.join(sorted(FIGURES))}")
         raise SystemExit(bench_main(quick=args.quick, out=args.out, park=args.park,
-                                    park_real=args.park_real))
+                                    park_real=args.park_real, only=only))
     settings = Settings.from_env()
     if args.cmd == "up":
         raise SystemExit(asyncio.run(up(settings, seed=not args.no_seed)))

@@ -615,7 +615,10 @@ def certificate_verify(p: Params, say: Progress) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------- the run
-async def run(p: Params, out_dir: pathlib.Path) -> dict[str, Any]:
+# The figures by the names ``--only`` takes (all by default).
+FIGURES = frozenset({"throughput", "latency", "decision", "reads", "verify", "scale", "storage"})
+
+async def run(p: Params, out_dir: pathlib.Path, only: frozenset[str] = FIGURES) -> dict[str, Any]:
     say = Progress()
     started = dt.datetime.now(dt.UTC)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="govflow-bench-"))
@@ -631,44 +634,53 @@ async def run(p: Params, out_dir: pathlib.Path) -> dict[str, Any]:
         try:
             bench = Bench(stack, p, say)
             await bench.warm_up()
-            say(f"1/7 throughput of instant approvals ({p.rounds} rounds of {p.batch})")
-            figures["throughput"] = await bench.throughput(p.rounds, p.batch)
-            storage["file-wal"] = figures["throughput"]
-            say(f"2/7 closed-loop latency ({p.latency_samples} samples each)")
-            figures["latency"] = await bench.latency()
-            say(f"3/7 officer decision round trip ({p.decisions} each)")
-            figures["decision"] = await bench.decisions()
-            say(f"4/7 read paths ({p.rounds} rounds of {p.read_seconds}s each)")
-            figures["reads"] = await bench.reads()
-            say("5/7 certificate verification in-process")
-            figures["certificate_verify"] = certificate_verify(p, say)
-            say(f"6/7 scale: {p.scale_base} then {p.scale_n} parked applications")
-            figures["scale"] = await bench.scale()
+            if "throughput" in only or "storage" in only:
+                say(f"1/7 throughput of instant approvals ({p.rounds} rounds of {p.batch})")
+                figures["throughput"] = await bench.throughput(p.rounds, p.batch)
+                storage["file-wal"] = figures["throughput"]
+            if "latency" in only:
+                say(f"2/7 closed-loop latency ({p.latency_samples} samples each)")
+                figures["latency"] = await bench.latency()
+            if "decision" in only:
+                say(f"3/7 officer decision round trip ({p.decisions} each)")
+                figures["decision"] = await bench.decisions()
+            if "reads" in only:
+                say(f"4/7 read paths ({p.rounds} rounds of {p.read_seconds}s each)")
+                figures["reads"] = await bench.reads()
+            if "verify" in only:
+                say("5/7 certificate verification in-process")
+                figures["certificate_verify"] = certificate_verify(p, say)
+            if "scale" in only:
+                say(f"6/7 scale: {p.scale_base} then {p.scale_n} parked applications")
+                figures["scale"] = await bench.scale()
         finally:
             await stack.close()
-        say("7/7 dev server storage modes (figure 1 on each)")
-        for mode in p.storage_modes:
-            if mode in storage:
-                continue
-            s = await harness.start(tmp / mode, mode, say, services=p.storage_real)
-            try:
-                b = Bench(s, p, say)
-                if p.storage_real:
-                    await b.warm_up()
-                    storage[mode] = await b.throughput(p.rounds, p.batch)
-                else:
-                    b.activities = bench.activities
-                    storage[mode] = await b.bare_only(p.rounds, p.batch)
-            finally:
-                await s.close()
-        figures["storage_modes"] = {
-            "unit": "applications/s", "modes": {
-                m: {"govflow": storage[m]["govflow"], "baseline": storage[m]["baseline"],
-                    "ratio": storage[m]["ratio"]} for m in p.storage_modes},
-            "real_stack_on_every_mode": p.storage_real,
-            "default": "file-wal", "goal": "justify the embedded default",
-            "met": storage["file-wal"]["baseline"]["median"] >= max(
-                storage[m]["baseline"]["median"] for m in p.storage_modes if m != "memory")}
+        if "storage" in only:
+            say("7/7 dev server storage modes (figure 1 on each)")
+            for mode in p.storage_modes:
+                if mode in storage:
+                    continue
+                s = await harness.start(tmp / mode, mode, say, services=p.storage_real)
+                try:
+                    b = Bench(s, p, say)
+                    if p.storage_real:
+                        await b.warm_up()
+                        storage[mode] = await b.throughput(p.rounds, p.batch)
+                    else:
+                        b.activities = bench.activities
+                        storage[mode] = await b.bare_only(p.rounds, p.batch)
+                finally:
+                    await s.close()
+            figures["storage_modes"] = {
+                "unit": "applications/s", "modes": {
+                    m: {"govflow": storage[m]["govflow"], "baseline": storage[m]["baseline"],
+                        "ratio": storage[m]["ratio"]} for m in p.storage_modes},
+                "real_stack_on_every_mode": p.storage_real,
+                "default": "file-wal", "goal": "justify the embedded default",
+                "met": storage["file-wal"]["baseline"]["median"] >= max(
+                    storage[m]["baseline"]["median"] for m in p.storage_modes if m != "memory")}
+        if "throughput" not in only:
+            figures.pop("throughput", None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result = {
@@ -677,16 +689,17 @@ async def run(p: Params, out_dir: pathlib.Path) -> dict[str, Any]:
                  "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                              "platform": platform.platform()},
                  "params": dataclasses.asdict(p), "worker": settings_used,
-                 "embedded_storage": "file-wal"},
+                 "embedded_storage": "file-wal", "figures_run": sorted(only)},
         "figures": figures,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    for name in (f"bench-{p.mode}-{stamp}", f"latest-{p.mode}"):
+    partial = "" if only == FIGURES else "-" + "-".join(sorted(only))
+    for name in (f"bench-{p.mode}{partial}-{stamp}", f"latest-{p.mode}{partial}"):
         (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2, default=_json))
         (out_dir / f"{name}.md").write_text(markdown(result))
     print(markdown(result))
-    say(f"wrote {out_dir / f'bench-{p.mode}-{stamp}.json'} and .md")
+    say(f"wrote {out_dir / f'bench-{p.mode}{partial}-{stamp}.json'} and .md")
     return result
 
 
@@ -706,67 +719,76 @@ def markdown(result: dict[str, Any]) -> str:
              f"{m['duration_s']} s)", "",
              "| # | figure | Govflow | baseline | ratio | goal | met |",
              "|---|---|---|---|---|---|---|"]
-    t = f["throughput"]
-    lines.append(f"| 1 | instant-approval throughput, {t['batch']}/round ({t['activities']} "
-                 f"activities, {t['local_activities']} local) | {_f(t['govflow']['median'])} "
-                 f"wf/s ({_f(t['govflow']['min'])}–{_f(t['govflow']['max'])}) | "
-                 f"{_f(t['baseline']['median'])} wf/s ({_f(t['baseline']['min'])}–"
-                 f"{_f(t['baseline']['max'])}) | {_f(t['ratio'], 2)} | {t['goal']} | "
-                 f"{yes[t['met']]} |")
-    lt = f["latency"]["to_certificate_issued"]
-    g, b = lt["govflow"], lt["baseline"]
-    lines.append(f"| 2 | closed-loop latency, submit → certificate issued, p50/p95/p99 | "
-                 f"{_f(g['p50'], 0)}/{_f(g['p95'], 0)}/{_f(g['p99'], 0)} ms | "
-                 f"{_f(b['p50'], 0)}/{_f(b['p95'], 0)}/{_f(b['p99'], 0)} ms | "
-                 f"{_f(f['latency']['ratio_p50'], 2)} (p99 {_f(f['latency']['ratio_p99'], 2)})"
-                 f" | {f['latency']['goal']} | {yes[f['latency']['met']]} |")
-    d = f["decision"]
-    lines.append(f"| 3 | officer DecideTask vs no-op Update, p50/p95 | {_f(d['govflow']['p50'], 0)}"
-                 f"/{_f(d['govflow']['p95'], 0)} ms | {_f(d['baseline']['p50'], 0)}/"
-                 f"{_f(d['baseline']['p95'], 0)} ms | {_f(d['ratio_p50'], 2)} | {d['goal']} | "
-                 f"{yes[d['met']]} |")
-    r = f["reads"]
-    for k, v in r["paths"].items():
-        lines.append(f"| 4 | {k} (concurrency {r['concurrency']}) | {_f(v['govflow']['median'], 0)}"
-                     f" req/s | echo {_f(r['baseline']['median'], 0)} req/s | "
-                     f"{_f(v['ratio'], 2)} | {v['goal']} | {yes[v['met']]} |")
-    c = f["certificate_verify"]
-    lines.append(f"| 5 | certificate verification in-process | {_f(c['govflow']['median'], 0)}/s"
-                 f" | Ed25519 {_f(c['baseline']['median'], 0)}/s | {_f(c['ratio'], 2)} | "
-                 f"{c['goal']} | {yes[c['met']]} |")
-    s = f["scale"]
-    at_small, at_large = f"at_{s['parked_small']}", f"at_{s['parked_large']}"
-    for k, v in s["queries_ms"].items():
-        small, large = v[at_small], v[at_large]
-        lines.append(f"| 6 | {k} p99 at {s['parked_large']:,} parked | {_f(large['p99'])} ms | "
-                     f"{_f(small['p99'])} ms at {s['parked_small']} | {_f(v['p99_ratio'], 2)} | "
+    if t := f.get("throughput"):
+        lines.append(
+            f"| 1 | instant-approval throughput, {t['batch']}/round ({t['activities']} "
+            f"activities, {t['local_activities']} local) | {_f(t['govflow']['median'])} "
+            f"wf/s ({_f(t['govflow']['min'])}–{_f(t['govflow']['max'])}) | "
+            f"{_f(t['baseline']['median'])} wf/s ({_f(t['baseline']['min'])}–"
+            f"{_f(t['baseline']['max'])}) | {_f(t['ratio'], 2)} | {t['goal']} | {yes[t['met']]} |")
+    if lat := f.get("latency"):
+        g, b = lat["to_certificate_issued"]["govflow"], lat["to_certificate_issued"]["baseline"]
+        lines.append(
+            f"| 2 | closed-loop latency, submit → certificate issued, p50/p95/p99 | "
+            f"{_f(g['p50'], 0)}/{_f(g['p95'], 0)}/{_f(g['p99'], 0)} ms | "
+            f"{_f(b['p50'], 0)}/{_f(b['p95'], 0)}/{_f(b['p99'], 0)} ms | "
+            f"{_f(lat['ratio_p50'], 2)} (p99 {_f(lat['ratio_p99'], 2)}) | {lat['goal']} | "
+            f"{yes[lat['met']]} |")
+    if d := f.get("decision"):
+        lines.append(
+            f"| 3 | officer DecideTask vs no-op Update, p50/p95 | {_f(d['govflow']['p50'], 0)}"
+            f"/{_f(d['govflow']['p95'], 0)} ms | {_f(d['baseline']['p50'], 0)}/"
+            f"{_f(d['baseline']['p95'], 0)} ms | {_f(d['ratio_p50'], 2)} | {d['goal']} | "
+            f"{yes[d['met']]} |")
+    r = f.get("reads")
+    for k, v in (r["paths"] if r else {}).items():
+        lines.append(f"| 4 | {k} (concurrency {r['concurrency']}) | "
+                     f"{_f(v['govflow']['median'], 0)} req/s | echo "
+                     f"{_f(r['baseline']['median'], 0)} req/s | {_f(v['ratio'], 2)} | "
                      f"{v['goal']} | {yes[v['met']]} |")
-    lines.append(f"| 6 | memory per parked application (worker + services) | "
-                 f"{_f(s['kib_per_parked_application_worker_and_services'])} KiB | — | — | — | — |")
-    for mode, v in f["storage_modes"]["modes"].items():
+    if c := f.get("certificate_verify"):
+        lines.append(f"| 5 | certificate verification in-process | "
+                     f"{_f(c['govflow']['median'], 0)}/s | Ed25519 "
+                     f"{_f(c['baseline']['median'], 0)}/s | {_f(c['ratio'], 2)} | {c['goal']} | "
+                     f"{yes[c['met']]} |")
+    s = f.get("scale")
+    if s:
+        at_small, at_large = f"at_{s['parked_small']}", f"at_{s['parked_large']}"
+        for k, v in s["queries_ms"].items():
+            small, large = v[at_small], v[at_large]
+            lines.append(f"| 6 | {k} p99 at {s['parked_large']:,} parked | {_f(large['p99'])} ms"
+                         f" | {_f(small['p99'])} ms at {s['parked_small']} | "
+                         f"{_f(v['p99_ratio'], 2)} | {v['goal']} | {yes[v['met']]} |")
+        lines.append(f"| 6 | memory per parked application (worker + services) | "
+                     f"{_f(s['kib_per_parked_application_worker_and_services'])} KiB | — | — | "
+                     f"— | — |")
+    for mode, v in f.get("storage_modes", {"modes": {}})["modes"].items():
         lines.append(f"| 7 | throughput, dev server {mode} | {_f(v['govflow']['median'])} wf/s | "
                      f"{_f(v['baseline']['median'])} wf/s | {_f(v['ratio'], 2)} | — | — |")
-    lines += ["", "Read-path breakdown (µs per call, one call at a time):", "",
-              "| path | auth (token verify) | database | proto build + serialise | "
-              "transport, interceptor, logging | whole call |", "|---|---|---|---|---|---|"]
-    for k, v in r["paths"].items():
-        br = v["breakdown_us"]
-        lines.append(f"| {k} | {_f(br['auth_us'], 0)} | {_f(br['database_us'], 0)} | "
-                     f"{_f(br['serialisation_us'], 0)} | "
-                     f"{_f(br['transport_interceptor_logging_us'], 0)} | "
-                     f"{_f(br['single_call_us'], 0)} |")
-    lines.append(f"| echo | — | — | — | {_f(r['baseline_single_call_us'], 0)} | "
-                 f"{_f(r['baseline_single_call_us'], 0)} |")
-    at_real = f"at_{s['parked_real']}"
-    lines += ["", f"Scale: {s['how']} Parking {s['parked_real']:,} took "
-              f"{_f(s['parking_seconds'], 0)} s ({_f(s['parking_rate_per_s'])}/s); RSS MiB at "
-              f"{s['parked_small']} → {s['parked_real']}: " + ", ".join(
-                  f"{k} {_f(s['rss_mib'][at_small][k], 0)} → {_f(s['rss_mib'][at_real][k], 0)}"
-                  for k in s["rss_mib"][at_small]), ""]
+    if r:
+        lines += ["", "Read-path breakdown (µs per call, one call at a time):", "",
+                  "| path | auth (token verify) | database | proto build + serialise | "
+                  "transport, interceptor, logging | whole call |", "|---|---|---|---|---|---|"]
+        for k, v in r["paths"].items():
+            br = v["breakdown_us"]
+            lines.append(f"| {k} | {_f(br['auth_us'], 0)} | {_f(br['database_us'], 0)} | "
+                         f"{_f(br['serialisation_us'], 0)} | "
+                         f"{_f(br['transport_interceptor_logging_us'], 0)} | "
+                         f"{_f(br['single_call_us'], 0)} |")
+        lines.append(f"| echo | — | — | — | {_f(r['baseline_single_call_us'], 0)} | "
+                     f"{_f(r['baseline_single_call_us'], 0)} |")
+    if s:
+        at_small, at_real = f"at_{s['parked_small']}", f"at_{s['parked_real']}"
+        lines += ["", f"Scale: {s['how']} Parking {s['parked_real']:,} took "
+                  f"{_f(s['parking_seconds'], 0)} s ({_f(s['parking_rate_per_s'])}/s); RSS MiB at "
+                  f"{s['parked_small']} → {s['parked_real']}: " + ", ".join(
+                      f"{k} {_f(s['rss_mib'][at_small][k], 0)} → "
+                      f"{_f(s['rss_mib'][at_real][k], 0)}" for k in s["rss_mib"][at_small]), ""]
     return "\n".join(lines) + "\n"
 
 
-def main(*, quick: bool, out: pathlib.Path, park: int = 0, park_real: int = 0) -> int:
+def main(*, quick: bool, out: pathlib.Path, park: int = 0, park_real: int = 0,
+         only: frozenset[str] = FIGURES) -> int:
     """Entry point of ``govflow bench`` (options parsed in govflow/cli.py)."""
     p = QUICK if quick else FULL
     if park:
@@ -774,7 +796,7 @@ def main(*, quick: bool, out: pathlib.Path, park: int = 0, park_real: int = 0) -
     if park_real:
         p = dataclasses.replace(p, scale_real=park_real)
     try:
-        asyncio.run(run(p, out))
+        asyncio.run(run(p, out, only))
     except KeyboardInterrupt:
         print("govflow bench: interrupted", file=sys.stderr)
         return 130
