@@ -13,6 +13,7 @@ A life event (一件事) runs its bundled matters as child workflows.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
@@ -74,6 +75,11 @@ DECIDED = {"APPROVED", "COMPLETED", "REJECTED", "WITHDRAWN", "REVOKED", "FAILED"
 OPEN_TASK = ("OPEN", "CLAIMED")
 # Patch id: record_event and upsert_task run as local activities (govflow bench).
 READ_MODEL_LOCAL = "read-model-local-activities"
+# Patch id: officer Updates (claim, decide, reassign) answer as soon as the workflow's state
+# has changed; their read-model writes follow as regular activities scheduled in the same
+# workflow task (durable with the Update's completion), so the officer's inbox and the
+# timeline catch up a few milliseconds after the answer.
+OFFICER_ANSWER_FIRST = "officer-updates-answer-first"
 
 
 class Refused(Exception):
@@ -116,6 +122,13 @@ class ApplicationWorkflow:
         self.supplied: ApplicantAction | None = None
         self.pledged: list[MaterialSpec] = []
         self.uploads: dict[str, str] = {}
+        # Read-model writes started by Update handlers that answered first (see
+        # OFFICER_ANSWER_FIRST); the run awaits them before it ends.
+        self.background: list[asyncio.Task[None]] = []
+        # Set when an officer Update answered first: the next read-model write of the main
+        # path is a regular activity, so the workflow task that completes the Update ends at
+        # once instead of waiting for local activities the decision set off.
+        self.update_answered = False
 
     # ------------------------------------------------------------------ the path
     @workflow.run
@@ -129,6 +142,10 @@ class ApplicationWorkflow:
         except ActivityError as err:
             # A call that can never succeed (refused by a service for good): end the
             # application visibly as FAILED, with the reason, rather than a stuck workflow.
+            result = await self.failed(err)
+        try:
+            await self.drain_background()
+        except ActivityError as err:
             result = await self.failed(err)
         if not inp.matter.bundle:
             # The applicant's consent was for this application only: it ends with it.
@@ -482,8 +499,8 @@ class ApplicationWorkflow:
         if task.status == "CLAIMED":
             return task
         task.status, task.assignee = "CLAIMED", action.officer
-        await self.write_task(task)
-        await self.event("task_claimed", f"{task.display_name} claimed", actor=action.officer)
+        await self.officer_writes(task, "task_claimed", f"{task.display_name} claimed",
+                                  actor=action.officer)
         return task
 
     @claim_task.validator
@@ -503,11 +520,10 @@ class ApplicationWorkflow:
                                    type="FAILED_PRECONDITION")
         task.status, task.decision = "DECIDED", action.decision
         task.reasons = list(action.missing_materials or action.reasons)
-        await self.write_task(task)
         text = f"{task.display_name}: {action.decision.lower().replace('_', ' ')}"
         if action.reasons or action.missing_materials:
             text += " (" + "; ".join([*action.reasons, *action.missing_materials]) + ")"
-        await self.event("task_decided", text, actor=action.officer)
+        await self.officer_writes(task, "task_decided", text, actor=action.officer)
         return task
 
     @decide_task.validator
@@ -532,9 +548,8 @@ class ApplicationWorkflow:
             raise ApplicationError("the task is closed", type="FAILED_PRECONDITION")
         previous = task.assignee or "nobody"
         task.status, task.assignee = "CLAIMED", action.assignee
-        await self.write_task(task)
-        await self.event("task_reassigned", f"{task.display_name}: {previous} -> "
-                         f"{action.assignee}", actor=action.officer)
+        await self.officer_writes(task, "task_reassigned", f"{task.display_name}: {previous} -> "
+                                  f"{action.assignee}", actor=action.officer)
         return task
 
     @reassign_task.validator
@@ -639,6 +654,36 @@ class ApplicationWorkflow:
         self.check_withdrawn()
         return result
 
+    async def officer_writes(self, task: TaskRecord, kind: str, message: str, *,
+                             actor: str) -> None:
+        """The read-model writes of an officer Update: the task, then its timeline event.
+        Since OFFICER_ANSWER_FIRST the Update answers without waiting for them: the event
+        takes its place in the timeline now, and both writes are scheduled as regular
+        activities in the workflow task that completes the Update (so they are as durable as
+        the decision; the run waits for them before it ends). Older histories replay the
+        writes inside the handler, as they were made."""
+        if not workflow.patched(OFFICER_ANSWER_FIRST):
+            await self.write_task(task)
+            await self.event(kind, message, actor=actor)
+            return
+        snapshot = dataclasses.replace(task, reasons=list(task.reasons))
+        ev = self.new_event(kind, message, actor=actor)
+        self.update_answered = True
+
+        async def write() -> None:
+            await workflow.execute_activity("upsert_task", snapshot,
+                                            start_to_close_timeout=ACTIVITY_TIMEOUT,
+                                            retry_policy=RETRY)
+            await workflow.execute_activity("record_event", ev,
+                                            start_to_close_timeout=ACTIVITY_TIMEOUT,
+                                            retry_policy=RETRY)
+
+        self.background.append(asyncio.create_task(write()))
+
+    async def drain_background(self) -> None:
+        while self.background:
+            await self.background.pop(0)
+
     async def write_task(self, task: TaskRecord) -> None:
         await self.read_model_write("upsert_task", task)
 
@@ -647,8 +692,12 @@ class ApplicationWorkflow:
         (no activity task round trip through the server); old histories replay as before.
         Update handlers keep regular activities: an Update is durably accepted only when
         its workflow task completes, which a pending local activity would hold back, so a
-        worker crash then would lose an officer's decision instead of retrying its write."""
-        if workflow.current_update_info() is None and workflow.patched(READ_MODEL_LOCAL):
+        worker crash then would lose an officer's decision instead of retrying its write.
+        The first write after an officer Update that answered first is regular too (see
+        update_answered)."""
+        local = not self.update_answered
+        self.update_answered = False
+        if local and workflow.current_update_info() is None and workflow.patched(READ_MODEL_LOCAL):
             await workflow.execute_local_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
                                                   retry_policy=RETRY)
         else:
@@ -662,6 +711,23 @@ class ApplicationWorkflow:
                     supplement_due_time: str = "",
                     result_certificates: list[str] | None = None) -> None:
         """Records a timeline event in the read model (idempotent by its sequence id)."""
+        ev = self.new_event(kind, message, status=status, actor=actor, receipt=receipt,
+                            result_certificate=result_certificate, current_steps=current_steps,
+                            due_time=due_time, overdue=overdue,
+                            missing_materials=missing_materials,
+                            supplement_due_time=supplement_due_time,
+                            result_certificates=result_certificates)
+        await self.read_model_write("record_event", ev)
+        if status:
+            self.recorded_status = status
+
+    def new_event(self, kind: str, message: str, *, status: str = "", actor: str = "system",
+                  receipt: dict[str, Any] | None = None, result_certificate: str = "",
+                  current_steps: list[str] | None = None, due_time: str = "",
+                  overdue: bool = False, missing_materials: list[str] | None = None,
+                  supplement_due_time: str = "",
+                  result_certificates: list[str] | None = None) -> Event:
+        """The next timeline event: its place in the sequence and its time are taken now."""
         self.seq += 1
         if status:
             self.status = status
@@ -673,9 +739,7 @@ class ApplicationWorkflow:
                    current_steps=current_steps, due_time=due_time, overdue=overdue,
                    missing_materials=missing_materials, supplement_due_time=supplement_due_time,
                    result_certificates=result_certificates)
-        await self.read_model_write("record_event", ev)
-        if status:
-            self.recorded_status = status
+        return ev
 
 
 @workflow.defn(name="FollowUpWorkflow")

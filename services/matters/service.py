@@ -7,7 +7,8 @@ import dataclasses
 import datetime as dt
 import json
 import uuid
-from typing import Any
+from collections import OrderedDict
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -85,6 +86,30 @@ def aware(t: dt.datetime | None) -> dt.datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BoundedCache(Generic[K, V]):
+    """A small least-recently-used map for facts that never change once written."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self.items.get(key)
+        if value is not None:
+            self.items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self.items[key] = value
+        self.items.move_to_end(key)
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
 class TemporalLink:
     """Connects to Temporal on first use, so the service starts even before Temporal."""
 
@@ -110,6 +135,10 @@ class Matters:
         # SubmitApplication calls per caller per window (0: no limit), across replicas.
         self.submit_rate_limit = submit_rate_limit
         self.rate_window_seconds = rate_window_seconds
+        # Which workflow and agency a task belongs to never changes once the task exists, so
+        # an officer's claim-then-decide looks the task up once (bounded; any replica may
+        # hold a different subset, and a miss just reads the row).
+        self.task_routes: BoundedCache[str, tuple[str, str]] = BoundedCache(10_000)
 
     # ------------------------------------------------------------ catalogue
     def publish(self, s: Session, text: str,
@@ -470,11 +499,17 @@ class Matters:
     async def officer_update(self, p: auth.Principal, name: str, update: str,
                              decision: str = "", reasons: list[str] | None = None,
                              missing: list[str] | None = None, assignee: str = "") -> TaskRecord:
-        row = await self.db.run(lambda s: self.task_for(s, p, name))
+        wid, agency = self.task_routes.get(name) or (None, None)
+        if wid is None or agency != p.agency or p.kind != auth.OFFICIAL:
+            row = await self.db.run(lambda s: self.task_for(s, p, name))
+            wid = row.workflow_id or workflow_id(row.application_id)
+            self.task_routes.put(name, (wid, row.agency))
         action = OfficerAction(task=name, officer=p.subject, agency=p.agency, roles=list(p.roles),
                                decision=decision, reasons=list(reasons or []),
                                missing_materials=list(missing or []), assignee=assignee)
-        wid = row.workflow_id or workflow_id(row.application_id)
+        # The workflow answers as soon as its state has changed (the answer is the task as
+        # it now stands); its read-model writes land right after (workflows/application.py,
+        # OFFICER_ANSWER_FIRST).
         return await self.update(wid, update, action, TaskRecord)  # type: ignore[no-any-return]
 
     async def applicant_update(self, p: auth.Principal, name: str, update: str,

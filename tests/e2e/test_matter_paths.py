@@ -154,6 +154,18 @@ async def test_parallel_co_approval_needs_all_agencies(stack: Stack) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     for agency in ("agencies/sz-pnr", "agencies/sz-fire"):
         await approve(stack, reviewers[agency], tasks[agency].name)
+    # Still so once the service has routed that task for its own agency's officer.
+    for action in (mpb.ClaimTaskRequest(name=tasks["agencies/sz-fire"].name),
+                   mpb.DecideTaskRequest(name=tasks["agencies/sz-fire"].name,
+                                         decision=mpb.DECISION_REJECT, reasons=["no"])):
+        call = (stack.matters.ClaimTask if isinstance(action, mpb.ClaimTaskRequest)
+                else stack.matters.DecideTask)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call(action, metadata=reviewers["agencies/sz-pnr"])
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call(action, metadata=applicant)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     await asyncio.sleep(1.0)
     app = await get(stack, applicant, name)
     assert "joint-review" in app.current_steps  # two of three is not enough

@@ -11,6 +11,7 @@ import pytest
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.demo_data import DEMO_PASSWORD, person
 from govflow.matters.v1 import matters_pb2 as mpb
+from tests.e2e.helpers import wait_for
 from tests.e2e.test_zero_visit import wait_done
 from tests.stack import Stack
 
@@ -71,6 +72,22 @@ async def test_three_steps_then_a_certificate_for_the_enterprise(stack: Stack) -
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     decided = await claim_and_decide(stack, acceptor, accept.name)
     assert decided.status == mpb.TASK_STATUS_DECIDED
+    # DecideTask answers once the workflow holds the decision; the officer's inbox and the
+    # timeline (claim, then decision, in that order) follow from the workflow's writes.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:
+        inbox = await stack.matters.ListTasks(mpb.ListTasksRequest(
+            page_size=100, filter="status=DECIDED"), metadata=acceptor)
+        mine = [(t.name, t.decision) for t in inbox.tasks if t.name == accept.name]
+        if mine or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert mine == [(accept.name, mpb.DECISION_APPROVE)]
+    app = await wait_for(stack, applicant_md, name,
+                         lambda a: "task_decided" in [e.kind for e in a.timeline])
+    kinds = [e.kind for e in app.timeline]
+    assert kinds.index("task_claimed") < kinds.index("task_decided")
 
     # Two reviewers race to claim the review: exactly one wins.
     review = await task_for(stack, reviewer, name, "review")

@@ -7,6 +7,7 @@ change to a workflow goes through ``workflow.patched()`` so these keep replaying
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import pytest
@@ -15,7 +16,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
-from workflows.application import ApplicationWorkflow
+from workflows.application import OFFICER_ANSWER_FIRST, ApplicationWorkflow
 from workflows.models import ApplicationInput, ApplicationResult
 from workflows.worker import WORKFLOWS, sandbox_runner
 
@@ -23,7 +24,8 @@ HISTORIES = pathlib.Path(__file__).parent / "histories"
 
 
 def saved() -> list[WorkflowHistory]:
-    return [WorkflowHistory.from_json(p.stem, p.read_text()) for p in sorted(HISTORIES.glob("*.json"))]
+    return [WorkflowHistory.from_json(f"{p.parent.name}/{p.stem}", p.read_text())
+            for p in sorted(HISTORIES.rglob("*.json"))]
 
 
 def test_histories_cover_every_path() -> None:
@@ -41,6 +43,31 @@ def test_histories_cover_every_path() -> None:
                  "low_rating_opens_a_follow_up_for_the_supervisor",
                  "life_event_runs_bundled_matters_in_order"):
         assert path in names, f"no saved history for {path}"
+
+
+def test_officer_paths_are_saved_in_both_generations() -> None:
+    """The histories from before the officer-updates-answer-first patch replay the old
+    handler path; the newer generation (subfolder officer-answer-first) carries the patch
+    marker and replays the new one."""
+    newer = HISTORIES / "officer-answer-first"
+    names = {p.stem.rsplit("-", 1)[0] for p in newer.glob("*.json")}
+    for path in ("three_steps_then_a_certificate_for_the_enterprise",
+                 "supplement_then_approval_pauses_the_clock",
+                 "parallel_any_needs_one_agency_and_cancels_the_rest",
+                 "escalation_on_breach_marks_overdue_and_reaches_the_supervisor"):
+        assert path in names, f"no newer history for {path}"
+    marked = [p.name for p in newer.glob("*.json") if OFFICER_ANSWER_FIRST in patches(p)]
+    assert len(marked) >= 4, marked
+    assert not any(OFFICER_ANSWER_FIRST in patches(p) for p in HISTORIES.glob("*.json"))
+
+
+def patches(path: pathlib.Path) -> set[str]:
+    """The patch ids a saved history recorded (workflow.patched markers)."""
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    return {json.loads(m.details["patch-data"].payloads[0].data)["id"]
+            for m in (e.marker_recorded_event_attributes for e in history.events
+                      if e.HasField("marker_recorded_event_attributes"))
+            if m.marker_name == "core_patch"}
 
 
 async def test_saved_histories_replay() -> None:
@@ -67,7 +94,7 @@ class ReorderedApplicationWorkflow(ApplicationWorkflow):
 
 
 async def test_an_incompatible_change_fails_replay() -> None:
-    history = next(h for h in saved() if h.workflow_id.startswith("instant_approval"))
+    history = next(h for h in saved() if h.workflow_id.startswith("histories/instant_approval"))
     # Unsandboxed: the variant lives in this test module, which the sandbox would re-import.
     replayer = Replayer(workflows=[ReorderedApplicationWorkflow],
                         workflow_runner=UnsandboxedWorkflowRunner())
