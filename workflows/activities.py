@@ -97,11 +97,22 @@ class ApplicationActivities:
             behind = submitted_by if submitted_by.startswith("persons/") \
                 else org.organisation.legal_representative
             person = await self._call(self.identity.GetPerson, ipb.GetPersonRequest(name=behind))
+            interested = {org.organisation.legal_representative}
+            token = ""
+            while True:
+                reps = await self._call(self.identity.ListRepresentations,
+                                        ipb.ListRepresentationsRequest(
+                                            parent=subject, page_size=100, page_token=token))
+                interested |= {r.person for r in reps.representations}
+                token = reps.next_page_token
+                if not token:
+                    break
             return ApplicantFacts(subject=subject, kind="organisation",
                                   display_name=org.organisation.display_name,
                                   assurance_level=_ASSURANCE.get(person.person.assurance_level,
                                                                  "account"),
-                                  credit_code=org.organisation.credit_code)
+                                  credit_code=org.organisation.credit_code,
+                                  interested=sorted(i for i in interested if i))
         applicant = await self._call(self.identity.GetPerson, ipb.GetPersonRequest(name=subject))
         return ApplicantFacts(subject=subject, kind="person",
                               display_name=applicant.person.display_name,

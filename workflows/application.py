@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from temporalio import workflow
@@ -94,7 +94,8 @@ class Withdrawn(Exception):
     """Internal: the applicant withdrew; undo and end."""
 
 
-def officer_may_act(task: TaskRecord, action: OfficerAction, applicant: str, submitted_by: str) -> None:
+def officer_may_act(task: TaskRecord, action: OfficerAction, applicant: str, submitted_by: str,
+                    interested: Collection[str] = ()) -> None:
     """The checks every officer action shares (raises ApplicationError with a status type)."""
     if action.agency != task.agency:
         raise ApplicationError("no such task", type="NOT_FOUND")
@@ -103,6 +104,9 @@ def officer_may_act(task: TaskRecord, action: OfficerAction, applicant: str, sub
     if action.officer in (submitted_by, applicant):
         raise ApplicationError("officers may not decide their own applications",
                                type="PERMISSION_DENIED")
+    if action.officer in interested:
+        raise ApplicationError("officers may not decide applications of an organisation they "
+                               "represent", type="PERMISSION_DENIED")
 
 
 @workflow.defn(name="ApplicationWorkflow")
@@ -122,6 +126,9 @@ class ApplicationWorkflow:
         self.supplied: ApplicantAction | None = None
         self.pledged: list[MaterialSpec] = []
         self.uploads: dict[str, str] = {}
+        # Who may not decide this application's tasks besides applicant and submitter
+        # (ApplicantFacts.interested; only a validator reads it, so no replay concern).
+        self.interested: list[str] = []
         # Read-model writes started by Update handlers that answered first (see
         # OFFICER_ANSWER_FIRST); the run awaits them before it ends.
         self.background: list[asyncio.Task[None]] = []
@@ -191,6 +198,7 @@ class ApplicationWorkflow:
     async def verify_applicant(self) -> ApplicantFacts:
         applicant: ApplicantFacts = await self.activity(
             "verify_applicant", self.inp.applicant, self.inp.submitted_by, result_type=ApplicantFacts)
+        self.interested = list(applicant.interested)
         need = self.inp.matter.assurance_level
         if ASSURANCE_ORDER.get(applicant.assurance_level, 0) < ASSURANCE_ORDER.get(need, 0):
             raise Refused([f"identity assurance {applicant.assurance_level} is below the "
@@ -564,7 +572,7 @@ class ApplicationWorkflow:
             raise ApplicationError(f"the task is {task.status.lower()}", type="FAILED_PRECONDITION")
         if not action.assignee.startswith("persons/"):
             raise ApplicationError("assignee must be persons/{id}", type="INVALID_ARGUMENT")
-        if action.assignee in (self.inp.submitted_by, self.inp.applicant):
+        if action.assignee in (self.inp.submitted_by, self.inp.applicant, *self.interested):
             raise ApplicationError("officers may not decide their own applications",
                                    type="PERMISSION_DENIED")
 
@@ -572,7 +580,7 @@ class ApplicationWorkflow:
         task = self.tasks.get(action.task)
         if task is None:
             raise ApplicationError("no such task", type="NOT_FOUND")
-        officer_may_act(task, action, self.inp.applicant, self.inp.submitted_by)
+        officer_may_act(task, action, self.inp.applicant, self.inp.submitted_by, self.interested)
         return task
 
     # ------------------------------------------------------------------ applicant Updates

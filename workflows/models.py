@@ -159,6 +159,10 @@ class ApplicantFacts:
     assurance_level: str
     birth_date: str = ""  # persons only
     credit_code: str = ""  # organisations only
+    # Persons with an interest in the application besides the submitter: for an
+    # organisation, its legal representative and everyone authorised to act for it when
+    # the application was submitted. None of them may decide its tasks.
+    interested: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass

@@ -255,7 +255,12 @@ class IdentityApi(identity_pb2_grpc.IdentityServiceServicer):
 
         def work(s: Session) -> list[pb.Representation]:
             if parent.startswith("organisations/"):
-                org = _managed_org(s, self.id, p, parent)
+                if p.kind in (auth.SERVICE, auth.PARTNER) and p.has_scope(auth.SCOPE_PERSONS_READ):
+                    # Read-only, for the worker: who has an interest in an organisation's
+                    # application (its officers may not decide it).
+                    org = self.id.get_organisation(s, parent)
+                else:
+                    org = _managed_org(s, self.id, p, parent)
                 rows = self.id.list_representations(
                     s, organisation_id=org.id, show_expired=request.show_expired,
                     offset=offset, limit=limit)

@@ -149,10 +149,10 @@ async def test_rejection_delivers_reasons_and_issues_nothing(stack: Stack) -> No
 
 
 async def test_officer_cannot_decide_own_application(stack: Stack, ) -> None:
-    # Zhou Min is an official of sz-cab and also a citizen; the senior card is sz-cab's.
-    # Her own application goes through instant rules (she is 34: rejected at once), so use
-    # the permit: make Chen Jing the applicant's representative is not possible, hence the
-    # check is shown on the workflow level: the submitter acting as an officer is refused.
+    # Chen Jing is an acceptor at sz-amr and a citizen. Authorised to act for Lotus Catering,
+    # she submits its food-business permit: she may not take its acceptance task. Nor may
+    # she take the task of the next application, which Li Wei (the legal representative)
+    # submits: as the organisation's representative she has an interest in it too.
     org = stack.seeded.organisations["lotus-catering"]  # type: ignore[attr-defined]
     admin = await stack.service_md()
     from govflow.identity.v1 import identity_pb2 as ipb
@@ -160,12 +160,29 @@ async def test_officer_cannot_decide_own_application(stack: Stack, ) -> None:
     chen = person_name(stack, "chen-jing")
     await stack.identity.GrantRepresentation(ipb.GrantRepresentationRequest(
         organisation=org, person=chen), metadata=admin)
-    as_rep = await stack.login(person("chen-jing").id_number, DEMO_PASSWORD, acting_for=org)
-    sub = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
-        matter="matters/food-business-permit", applicant=org, request_id=uuid.uuid4().hex,
-        pledges=["fire-safety"]), metadata=as_rep)
-    acceptor = await officer(stack, "chen-jing")
-    accept = await task_for(stack, acceptor, sub.application.name, "acceptance")
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stack.matters.ClaimTask(mpb.ClaimTaskRequest(name=accept.name), metadata=acceptor)
-    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    try:
+        as_rep = await stack.login(person("chen-jing").id_number, DEMO_PASSWORD, acting_for=org)
+        sub = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+            matter="matters/food-business-permit", applicant=org, request_id=uuid.uuid4().hex,
+            pledges=["fire-safety"]), metadata=as_rep)
+        acceptor = await officer(stack, "chen-jing")
+        accept = await task_for(stack, acceptor, sub.application.name, "acceptance")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stack.matters.ClaimTask(mpb.ClaimTaskRequest(name=accept.name), metadata=acceptor)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+        by_li, _, _ = await submit_permit(stack)
+        accept = await task_for(stack, acceptor, by_li, "acceptance")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stack.matters.ClaimTask(mpb.ClaimTaskRequest(name=accept.name), metadata=acceptor)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "represent" in (err.value.details() or "")
+        # A supervisor cannot hand it to her either.
+        supervisor = await officer(stack, "sun-li")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stack.matters.ReassignTask(mpb.ReassignTaskRequest(
+                name=accept.name, assignee=chen), metadata=supervisor)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        await stack.identity.RevokeRepresentation(ipb.RevokeRepresentationRequest(
+            organisation=org, person=chen), metadata=admin)

@@ -59,7 +59,7 @@ MATRIX = {
     "GetOrganisation(owner's)":     "U   O   N   O   O   O   O   O   O   N   O   O",
     "GrantRepresentation":          "U   O   N   P   P   P   P   P   P   N   P   O",
     "RevokeRepresentation":         "U   O   N   P   P   P   P   P   P   N   P   O",
-    "ListRepresentations(org)":     "U   O   N   P   P   P   P   P   P   N   P   O",
+    "ListRepresentations(org)":     "U   O   N   P   P   P   P   P   P   N   O   O",
     "CreateAgency":                 "U   P   P   P   P   P   P   P   P   P   P   O",
     "ListAgencies":                 "O   O   O   O   O   O   O   O   O   O   O   O",
     "SetOfficialRoles(sz-amr)":     "U   P   P   P   P   P   P   O   P   P   P   O",
