@@ -164,13 +164,16 @@ async def up(settings: Settings, *, seed: bool = True) -> int:
               ("Temporal UI", temporal_host, settings.temporal_ui_port),
               ("identity", settings.host, settings.identity_port),
               ("certificates", settings.host, settings.certificates_port),
-              ("matters", settings.host, settings.matters_port)]
-    busy = [f"{what} port {port} on {host}" for what, host, port in wanted if not port_free(host, port)]
+              ("matters", settings.host, settings.matters_port),
+              ("worker health", settings.host, settings.worker_health_port)]
+    busy = [f"{what} port {port} on {host}" for what, host, port in wanted
+            if port and not port_free(host, port)]
     if busy:
         print("govflow: cannot start, in use: " + "; ".join(busy) + ".\n"
               "Stop what holds them (is another `govflow up` running?) or choose other ports "
               "with GOVFLOW_IDENTITY_PORT, GOVFLOW_CERTIFICATES_PORT, GOVFLOW_MATTERS_PORT, "
-              "GOVFLOW_TEMPORAL_ADDRESS and GOVFLOW_TEMPORAL_UI_PORT.", file=sys.stderr)
+              "GOVFLOW_WORKER_HEALTH_PORT, GOVFLOW_TEMPORAL_ADDRESS and "
+              "GOVFLOW_TEMPORAL_UI_PORT.", file=sys.stderr)
         return 2
     stack = Stack(settings)
     py = sys.executable
@@ -188,10 +191,15 @@ async def up(settings: Settings, *, seed: bool = True) -> int:
             await wait_healthy(getattr(settings, f"{name}_addr"), 60)
             print(f"  {name:<21} {getattr(settings, f'{name}_addr')}", flush=True)
         stack.spawn("worker", [py, "-m", "workflows.worker"])
-        await asyncio.sleep(1.0)
+        if settings.worker_health_port:
+            worker_addr = f"{settings.host}:{settings.worker_health_port}"
+            await wait_healthy(worker_addr, 60)
+            print(f"  worker                running (health {worker_addr})", flush=True)
+        else:
+            await asyncio.sleep(1.0)
+            print("  worker                running", flush=True)
         if (why := stack.crashed()):
             raise RuntimeError(why)
-        print("  worker                running", flush=True)
         if seed:
             from govflow.demo_data import DEMO_PASSWORD, PERSONS, seed as run_seed
 

@@ -55,6 +55,9 @@ class Settings:
     # On SIGTERM, running activities get this long to finish before they are cancelled
     # (Temporal retries them on another worker).
     worker_graceful_shutdown_seconds: float = 10.0
+    # The worker's gRPC health endpoint (grpc.health.v1; SERVING while it polls Temporal
+    # and Temporal answers); 0 turns it off.
+    worker_health_port: int = 50054
     # Per-caller rate limits, counted in fixed windows in each service's own database so
     # they hold across replicas; 0 turns one off. Over a limit the call is refused with
     # RESOURCE_EXHAUSTED (reason RATE_LIMITED). Generous by default; tighten in production.

@@ -11,13 +11,15 @@ import datetime as dt
 import signal
 from collections.abc import Sequence
 
+import grpc
+from grpc_health.v1 import health_pb2_grpc
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from govflow import faults, log
 from govflow.certificates.v1 import certificates_pb2_grpc
-from govflow.grpckit import channel
+from govflow.grpckit import HealthReporter, channel
 from govflow.identity.v1 import identity_pb2_grpc
 from govflow.matters.v1 import matters_pb2_grpc
 from govflow.service_client import ServiceToken
@@ -83,12 +85,50 @@ async def _main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    logger.info("worker.started", task_queue=settings.temporal_task_queue)
-    async with stack.worker:
-        await stop.wait()
-        logger.info("worker.stopping")
-    await stack.close()
+    health = await start_health(settings, client, stack.worker)
+    logger.info("worker.started", task_queue=settings.temporal_task_queue,
+                health_port=health[2] if health else None)
+    try:
+        async with stack.worker:
+            await stop.wait()
+            logger.info("worker.stopping")
+            if health:
+                await health[1].stop()  # NOT_SERVING before the drain
+    finally:
+        if health:
+            await health[0].stop(1)
+        await stack.close()
     logger.info("worker.stopped")
+
+
+async def start_health(settings: Settings, client: Client, worker: Worker
+                       ) -> tuple[grpc.aio.Server, HealthReporter, int] | None:
+    """The standard health service on ``worker_health_port``: SERVING while the worker runs
+    and the Temporal frontend answers. A busy port is logged, not fatal: the worker's work
+    matters more than its probe (an orchestrator's check then fails, which says so)."""
+    if not settings.worker_health_port:
+        return None
+    server = grpc.aio.server()
+    reporter = HealthReporter(["govflow.worker"], lambda: _worker_ok(client, worker),
+                              settings.health_interval_seconds)
+    health_pb2_grpc.add_HealthServicer_to_server(reporter.servicer, server)
+    try:
+        port = server.add_insecure_port(f"{settings.host}:{settings.worker_health_port}")
+    except RuntimeError:
+        port = 0
+    if not port:
+        log.get_logger().error("worker.health_port_busy", port=settings.worker_health_port)
+        return None
+    await server.start()
+    await reporter.check_once()
+    reporter.start()
+    return server, reporter, port
+
+
+async def _worker_ok(client: Client, worker: Worker) -> bool:
+    if not worker.is_running or worker.is_shutdown:
+        return False
+    return await client.service_client.check_health()
 
 
 def main() -> None:

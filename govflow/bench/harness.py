@@ -72,6 +72,7 @@ def bench_settings(data_dir: pathlib.Path) -> Settings:
         certificates_addr=f"127.0.0.1:{ports['certificates_port']}",
         matters_addr=f"127.0.0.1:{ports['matters_port']}",
         temporal_address=f"127.0.0.1:{free_port()}", temporal_ui_port=free_port(),
+        worker_health_port=free_port(),
         worker_client_secret=secrets.token_urlsafe(24),
         admin_client_secret=secrets.token_urlsafe(24),
         log_json=True)

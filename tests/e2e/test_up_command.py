@@ -27,8 +27,8 @@ def free_ports(n: int) -> list[int]:
 
 
 def env_for(data: pathlib.Path) -> dict[str, str]:
-    temporal, ui, ident, certs, matters = free_ports(5)
-    return {**os.environ, "GOVFLOW_DATA_DIR": str(data),
+    temporal, ui, ident, certs, matters, worker = free_ports(6)
+    return {**os.environ, "GOVFLOW_DATA_DIR": str(data), "GOVFLOW_WORKER_HEALTH_PORT": str(worker),
             "GOVFLOW_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal}",
             "GOVFLOW_TEMPORAL_UI_PORT": str(ui), "GOVFLOW_IDENTITY_PORT": str(ident),
             "GOVFLOW_CERTIFICATES_PORT": str(certs), "GOVFLOW_MATTERS_PORT": str(matters),
@@ -67,6 +67,12 @@ def test_up_demo_ctrl_c_and_second_run(tmp_path: pathlib.Path) -> None:
         assert "Status: COMPLETED" in demo.stdout
         assert "instant_approved" in demo.stdout
         assert ": valid" in demo.stdout
+        # The worker answers the standard health check, as an orchestrator would ask it.
+        worker = f"127.0.0.1:{env['GOVFLOW_WORKER_HEALTH_PORT']}"
+        assert any(f"health {worker}" in x for x in lines), "".join(lines)
+        probe = subprocess.run([sys.executable, "-m", "govflow.healthcheck", worker], env=env,
+                               cwd=ROOT, capture_output=True, text=True, timeout=30)
+        assert probe.returncode == 0 and "SERVING" in probe.stdout, probe.stdout + probe.stderr
     finally:
         out = stop(proc)
     assert proc.returncode == 0, out

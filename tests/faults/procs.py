@@ -42,13 +42,14 @@ class ProcStack:
     """Child processes of one embedded stack; each part can be killed and restarted."""
 
     def __init__(self, data_dir: pathlib.Path, *, database_urls: dict[str, str] | None = None) -> None:
-        temporal, ui, ident, certs, matters = free_ports(5)
+        temporal, ui, ident, certs, matters, worker_health = free_ports(6)
         urls = database_urls or {}
         self.settings = Settings(
             data_dir=data_dir, identity_port=ident, certificates_port=certs, matters_port=matters,
             identity_addr=f"127.0.0.1:{ident}", certificates_addr=f"127.0.0.1:{certs}",
             matters_addr=f"127.0.0.1:{matters}", temporal_address=f"127.0.0.1:{temporal}",
             temporal_ui_port=ui, temporal_task_queue=f"tq-{uuid.uuid4().hex[:8]}",
+            worker_health_port=worker_health,
             admin_client_secret="admin-" + uuid.uuid4().hex,
             worker_client_secret="worker-" + uuid.uuid4().hex,
             identity_database_url=urls.get("identity", ""),

@@ -250,6 +250,11 @@ def check_environment(c: Compose) -> list[str]:
         health = c["services"][name].get("healthcheck", {}).get("test", [])
         if health[-1:] != [f"127.0.0.1:{port}"] or "govflow.healthcheck" not in health:
             problems.append(f"{name}: health check {health} does not probe port {port}")
+    if "worker" in parts:
+        port = parts["worker"].worker_health_port
+        health = c["services"]["worker"].get("healthcheck", {}).get("test", [])
+        if not port or health[-1:] != [f"127.0.0.1:{port}"] or "govflow.healthcheck" not in health:
+            problems.append(f"worker: health check {health} does not probe its health port {port}")
     dbs = [getattr(parts[n], f"{n}_database_url").rsplit("@", 1)[-1]
            for n in GOVFLOW_SERVICES if n in parts]
     if len(set(dbs)) != len(dbs):
@@ -281,7 +286,7 @@ def check_depends_on(c: Compose) -> list[str]:
                 problems.append(f"{name} waits for {target} to be healthy, but it has no health check")
             elif condition == "service_completed_successfully" and services[target].get("healthcheck"):
                 problems.append(f"{name} waits for {target} to complete, but it is long-running")
-    for name in ("postgres", "temporal", *GOVFLOW_SERVICES):
+    for name in ("postgres", "temporal", *GOVFLOW_PARTS):
         if name in services and not services[name].get("healthcheck"):
             problems.append(f"{name} has no health check")
     # The order that makes the stack start: schema -> server -> namespace and attributes ->
@@ -508,6 +513,10 @@ BROKEN: list[tuple[str, Callable[[Compose], None], Callable[[Compose], list[str]
     ("one worker", _set("services.worker.deploy.replicas", 1), check_worker_replicas, "replica"),
     ("worker with host port", _set("services.worker.ports", ["9000:9000"]),
      check_worker_replicas, "collide"),
+    ("worker probed on the wrong port", _set("services.worker.healthcheck.test",
+                                             ["CMD", "python", "-m", "govflow.healthcheck",
+                                              "127.0.0.1:50053"]),
+     check_environment, "health port"),
     ("unknown setting", _set("services.matters.environment.GOVFLOW_MATTERS_DB", "x"),
      check_environment, "not a Settings field"),
     ("badly typed setting", _set("services.worker.environment.GOVFLOW_WORKER_MAX_CACHED_WORKFLOWS",

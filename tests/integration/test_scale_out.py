@@ -131,7 +131,7 @@ async def test_two_workers_share_the_task_queue_and_issue_each_certificate_once(
     # Worker A runs in this process; worker B is a separate `python -m workflows.worker`
     # process configured only by GOVFLOW_* variables, as a container replica is.
     env = {**os.environ, **stack.settings.as_env(), "GOVFLOW_LOG_JSON": "true",
-           "GOVFLOW_LOG_LEVEL": "warning"}
+           "GOVFLOW_LOG_LEVEL": "warning", "GOVFLOW_WORKER_HEALTH_PORT": "0"}
     with open(tmp_path / "worker-b.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "workflows.worker"], cwd=ROOT, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
