@@ -157,6 +157,22 @@ class Stack:
             print(f"  stopped {name}", flush=True)
 
 
+async def seed_running(settings: Settings) -> int:
+    """Seeds the demo data into the services at the configured addresses, once they are
+    healthy (waits up to 120 s each)."""
+    from govflow.demo_data import seed as run_seed
+
+    for name in ("identity", "certificates", "matters"):
+        await wait_healthy(getattr(settings, f"{name}_addr"), 120)
+    async with grpc.aio.insecure_channel(settings.identity_addr) as i, \
+            grpc.aio.insecure_channel(settings.certificates_addr) as c, \
+            grpc.aio.insecure_channel(settings.matters_addr) as m:
+        seeded = await run_seed(i, c, m, settings.admin_client_id, settings.admin_client_secret)
+    print(f"govflow seed: {len(seeded.persons)} persons, {len(seeded.certificates)} certificates "
+          f"held, matters {', '.join(seeded.matters)}", flush=True)
+    return 0
+
+
 async def up(settings: Settings, *, seed: bool = True) -> int:
     settings = load_secrets(settings)
     temporal_host, _, temporal_port = settings.temporal_address.rpartition(":")
@@ -247,6 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     p_up = sub.add_parser("up", help="run the embedded stack")
     p_up.add_argument("--no-seed", action="store_true", help="do not load demo data")
     sub.add_parser("demo", help="submit a demo application to a running stack")
+    sub.add_parser("seed", help="load the demo data into running services (idempotent; "
+                   "the compose file's demo profile runs it)")
     sub.add_parser("gen-protos", help="regenerate the Python stubs")
     p_tb = sub.add_parser("trust-bundle", help="save issuer keys and status lists for offline "
                           "verification, from a running certificates service")
@@ -305,6 +323,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(asyncio.run(up(settings, seed=not args.no_seed)))
     if args.cmd == "demo":
         raise SystemExit(asyncio.run(demo(settings)))
+    if args.cmd == "seed":
+        raise SystemExit(asyncio.run(seed_running(load_secrets(settings))))
     if args.cmd == "gen-protos":
         from govflow import protogen
 

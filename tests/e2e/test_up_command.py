@@ -91,6 +91,12 @@ def test_up_demo_ctrl_c_and_second_run(tmp_path: pathlib.Path) -> None:
         counted = subprocess.run(list_cmd, capture_output=True, text=True, timeout=30)
         assert counted.returncode == 0, counted.stderr
         assert "Total: 1" in counted.stdout, counted.stdout
+        # `govflow seed` (the compose demo profile's one-shot) against the running services:
+        # idempotent too.
+        seeded_again = subprocess.run([sys.executable, "-m", "govflow.cli", "seed"], env=env,
+                                      cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert seeded_again.returncode == 0, seeded_again.stdout + seeded_again.stderr
+        assert "matters/senior-citizen-card@v1" in seeded_again.stdout
     finally:
         stop(proc)
 

@@ -39,6 +39,8 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 
 GOVFLOW_SERVICES = ("identity", "certificates", "matters")
 GOVFLOW_PARTS = (*GOVFLOW_SERVICES, "worker")
+# One-shot Govflow commands from the same image (demo data, behind the "demo" profile).
+GOVFLOW_ONE_SHOTS = ("demo-seed",)
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 # Stand-ins for the variables an operator must export before `docker compose up`.
 OPERATOR_ENV = {"GOVFLOW_WORKER_CLIENT_SECRET": "w-secret", "GOVFLOW_ADMIN_CLIENT_SECRET": "a-secret"}
@@ -170,10 +172,10 @@ def check_images_pinned(c: Compose) -> list[str]:
 
 
 def check_one_image(c: Compose) -> list[str]:
-    """The three services and the worker are built from the one Dockerfile."""
+    """The three services, the worker and the one-shots are built from the one Dockerfile."""
     problems: list[str] = []
     builds = {}
-    for name in GOVFLOW_PARTS:
+    for name in (*GOVFLOW_PARTS, *GOVFLOW_ONE_SHOTS):
         svc = c["services"].get(name, {})
         build = svc.get("build")
         if build is None:
@@ -192,7 +194,7 @@ def check_one_image(c: Compose) -> list[str]:
 def check_commands(c: Compose) -> list[str]:
     """Every Govflow command is `python -m <module>` of a module with a main()."""
     problems: list[str] = []
-    for name in GOVFLOW_PARTS:
+    for name in (*GOVFLOW_PARTS, *GOVFLOW_ONE_SHOTS):
         svc = c["services"].get(name, {})
         module = python_module_of(svc.get("command"))
         if module is None:
@@ -300,6 +302,26 @@ def check_depends_on(c: Compose) -> list[str]:
     return problems
 
 
+def check_demo_seed(c: Compose) -> list[str]:
+    """Demo data only on request: the seeding one-shot is behind the demo profile, runs the
+    CLI's seed command once the services are healthy, and never restarts forever."""
+    svc = c["services"].get("demo-seed")
+    if svc is None:
+        return ["demo-seed is missing"]
+    problems = []
+    if svc.get("profiles") != ["demo"]:
+        problems.append(f"demo-seed must run only under the demo profile, has {svc.get('profiles')}")
+    if svc.get("command", [])[2:] != ["govflow.cli", "seed"]:
+        problems.append(f"demo-seed command {svc.get('command')} is not govflow.cli seed")
+    if str(svc.get("restart")) not in ("no", "on-failure"):
+        problems.append(f"demo-seed restarts {svc.get('restart')}")
+    deps = svc.get("depends_on") or {}
+    for name in GOVFLOW_SERVICES:
+        if (deps.get(name) or {}).get("condition") != "service_healthy":
+            problems.append(f"demo-seed must wait for {name} to be healthy")
+    return problems
+
+
 def check_worker_replicas(c: Compose) -> list[str]:
     worker = c["services"].get("worker", {})
     replicas = (worker.get("deploy") or {}).get("replicas", worker.get("scale", 1))
@@ -332,7 +354,7 @@ def check_search_attributes(c: Compose) -> list[str]:
 
 COMPOSE_RULES: list[Callable[[Compose], list[str]]] = [
     check_structure, check_images_pinned, check_one_image, check_commands, check_environment,
-    check_depends_on, check_worker_replicas, check_search_attributes,
+    check_depends_on, check_worker_replicas, check_search_attributes, check_demo_seed,
 ]
 
 
@@ -371,7 +393,8 @@ def ignored(path: str, dockerignore: str) -> bool:
 def entry_point_packages() -> set[str]:
     """Top-level folders of the repository the entry points import (in a fresh process)."""
     modules = ["services.identity.server", "services.certificates.server",
-               "services.matters.server", "workflows.worker", "govflow.healthcheck"]
+               "services.matters.server", "workflows.worker", "govflow.healthcheck",
+               "govflow.cli", "govflow.demo_data"]
     code = ("import sys, importlib\n"
             f"for m in {modules!r}: importlib.import_module(m)\n"
             "for m in list(sys.modules.values()):\n"
@@ -513,6 +536,10 @@ BROKEN: list[tuple[str, Callable[[Compose], None], Callable[[Compose], list[str]
     ("one worker", _set("services.worker.deploy.replicas", 1), check_worker_replicas, "replica"),
     ("worker with host port", _set("services.worker.ports", ["9000:9000"]),
      check_worker_replicas, "collide"),
+    ("demo data by default", _set("services.demo-seed.profiles", _DELETE), check_demo_seed,
+     "profile"),
+    ("seed before the services", _set("services.demo-seed.depends_on.matters.condition",
+                                      "service_started"), check_demo_seed, "healthy"),
     ("worker probed on the wrong port", _set("services.worker.healthcheck.test",
                                              ["CMD", "python", "-m", "govflow.healthcheck",
                                               "127.0.0.1:50053"]),
