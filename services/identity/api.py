@@ -7,7 +7,7 @@ import datetime as dt
 from google.protobuf import timestamp_pb2
 from sqlmodel import Session
 
-from govflow import auth
+from govflow import auth, log
 from govflow.errors import InvalidArgument, NotFound, PermissionDenied
 from govflow.identity.v1 import identity_pb2 as pb
 from govflow.identity.v1 import identity_pb2_grpc
@@ -185,6 +185,23 @@ class IdentityApi(identity_pb2_grpc.IdentityServiceServicer):
         await self.db.run(lambda s: self.id.confirm_totp(
             s, _own_person(s, self.id, p, request.person), request.one_time_code))
         return pb.ConfirmTotpResponse()
+
+    async def ResetTotp(self, request: pb.ResetTotpRequest, context: object) -> pb.ResetTotpResponse:
+        """A platform admin removes a person's TOTP factor and signs them out everywhere."""
+        p = auth.principal()
+        require_platform_admin(p)
+        problems = {}
+        if not request.person.startswith("persons/"):
+            problems["person"] = "must be persons/{id}"
+        if not request.reason.strip():
+            problems["reason"] = "required (it is logged)"
+        if problems:
+            raise InvalidArgument(fields=problems)
+        had = await self.db.run(lambda s: self.id.reset_totp(
+            s, self.id.get_person(s, request.person)))
+        log.get_logger().warning("identity.totp_reset", person=request.person, by=p.subject,
+                                 reason=request.reason, was_enrolled=had)
+        return pb.ResetTotpResponse(was_enrolled=had)
 
     async def ListPersons(self, request: pb.ListPersonsRequest, context: object) -> pb.ListPersonsResponse:
         p = auth.principal()

@@ -312,7 +312,7 @@ class Identity:
         """A new (unconfirmed) TOTP secret for ``person`` and its otpauth URI.
 
         Enrolling again before confirming replaces the pending secret; once confirmed, the
-        factor stays until an administrator resets it (not offered yet).
+        factor stays until a platform administrator resets it (ResetTotp).
         """
         if person.totp_confirmed:
             raise FailedPrecondition("a one-time code app is enrolled already",
@@ -337,6 +337,17 @@ class Identity:
         person.totp_confirmed = True
         person.totp_last_step = step
         s.add(person)
+
+    def reset_totp(self, s: Session, person: PersonRow) -> bool:
+        """Removes the person's second factor (confirmed or pending) and revokes their
+        refresh tokens; True when there was one."""
+        had = person.totp_secret is not None or person.totp_confirmed
+        person.totp_secret = None
+        person.totp_confirmed = False
+        person.totp_last_step = 0
+        s.add(person)
+        self._revoke_refresh_tokens(s, f"persons/{person.id}")
+        return had
 
     # ------------------------------------------------------------ organisations
     def create_organisation(self, s: Session, *, credit_code: str, display_name: str,

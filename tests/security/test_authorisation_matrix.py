@@ -69,6 +69,7 @@ MATRIX = {
     "DisablePartner":               "U   P   P   P   P   P   P   P   P   P   P   O",
     "EnrollTotp(owner)":            "U   O   N   P   P   P   P   P   P   N   P   P",
     "ConfirmTotp(owner, bad code)": "U   I   N   P   P   P   P   P   P   N   P   P",
+    "ResetTotp(spare)":             "U   P   P   P   P   P   P   P   P   P   P   O",
     "Login":                        "O   O   O   O   O   O   O   O   O   O   O   O",
     "AuthenticatePartner":          "O   O   O   O   O   O   O   O   O   O   O   O",
     "RefreshToken":                 "O   O   O   O   O   O   O   O   O   O   O   O",
@@ -388,6 +389,8 @@ async def _calls(stack: Stack, w: World) -> dict[str, Call]:
                                                         metadata=md),
         "ConfirmTotp(owner, bad code)": lambda md, _: i.ConfirmTotp(ipb.ConfirmTotpRequest(
             person=w.owner, one_time_code="000000"), metadata=md),
+        "ResetTotp(spare)": lambda md, _: i.ResetTotp(ipb.ResetTotpRequest(
+            person=w.spare, reason="matrix: lost phone"), metadata=md),
         "Login": lambda md, _: i.Login(ipb.LoginRequest(
             id_number=w.owner_number, password=PASSWORD), metadata=md),
         "AuthenticatePartner": lambda md, _: i.AuthenticatePartner(

@@ -383,6 +383,20 @@ class ConfirmTotpResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class ResetTotpRequest(_message.Message):
+    __slots__ = ("person", "reason")
+    PERSON_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    person: str
+    reason: str
+    def __init__(self, person: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ResetTotpResponse(_message.Message):
+    __slots__ = ("was_enrolled",)
+    WAS_ENROLLED_FIELD_NUMBER: _ClassVar[int]
+    was_enrolled: bool
+    def __init__(self, was_enrolled: _Optional[bool] = ...) -> None: ...
+
 class TokenSet(_message.Message):
     __slots__ = ("access_token", "refresh_token", "expires_in")
     ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]

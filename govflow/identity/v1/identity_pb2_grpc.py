@@ -122,6 +122,11 @@ class IdentityServiceStub:
                 request_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ConfirmTotpRequest.SerializeToString,
                 response_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ConfirmTotpResponse.FromString,
                 _registered_method=True)
+        self.ResetTotp = channel.unary_unary(
+                '/govflow.identity.v1.IdentityService/ResetTotp',
+                request_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ResetTotpRequest.SerializeToString,
+                response_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ResetTotpResponse.FromString,
+                _registered_method=True)
         self.Login = channel.unary_unary(
                 '/govflow.identity.v1.IdentityService/Login',
                 request_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.LoginRequest.SerializeToString,
@@ -295,6 +300,16 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResetTotp(self, request, context):
+        """Removes a person's TOTP second factor (a lost or replaced phone), after the help desk
+        has checked who is asking, and signs the person out everywhere (their refresh tokens
+        are revoked). They log in with the password alone until they enrol again. Platform
+        admins only; the reason is required and logged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Login(self, request, context):
         """Logs a person in with ID number, password and, once they have enrolled TOTP, a
         one-time code. Optionally as an official of an agency, or acting for an organisation.
@@ -437,6 +452,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ConfirmTotp,
                     request_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ConfirmTotpRequest.FromString,
                     response_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ConfirmTotpResponse.SerializeToString,
+            ),
+            'ResetTotp': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetTotp,
+                    request_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ResetTotpRequest.FromString,
+                    response_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ResetTotpResponse.SerializeToString,
             ),
             'Login': grpc.unary_unary_rpc_method_handler(
                     servicer.Login,
@@ -936,6 +956,33 @@ class IdentityService:
             '/govflow.identity.v1.IdentityService/ConfirmTotp',
             govflow_dot_identity_dot_v1_dot_identity__pb2.ConfirmTotpRequest.SerializeToString,
             govflow_dot_identity_dot_v1_dot_identity__pb2.ConfirmTotpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetTotp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.identity.v1.IdentityService/ResetTotp',
+            govflow_dot_identity_dot_v1_dot_identity__pb2.ResetTotpRequest.SerializeToString,
+            govflow_dot_identity_dot_v1_dot_identity__pb2.ResetTotpResponse.FromString,
             options,
             channel_credentials,
             insecure,
