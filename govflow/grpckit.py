@@ -132,6 +132,7 @@ class HealthReporter:
         self.probe = probe
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.serving = False
 
     async def check_once(self) -> bool:
@@ -149,18 +150,22 @@ class HealthReporter:
         return ok
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             await self.check_once()
             await asyncio.sleep(self.interval)
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Bounded: on Python 3.11 asyncio.wait_for (inside check_once) can swallow a
+            # cancellation that lands as the probe finishes; the flag ends the loop then, and
+            # a probe stuck in a thread must not hold up the shutdown.
+            await asyncio.wait([self._task], timeout=max(self.interval, 1.0) + 1.0)
         await self.servicer.enter_graceful_shutdown()
 
 
