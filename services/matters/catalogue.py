@@ -23,6 +23,9 @@ ROLES = ("acceptor", "reviewer", "approver", "supervisor", "admin")
 ASSURANCE = ("account", "real_name", "face")
 _CODE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 MAX_DEFINITION_BYTES = 64 * 1024
+# Definitions nest a few levels (steps, materials, rules); deeper input is refused before
+# parsing, so a hostile document cannot exhaust the parser's recursion.
+MAX_DEFINITION_DEPTH = 16
 
 
 def _int(d: dict[str, Any], key: str, path: str, problems: dict[str, str], *, minimum: int = 0) -> int:
@@ -48,11 +51,26 @@ def _ref(v: Any, prefix: str) -> bool:
     return isinstance(v, str) and v.startswith(prefix) and len(v) > len(prefix)
 
 
+def _check_depth(text: str) -> None:
+    """Refuses nesting deeper than any definition needs, before the (recursive) composer
+    sees it: the event stream is read iteratively."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEFINITION_DEPTH:
+                raise InvalidArgument(fields={"definition_yaml": (
+                    f"nested deeper than {MAX_DEFINITION_DEPTH} levels")})
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
 def parse(text: str) -> MatterSpec:
     """Parses and validates a definition; raises InvalidArgument naming every problem."""
     if len(text.encode()) > MAX_DEFINITION_BYTES:
         raise InvalidArgument(fields={"definition_yaml": f"larger than {MAX_DEFINITION_BYTES} bytes"})
     try:
+        _check_depth(text)
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidArgument(fields={"definition_yaml": f"not valid YAML: {exc}"}) from exc

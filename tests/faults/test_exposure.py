@@ -72,11 +72,13 @@ async def test_embedded_stack_listens_on_loopback_only(running: ProcStack) -> No
     seen: dict[str, list[tuple[str, int]]] = {}
     for name in ("temporal", "identity", "certificates", "matters", "worker"):
         seen[name] = listening_sockets(running.procs[name].pid)
-    assert not seen["worker"]  # the worker only dials out
+    # The worker dials out; it listens only for its health check.
+    assert {port for _, port in seen["worker"]} == {settings.worker_health_port}
     ports = {port for socks in seen.values() for _, port in socks}
     temporal_port = int(settings.temporal_address.rsplit(":", 1)[1])
     assert {temporal_port, settings.temporal_ui_port, settings.identity_port,
-            settings.certificates_port, settings.matters_port} <= ports
+            settings.certificates_port, settings.matters_port,
+            settings.worker_health_port} <= ports
     exposed = {name: [s for s in socks if s[0] not in LOOPBACK] for name, socks in seen.items()}
     assert not any(exposed.values()), exposed
 

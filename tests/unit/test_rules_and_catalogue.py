@@ -82,3 +82,15 @@ def test_not_yaml_is_refused() -> None:
     with pytest.raises(InvalidArgument) as err:
         catalogue.parse("code: [unclosed")
     assert "definition_yaml" in err.value.fields
+
+
+def test_deeply_nested_definition_is_refused_not_crashing() -> None:
+    # Found by the fuzzer: 5,000 nested lists used to exhaust the YAML composer's recursion
+    # (INTERNAL). Now a clear INVALID_ARGUMENT, whether the nesting is small or huge.
+    for depth in (catalogue.MAX_DEFINITION_DEPTH + 1, 5000):
+        with pytest.raises(InvalidArgument) as err:
+            catalogue.parse("definition: " + "[" * depth + "]" * depth)
+        assert "nested deeper" in err.value.fields["definition_yaml"]
+    # Every bundled definition is well within the limit.
+    for _, text in catalogue.bundled_definitions():
+        catalogue.parse(text)
