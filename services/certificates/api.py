@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -53,7 +54,8 @@ def type_pb(t: CertificateType) -> pb.CertificateType:
         default_validity_days=t.default_validity_days)
 
 
-def certificate_pb(row: CertificateRow, now: dt.datetime) -> pb.Certificate:
+def certificate_pb(row: CertificateRow | Any, now: dt.datetime) -> pb.Certificate:
+    """The Certificate message of ``row`` (an ORM object or a Core row of its columns)."""
     out = pb.Certificate(
         name=f"certificates/{row.id}", type=f"certificateTypes/{row.type_code}",
         holder=row.holder, issuer=f"agencies/{row.issuer}", fields=json.loads(row.fields_json),
@@ -170,9 +172,9 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
         """Verifies a certificate and names every failure: payload mismatch, unknown key,
         bad signature, unknown issuer, validity window, suspension or revocation. Callable
         by the holder, or by anyone under a live grant for the stated purpose (logged)."""
-        p = auth.principal()
-        result = await self.db.run(lambda s: self.certs.verify(
-            s, p, request.name, purpose=request.purpose, application=request.application))
+        result = await self.certs.verify_read(auth.principal(), request.name,
+                                              purpose=request.purpose,
+                                              application=request.application)
         return pb.VerifyCertificateResponse(
             valid=not result.failures, failures=[_FAILURE[f] for f in result.failures],
             certificate=certificate_pb(result.certificate, self.certs.clock()))
