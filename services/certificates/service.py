@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from govflow import audit, auth, faults, log
-from govflow.db import Database
+from govflow.db import Database, Prepared
 from govflow.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -127,10 +127,21 @@ def _cert_id(name: str) -> str:
 
 _CERTIFICATES: sa.Table = CertificateRow.__table__  # type: ignore[attr-defined]
 _KEYS: sa.Table = IssuerKeyRow.__table__  # type: ignore[attr-defined]
-_CERTIFICATE = sa.select(_CERTIFICATES).where(_CERTIFICATES.c.id == sa.bindparam("id"))
-_ISSUER_KEY = sa.select(_KEYS.c.agency, _KEYS.c.public_jwk).where(
-    _KEYS.c.kid == sa.bindparam("kid"))
-_KEY_AGENCIES = sa.select(_KEYS.c.agency).distinct()
+# A certificate with the issuer key its record names, in one query.
+_CERTIFICATE_AND_KEY = Prepared(sa.select(
+    _CERTIFICATES, _KEYS.c.agency.label("key_agency"),
+    _KEYS.c.public_jwk.label("key_public_jwk"),
+).select_from(_CERTIFICATES.outerjoin(_KEYS, _KEYS.c.kid == _CERTIFICATES.c.key_id)).where(
+    _CERTIFICATES.c.id == sa.bindparam("id")))
+_ISSUER_KEY = Prepared(sa.select(_KEYS.c.agency, _KEYS.c.public_jwk).where(
+    _KEYS.c.kid == sa.bindparam("kid")))
+_KEY_AGENCIES = Prepared(sa.select(_KEYS.c.agency).distinct())
+
+
+@dataclasses.dataclass(frozen=True)
+class _IssuerKey:
+    agency: str
+    public_jwk: str
 
 
 # What a verification recomputes that depends only on its inputs, remembered by them: the
@@ -498,14 +509,21 @@ class Certificates:
         cid = _cert_id(name)
 
         def read(conn: Connection) -> Verification | None:
-            row = conn.execute(_CERTIFICATE, {"id": cid}).first() if cid else None
+            row = _CERTIFICATE_AND_KEY.first(conn, {"id": cid}) if cid else None
             if row is None:
                 raise _not_found(name)
             if not domain.is_holder(p, row.holder):
                 return None
+
+            def key(kid: str) -> Any:
+                if kid != row.key_id:  # a payload naming another key than the record's
+                    return _ISSUER_KEY.first(conn, {"kid": kid})
+                if row.key_agency is None:
+                    return None
+                return _IssuerKey(row.key_agency, row.key_public_jwk)
+
             return Verification(row, self._check(
-                row, lambda kid: conn.execute(_ISSUER_KEY, {"kid": kid}).first(),
-                lambda: conn.scalars(_KEY_AGENCIES).all()))
+                row, key, lambda: [r.agency for r in _KEY_AGENCIES.all(conn, {})]))
 
         done = await self.db.read(read)
         if done is not None:
@@ -523,10 +541,9 @@ class Certificates:
         ``key_row(kid)`` finds an issuer key (``agency`` and ``public_jwk``) or None;
         ``key_agencies()`` lists the agencies with keys, the trusted issuers."""
         payload = row.signed_payload.encode()
-        try:
-            claimed_kid = json.loads(payload).get("kid")
-        except (ValueError, AttributeError):
-            claimed_kid = None
+        claims = domain.signed_claims(payload)
+        # A payload that does not parse fails as BAD_SIGNATURE whatever its key.
+        claimed_kid = claims.kid if claims is not None else None
         key = key_row(claimed_kid) if isinstance(claimed_kid, str) else None
         public = _public_key(key.public_jwk) if key is not None else None
         # The key's own agency has a key, so it is trusted: the list of trusted issuers

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from govflow import auth
-from govflow.db import Database
+from govflow.db import Database, Prepared
 from govflow.errors import InvalidArgument, NotFound, PermissionDenied
 from services.matters.service import may_see, utcnow
 from services.matters.store import ApplicationEventRow, ApplicationRow, TaskRow
@@ -34,15 +34,15 @@ _APPS: sa.Table = ApplicationRow.__table__  # type: ignore[attr-defined]
 _EVENTS: sa.Table = ApplicationEventRow.__table__  # type: ignore[attr-defined]
 _TASKS: sa.Table = TaskRow.__table__  # type: ignore[attr-defined]
 
-_HEAD = sa.select(_APPS.c.applicant, _APPS.c.submitted_by, _APPS.c.agency,
-                  _APPS.c.version).where(_APPS.c.id == sa.bindparam("id"))
-_ROW = sa.select(_APPS).where(_APPS.c.id == sa.bindparam("id"))
-_TIMELINE = sa.select(_EVENTS).where(
-    _EVENTS.c.application_id == sa.bindparam("id")).order_by(_EVENTS.c.event_id)
-_CHILDREN = sa.select(_APPS.c.id).where(_APPS.c.parent_id == sa.bindparam("id"))
-_TASK_OF_AGENCY = sa.select(_TASKS.c.name).where(
+_HEAD = Prepared(sa.select(_APPS.c.applicant, _APPS.c.submitted_by, _APPS.c.agency,
+                           _APPS.c.version).where(_APPS.c.id == sa.bindparam("id")))
+_ROW = Prepared(sa.select(_APPS).where(_APPS.c.id == sa.bindparam("id")))
+_TIMELINE = Prepared(sa.select(_EVENTS).where(
+    _EVENTS.c.application_id == sa.bindparam("id")).order_by(_EVENTS.c.event_id))
+_CHILDREN = Prepared(sa.select(_APPS.c.id).where(_APPS.c.parent_id == sa.bindparam("id")))
+_TASK_OF_AGENCY = Prepared(sa.select(_TASKS.c.name).where(
     _TASKS.c.application_id == sa.bindparam("id"),
-    _TASKS.c.agency == sa.bindparam("agency")).limit(1)
+    _TASKS.c.agency == sa.bindparam("agency")).limit(1))
 
 
 class VersionedCache(Generic[V]):
@@ -110,39 +110,43 @@ class ApplicationReader(Generic[V]):
         app_id = name.removeprefix("applications/") if name.startswith("applications/") else ""
 
         def read(conn: Connection) -> tuple[int, V | ApplicationData]:
-            head = conn.execute(_HEAD, {"id": app_id}).first() if app_id else None
-            if head is None or not may_see(p, head, lambda: conn.execute(
-                    _TASK_OF_AGENCY, {"id": app_id, "agency": p.agency}).first() is not None):
+            head = _HEAD.first(conn, {"id": app_id}) if app_id else None
+            if head is None or not may_see(p, head, lambda: _TASK_OF_AGENCY.first(
+                    conn, {"id": app_id, "agency": p.agency}) is not None):
                 raise NotFound(f"{name} not found", reason="APPLICATION_NOT_FOUND")
             cached = self.cache.get(app_id, head.version)
             if cached is not None:
                 return head.version, cached
-            row = conn.execute(_ROW, {"id": app_id}).one()
+            row = _ROW.first(conn, {"id": app_id})
+            if row is None:  # deleted since the first query
+                raise NotFound(f"{name} not found", reason="APPLICATION_NOT_FOUND")
             # Read after the row: at least as new as the version the row carries, and any
             # later write bumps the version past it, so this is never served stale.
-            events = conn.execute(_TIMELINE, {"id": app_id}).all()
-            children = list(conn.scalars(_CHILDREN, {"id": app_id}))
+            events = _TIMELINE.all(conn, {"id": app_id})
+            children = [r.id for r in _CHILDREN.all(conn, {"id": app_id})]
             return row.version, ApplicationData(row, events, children)
 
         return read
 
 
-# ListTasks statements by filter shape, built once each (at most 2**5 of them): a statement
-# object used again skips SQLAlchemy's construction and cache-key work on every call.
-_INBOX: dict[tuple[bool, ...], sa.Select[Any]] = {}
+# ListTasks statements by filter shape, built and compiled once each: a statement object
+# used again skips SQLAlchemy's construction and compilation on every call. The shape
+# counts the caller's roles and the statuses asked for (one bound parameter each).
+_INBOX: dict[tuple[int, ...], Prepared] = {}
 
 
-def _inbox_statement(shape: tuple[bool, bool, bool, bool, bool]) -> sa.Select[Any]:
-    supervisor, overdue, due_before, due_soon, assignee = shape
+def _inbox_statement(shape: tuple[int, int, bool, bool, bool, bool, bool]) -> Prepared:
+    roles, statuses, supervisor, overdue, due_before, due_soon, assignee = shape
     t = _TASKS.c
-    mine: sa.ColumnElement[bool] = t.role.in_(sa.bindparam("roles", expanding=True))
+    mine: sa.ColumnElement[bool] = t.role.in_(
+        [sa.bindparam(f"role_{i}") for i in range(roles)])
     if supervisor:
         # Supervisors also see every overdue (escalated) task of their agency.
         mine = sa.or_(mine, t.overdue.is_(True))
-    q = sa.select(_TASKS).where(t.agency == sa.bindparam("agency"), mine,
-                                t.status.in_(sa.bindparam("statuses", expanding=True)))
+    q = sa.select(_TASKS).where(t.agency == sa.bindparam("agency"), mine, t.status.in_(
+        [sa.bindparam(f"status_{i}") for i in range(statuses)]))
     if overdue:
-        q = q.where(t.overdue == sa.bindparam("overdue"))
+        q = q.where(t.overdue == sa.bindparam("overdue", type_=t.overdue.type))
     if due_before:
         q = q.where(t.due_time <= sa.bindparam("due_before", type_=t.due_time.type))
     if due_soon:
@@ -150,8 +154,8 @@ def _inbox_statement(shape: tuple[bool, bool, bool, bool, bool]) -> sa.Select[An
         q = q.where(t.due_time <= sa.bindparam("soon", type_=t.due_time.type), ~t.overdue)
     if assignee:
         q = q.where(t.assignee == sa.bindparam("assignee"))
-    return q.order_by(t.due_time.asc(), t.name).offset(sa.bindparam("offset")).limit(
-        sa.bindparam("limit"))
+    return Prepared(q.order_by(t.due_time.asc(), t.name).offset(sa.bindparam("offset"))
+                    .limit(sa.bindparam("limit")))
 
 
 def list_tasks(p: auth.Principal, f: dict[str, str], *, offset: int,
@@ -162,9 +166,10 @@ def list_tasks(p: auth.Principal, f: dict[str, str], *, offset: int,
     if p.kind != auth.OFFICIAL:
         raise PermissionDenied("only officials have an inbox", reason="OFFICIALS_ONLY")
     status = f.get("status", "").upper()
-    params: dict[str, Any] = {"agency": p.agency, "roles": list(p.roles),
-                              "statuses": [status] if status else ["OPEN", "CLAIMED"],
-                              "offset": offset, "limit": limit}
+    statuses = [status] if status else ["OPEN", "CLAIMED"]
+    params: dict[str, Any] = {"agency": p.agency, "offset": offset, "limit": limit,
+                              **{f"role_{i}": r for i, r in enumerate(p.roles)},
+                              **{f"status_{i}": s for i, s in enumerate(statuses)}}
     if "overdue" in f:
         params["overdue"] = f["overdue"].lower() == "true"
     if "due_before" in f:
@@ -179,9 +184,9 @@ def list_tasks(p: auth.Principal, f: dict[str, str], *, offset: int,
     mine = f.get("assignee") == "me"
     if mine:
         params["assignee"] = p.subject
-    shape = ("supervisor" in p.roles, "overdue" in params, "due_before" in params, due_soon,
-             mine)
+    shape = (len(p.roles), len(statuses), "supervisor" in p.roles, "overdue" in params,
+             "due_before" in params, due_soon, mine)
     q = _INBOX.get(shape)
     if q is None:
         q = _INBOX[shape] = _inbox_statement(shape)
-    return lambda conn: list(conn.execute(q, params).all())
+    return lambda conn: q.all(conn, params)
