@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from typing import Any
 
@@ -56,11 +57,26 @@ def type_pb(t: CertificateType) -> pb.CertificateType:
 
 def certificate_pb(row: CertificateRow | Any, now: dt.datetime) -> pb.Certificate:
     """The Certificate message of ``row`` (an ORM object or a Core row of its columns)."""
+    status = domain.effective_status(row.status, row.valid_until, now)
+    if isinstance(row, tuple):
+        # A Core row is its values: the message built from the same values (and status)
+        # before is the same message, so copy that one (cheaper than building it).
+        out = pb.Certificate()
+        out.CopyFrom(_certificate_message(row, status))
+        return out
+    return _build_certificate(row, status)
+
+
+@functools.lru_cache(maxsize=4096)
+def _certificate_message(row: tuple[Any, ...], status: str) -> pb.Certificate:
+    return _build_certificate(row, status)
+
+
+def _build_certificate(row: CertificateRow | Any, status: str) -> pb.Certificate:
     out = pb.Certificate(
         name=f"certificates/{row.id}", type=f"certificateTypes/{row.type_code}",
         holder=row.holder, issuer=f"agencies/{row.issuer}", fields=json.loads(row.fields_json),
-        valid_from=_ts(row.valid_from),
-        status=_STATUS[domain.effective_status(row.status, row.valid_until, now)],
+        valid_from=_ts(row.valid_from), status=_STATUS[status],
         key_id=row.key_id, signature=row.signature, signed_payload=row.signed_payload,
         status_list_index=row.status_list_index, issue_time=_ts(row.issue_time),
         status_reason=row.status_reason)
