@@ -30,7 +30,10 @@ async def _read(stub: matters_pb2_grpc.MattersServiceStub, md: tuple, name: str 
 async def test_every_replica_reads_every_change(stack: Stack) -> None:
     wang = await citizen(stack, "wang-fang")
     name = await submit(stack, wang, SENIOR_CARD)
-    done = await wait_for(stack, wang, name, lambda a: a.status in TERMINAL)
+    ended = await wait_for(stack, wang, name, lambda a: a.status in TERMINAL)
+    # The workflow may record an event or two after the status: let it finish first.
+    await stack.client.get_workflow_handle(ended.workflow_id).result()
+    done = await _read(stack.matters, wang, name)
     worker = await stack.service_md("govflow-worker")
     other, port = await matters_server(stack.settings, port=0)  # a second replica, same database
     await other.start()
