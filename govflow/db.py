@@ -188,6 +188,15 @@ class _Plan:
         return self.tuple_type._make(values)
 
 
+def _discard(conn: Connection | None) -> None:
+    """Closes a connection for good: invalidated, it does not go back to the pool (with
+    busy_timeout 0 on it)."""
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+            conn.close()
+
+
 class Database:
     """One service's database: an engine, a helper to run ORM work in a thread, and one to
     run short Core reads (``read``)."""
@@ -231,15 +240,17 @@ class Database:
         On SQLite it runs inline on the event loop, on a connection kept for the loop: a
         WAL read of a few indexed rows takes tens of microseconds, far less than the hop
         to a worker thread and back (and the GIL traffic that hop causes under load). That
-        connection never waits for a lock (busy_timeout 0, and WAL readers do not wait for
-        writers anyway): a read that would have to wait is retried in a worker thread on
-        the pool, with the usual busy timeout, so the loop is never held up by a lock. On
-        PostgreSQL (a network round trip) it runs in a worker thread."""
+        connection is opened in a worker thread and never waits for a lock (busy_timeout 0,
+        and WAL readers do not wait for writers anyway): a read that fails for a lock (or a
+        broken connection) is retried in a worker thread on the pool, with the usual busy
+        timeout, so the loop is never held up by a lock. On PostgreSQL (a network round
+        trip) it runs in a worker thread."""
         if self.sqlite and threading.get_ident() == self._loop_thread():
+            conn = self._inline or await self._open_inline()
             try:
-                return self._read_inline(fn)
+                return self._read_inline(conn, fn)
             except sa.exc.OperationalError:
-                self._drop_inline()  # locked, or the connection broke: take the slow path
+                self._drop_inline(conn)  # locked, or the connection broke: the slow path
         return await asyncio.to_thread(self._read_pooled, fn)
 
     def _loop_thread(self) -> int:
@@ -247,27 +258,35 @@ class Database:
             self._inline_thread = threading.get_ident()
         return self._inline_thread
 
-    def _read_inline(self, fn: Callable[[Connection], T]) -> T:
-        conn = self._inline
-        if conn is None:
-            conn = self.engine.connect()
-            conn.exec_driver_sql("PRAGMA busy_timeout=0")
+    async def _open_inline(self) -> Connection:
+        # Opening one runs the connect pragmas, which may wait for a lock: in a thread.
+        conn = await asyncio.to_thread(self._connect_inline)
+        if self._inline is None:
             self._inline = conn
+            return conn
+        _discard(conn)  # another read on this loop opened one meanwhile
+        return self._inline
+
+    def _connect_inline(self) -> Connection:
+        conn = self.engine.connect()
+        conn.exec_driver_sql("PRAGMA busy_timeout=0")
+        conn.rollback()
+        return conn
+
+    @staticmethod
+    def _read_inline(conn: Connection, fn: Callable[[Connection], T]) -> T:
         try:
             return fn(conn)
         finally:
-            # Ends SQLAlchemy's transaction; pysqlite began none for a SELECT, so each
-            # statement read the newest committed data and no snapshot is held after.
+            # Ends SQLAlchemy's transaction, if fn began one; pysqlite begins none for a
+            # SELECT, so each statement read the newest committed data and no snapshot is
+            # held after.
             conn.rollback()
 
-    def _drop_inline(self) -> None:
-        conn, self._inline = self._inline, None
-        if conn is not None:
-            # Invalidate, not close: the connection must not go back to the pool with
-            # busy_timeout 0 on it.
-            with contextlib.suppress(Exception):
-                conn.invalidate()
-                conn.close()
+    def _drop_inline(self, conn: Connection | None = None) -> None:
+        if conn is None or conn is self._inline:
+            conn, self._inline = self._inline, None
+        _discard(conn)
 
     def _read_pooled(self, fn: Callable[[Connection], T]) -> T:
         with self.engine.connect() as conn:
