@@ -190,6 +190,12 @@ class TokenVerifier:
                 self._last_refresh = time.monotonic()
 
     async def verify(self, token: str) -> Principal:
+        # A token seen before, whose key is still published in a key set that is not
+        # stale, needs neither its header parsed nor its signature checked again.
+        seen = self._verified.get(token)
+        if (seen is not None and time.time() < seen[1] and seen[2] in self._keys
+                and time.monotonic() - self._last_refresh <= self._max_age):
+            return seen[0]
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

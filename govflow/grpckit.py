@@ -51,16 +51,28 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         self.domain = domain
         self.verifier = verifier
         self.public_methods = set(public_methods)
+        # Method -> the handler to serve it with: the wrapper is built once per method,
+        # not once per call (handlers are all registered before the server starts).
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
         method: str = details.method  # type: ignore[attr-defined]
-        if handler is None or handler.unary_unary is None or method.startswith("/grpc."):
+        known = self._handlers.get(method)
+        if known is not None:
+            return known
+        handler = await continuation(details)
+        if handler is None:
             return handler
+        if handler.unary_unary is not None and not method.startswith("/grpc."):
+            handler = self._wrap(handler, method)
+        self._handlers[method] = handler
+        return handler
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
         rpc = method.rsplit("/", 1)[-1]
         public = rpc in self.public_methods
@@ -71,46 +83,47 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             rid_token = log.request_id_var.set(request_id)
             started = time.perf_counter()
             failure: DomainError | None = None
-            with structlog.contextvars.bound_contextvars(request_id=request_id, rpc=rpc):
+            bound = structlog.contextvars.bind_contextvars(request_id=request_id, rpc=rpc)
+            try:
+                await context.send_initial_metadata(((log.REQUEST_ID_HEADER, request_id),))
+                principal_token = None
+                auth = md.get("authorization", "")
+                if auth:
+                    scheme, _, token = auth.partition(" ")
+                    if scheme.lower() != "bearer" or not token:
+                        raise Unauthenticated("authorization must be 'Bearer <token>'",
+                                              reason="TOKEN_MALFORMED")
+                    principal = await self.verifier.verify(token.strip())
+                    principal_token = current_principal.set(principal)
+                    structlog.contextvars.bind_contextvars(caller=principal.subject)
+                elif not public:
+                    raise Unauthenticated("this call needs a bearer token",
+                                          reason="TOKEN_MISSING")
                 try:
-                    await context.send_initial_metadata(((log.REQUEST_ID_HEADER, request_id),))
-                    principal_token = None
-                    auth = md.get("authorization", "")
-                    if auth:
-                        scheme, _, token = auth.partition(" ")
-                        if scheme.lower() != "bearer" or not token:
-                            raise Unauthenticated("authorization must be 'Bearer <token>'",
-                                                  reason="TOKEN_MALFORMED")
-                        principal = await self.verifier.verify(token.strip())
-                        principal_token = current_principal.set(principal)
-                        structlog.contextvars.bind_contextvars(caller=principal.subject)
-                    elif not public:
-                        raise Unauthenticated("this call needs a bearer token",
-                                              reason="TOKEN_MISSING")
-                    try:
-                        # After authentication, so an anonymous caller learns nothing more.
-                        check_request(request)
-                        response = await inner(request, context)
-                    finally:
-                        if principal_token is not None:
-                            current_principal.reset(principal_token)
-                    logger.info("rpc.ok", ms=round((time.perf_counter() - started) * 1000, 2))
-                    return response
-                except DomainError as err:
-                    failure = err
-                    logger.info("rpc.refused", code=err.code.name, reason=err.reason,
-                                fields=sorted(err.fields) or None, message=err.message)
-                except asyncio.CancelledError:
-                    raise
-                except grpc.aio.AbortError:
-                    raise
-                except Exception:
-                    logger.exception("rpc.error")
-                    await context.abort(
-                        grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})"
-                    )
+                    # After authentication, so an anonymous caller learns nothing more.
+                    check_request(request)
+                    response = await inner(request, context)
                 finally:
-                    log.request_id_var.reset(rid_token)
+                    if principal_token is not None:
+                        current_principal.reset(principal_token)
+                logger.info("rpc.ok", ms=round((time.perf_counter() - started) * 1000, 2))
+                return response
+            except DomainError as err:
+                failure = err
+                logger.info("rpc.refused", code=err.code.name, reason=err.reason,
+                            fields=sorted(err.fields) or None, message=err.message)
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                logger.exception("rpc.error")
+                await context.abort(
+                    grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})"
+                )
+            finally:
+                structlog.contextvars.reset_contextvars(**bound)
+                log.request_id_var.reset(rid_token)
             assert failure is not None
             await context.abort_with_status(rpc_status.to_status(to_status(failure, self.domain)))
 

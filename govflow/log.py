@@ -8,9 +8,10 @@ one id follows a submission through the matters service, the workflow and its ac
 from __future__ import annotations
 
 import contextvars
+import json as _json
 import logging
+import random
 import sys
-import uuid
 
 import structlog
 
@@ -19,7 +20,26 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits. From the process's Mersenne Twister (seeded from the OS, and
+    reseeded in a forked child), not the OS itself: a request id must be unique, not
+    secret, and a getrandom syscall on every call costs more than the rest of making it."""
+    return f"{random.getrandbits(128):032x}"
+
+
+def _fallback(value: object) -> object:
+    """What JSON cannot hold, as structlog's own renderer does: ``__structlog__()`` if the
+    object has it, else its repr."""
+    custom = getattr(value, "__structlog__", None)
+    return custom() if callable(custom) else repr(value)
+
+
+# One encoder for every line: json.dumps with any keyword builds a new encoder per call,
+# which costs more than encoding an access log line.
+_ENCODER = _json.JSONEncoder(default=_fallback)
+
+
+def _json_line(event_dict: dict[str, object], **_: object) -> str:
+    return _ENCODER.encode(event_dict)
 
 
 def configure(service: str, *, json: bool | None = None, level: str = "info") -> None:
@@ -27,7 +47,8 @@ def configure(service: str, *, json: bool | None = None, level: str = "info") ->
     if json is None:
         json = not sys.stderr.isatty()
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_line) if json
+        else structlog.dev.ConsoleRenderer()
     )
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     structlog.configure(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -53,12 +55,28 @@ def type_pb(t: CertificateType) -> pb.CertificateType:
         default_validity_days=t.default_validity_days)
 
 
-def certificate_pb(row: CertificateRow, now: dt.datetime) -> pb.Certificate:
+def certificate_pb(row: CertificateRow | Any, now: dt.datetime) -> pb.Certificate:
+    """The Certificate message of ``row`` (an ORM object or a Core row of its columns)."""
+    status = domain.effective_status(row.status, row.valid_until, now)
+    if isinstance(row, tuple):
+        # A Core row is its values: the message built from the same values (and status)
+        # before is the same message, so copy that one (cheaper than building it).
+        out = pb.Certificate()
+        out.CopyFrom(_certificate_message(row, status))
+        return out
+    return _build_certificate(row, status)
+
+
+@functools.lru_cache(maxsize=4096)
+def _certificate_message(row: tuple[Any, ...], status: str) -> pb.Certificate:
+    return _build_certificate(row, status)
+
+
+def _build_certificate(row: CertificateRow | Any, status: str) -> pb.Certificate:
     out = pb.Certificate(
         name=f"certificates/{row.id}", type=f"certificateTypes/{row.type_code}",
         holder=row.holder, issuer=f"agencies/{row.issuer}", fields=json.loads(row.fields_json),
-        valid_from=_ts(row.valid_from),
-        status=_STATUS[domain.effective_status(row.status, row.valid_until, now)],
+        valid_from=_ts(row.valid_from), status=_STATUS[status],
         key_id=row.key_id, signature=row.signature, signed_payload=row.signed_payload,
         status_list_index=row.status_list_index, issue_time=_ts(row.issue_time),
         status_reason=row.status_reason)
@@ -170,9 +188,9 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
         """Verifies a certificate and names every failure: payload mismatch, unknown key,
         bad signature, unknown issuer, validity window, suspension or revocation. Callable
         by the holder, or by anyone under a live grant for the stated purpose (logged)."""
-        p = auth.principal()
-        result = await self.db.run(lambda s: self.certs.verify(
-            s, p, request.name, purpose=request.purpose, application=request.application))
+        result = await self.certs.verify_read(auth.principal(), request.name,
+                                              purpose=request.purpose,
+                                              application=request.application)
         return pb.VerifyCertificateResponse(
             valid=not result.failures, failures=[_FAILURE[f] for f in result.failures],
             certificate=certificate_pb(result.certificate, self.certs.clock()))

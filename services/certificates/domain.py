@@ -13,9 +13,10 @@ import binascii
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import rfc8785
@@ -274,6 +275,32 @@ def signature_ok(public_key: Ed25519PublicKey, payload: bytes, signature: str) -
     return True
 
 
+@dataclasses.dataclass(frozen=True)
+class SignedClaims:
+    """What verification reads from a signed payload."""
+
+    issuer: object
+    valid_from: dt.datetime | None
+    valid_until: dt.datetime | None
+    kid: object
+
+
+@functools.lru_cache(maxsize=8192)
+def signed_claims(payload: bytes) -> SignedClaims | None:
+    """The claims of ``payload``; None when it is not a JSON object with well-formed times.
+    Remembered by the payload's bytes, which alone decide the answer."""
+    try:
+        claims = json.loads(payload)
+        if not isinstance(claims, dict):
+            raise TypeError("payload is not an object")
+        return SignedClaims(issuer=claims.get("issuer"),
+                            valid_from=parse_time(claims.get("valid_from")),
+                            valid_until=parse_time(claims.get("valid_until")),
+                            kid=claims.get("kid"))
+    except (ValueError, TypeError):
+        return None
+
+
 def verify(
     payload: bytes,
     signature: str,
@@ -284,30 +311,27 @@ def verify(
     key_issuer: str | None = None,
     trusted_issuers: frozenset[str] | None = None,
     expected_payload: bytes | None = None,
+    check_signature: Callable[[Ed25519PublicKey, bytes, str], bool] | None = None,
 ) -> list[Failure]:
     """Every reason the signed ``payload`` is not a valid certificate now; empty when valid.
 
     ``public_key`` is the key the payload's ``kid`` names (None when unknown);
     ``key_issuer`` is the agency that key belongs to; ``trusted_issuers`` are the agencies a
     verifier accepts (None: any with a known key); ``expected_payload`` is the canonical form
-    recomputed from the issuer's records (None offline, where only the payload is at hand).
+    recomputed from the issuer's records (None offline, where only the payload is at hand);
+    ``check_signature`` replaces ``signature_ok`` (a caller that remembers the answers).
     """
     failures: list[Failure] = []
     if expected_payload is not None and expected_payload != payload:
         failures.append(Failure.PAYLOAD_MISMATCH)
-    try:
-        claims = json.loads(payload)
-        if not isinstance(claims, dict):
-            raise TypeError("payload is not an object")
-        issuer = claims.get("issuer")
-        valid_from = parse_time(claims.get("valid_from"))
-        valid_until = parse_time(claims.get("valid_until"))
-    except (ValueError, TypeError):
+    claims = signed_claims(payload)
+    if claims is None:
         # Not even a payload we could have signed: nothing else can be trusted.
         return [*failures, Failure.BAD_SIGNATURE]
+    issuer, valid_from, valid_until = claims.issuer, claims.valid_from, claims.valid_until
     if public_key is None:
         failures.append(Failure.UNKNOWN_KEY)
-    elif not signature_ok(public_key, payload, signature):
+    elif not (check_signature or signature_ok)(public_key, payload, signature):
         failures.append(Failure.BAD_SIGNATURE)
     # A valid signature by agency A's key over a payload claiming issuer B proves nothing
     # about B, so a key/issuer mismatch is an unknown issuer, as is an untrusted one.

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
 import uuid
-from collections.abc import Callable, Mapping
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import segno
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.algorithms import OKPAlgorithm
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from govflow import audit, auth, faults, log
-from govflow.db import Database
+from govflow.db import Database, Prepared
 from govflow.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -111,7 +113,7 @@ class SignedStatusList:
 
 @dataclasses.dataclass(frozen=True)
 class Verification:
-    certificate: CertificateRow
+    certificate: CertificateRow | Any  # an ORM object, or a Core row of its columns
     failures: list[domain.Failure]
 
 
@@ -121,6 +123,52 @@ def _type_code(name: str) -> str:
 
 def _cert_id(name: str) -> str:
     return name.removeprefix("certificates/") if name.startswith("certificates/") else ""
+
+
+_CERTIFICATES: sa.Table = CertificateRow.__table__  # type: ignore[attr-defined]
+_KEYS: sa.Table = IssuerKeyRow.__table__  # type: ignore[attr-defined]
+# A certificate with the issuer key its record names, in one query.
+_CERTIFICATE_AND_KEY = Prepared(sa.select(
+    _CERTIFICATES, _KEYS.c.agency.label("key_agency"),
+    _KEYS.c.public_jwk.label("key_public_jwk"),
+).select_from(_CERTIFICATES.outerjoin(_KEYS, _KEYS.c.kid == _CERTIFICATES.c.key_id)).where(
+    _CERTIFICATES.c.id == sa.bindparam("id")))
+_ISSUER_KEY = Prepared(sa.select(_KEYS.c.agency, _KEYS.c.public_jwk).where(
+    _KEYS.c.kid == sa.bindparam("kid")))
+_KEY_AGENCIES = Prepared(sa.select(_KEYS.c.agency).distinct())
+
+
+@dataclasses.dataclass(frozen=True)
+class _IssuerKey:
+    agency: str
+    public_jwk: str
+
+
+# What a verification recomputes that depends only on its inputs, remembered by them: the
+# parsed public key by its JWK, Ed25519's answer by (key, payload, signature) — the same
+# three always get the same answer — and the canonical payload by the stored fields it is
+# built from. Status, validity window, issuer and the stored payload are still compared on
+# every call.
+@functools.lru_cache(maxsize=1024)
+def _public_key(public_jwk: str) -> Ed25519PublicKey | None:
+    loaded = OKPAlgorithm.from_jwk(public_jwk)
+    return loaded if isinstance(loaded, Ed25519PublicKey) else None
+
+
+@functools.lru_cache(maxsize=8192)
+def _signature_ok(public_jwk: str, payload: bytes, signature: str) -> bool:
+    public = _public_key(public_jwk)
+    return public is not None and domain.signature_ok(public, payload, signature)
+
+
+@functools.lru_cache(maxsize=8192)
+def _expected_payload(certificate_id: str, type_code: str, holder: str, issuer: str,
+                      fields_json: str, valid_from: dt.datetime, valid_until: dt.datetime | None,
+                      status_list_index: int, kid: str) -> bytes:
+    return domain.canonical(domain.build_payload(
+        certificate_id=certificate_id, type_code=type_code, holder=holder,
+        issuer_code=issuer, fields=json.loads(fields_json), valid_from=valid_from,
+        valid_until=valid_until, status_list_index=status_list_index, kid=kid))
 
 
 def _not_found(name: str) -> NotFound:
@@ -452,28 +500,65 @@ class Certificates:
         row = self._read(s, p, name, purpose=purpose, application=application, action="verify")
         return Verification(row, self.check(s, row))
 
+    async def verify_read(self, p: auth.Principal, name: str, *, purpose: str,
+                          application: str) -> Verification:
+        """``verify`` for VerifyCertificate. A holder verifying their own certificate is
+        answered by one short read (``Database.read``); every other caller — a read under
+        a grant, which must be logged, or a refusal — takes ``verify``'s path."""
+        self._check_reader(p, application)
+        cid = _cert_id(name)
+
+        def read(conn: Connection) -> Verification | None:
+            row = _CERTIFICATE_AND_KEY.first(conn, {"id": cid}) if cid else None
+            if row is None:
+                raise _not_found(name)
+            if not domain.is_holder(p, row.holder):
+                return None
+
+            def key(kid: str) -> Any:
+                if kid != row.key_id:  # a payload naming another key than the record's
+                    return _ISSUER_KEY.first(conn, {"kid": kid})
+                if row.key_agency is None:
+                    return None
+                return _IssuerKey(row.key_agency, row.key_public_jwk)
+
+            return Verification(row, self._check(
+                row, key, lambda: [r.agency for r in _KEY_AGENCIES.all(conn, {})]))
+
+        done = await self.db.read(read)
+        if done is not None:
+            return done
+        return await self.db.run(lambda s: self.verify(
+            s, p, name, purpose=purpose, application=application))
+
     def check(self, s: Session, row: CertificateRow) -> list[domain.Failure]:
+        return self._check(row, lambda kid: s.get(IssuerKeyRow, kid),
+                           lambda: s.exec(select(IssuerKeyRow.agency).distinct()).all())
+
+    def _check(self, row: CertificateRow | Any, key_row: Callable[[str], Any],
+               key_agencies: Callable[[], Sequence[str]]) -> list[domain.Failure]:
+        """Every failure of ``row`` (an ORM object or a Core row of its columns) now.
+        ``key_row(kid)`` finds an issuer key (``agency`` and ``public_jwk``) or None;
+        ``key_agencies()`` lists the agencies with keys, the trusted issuers."""
         payload = row.signed_payload.encode()
-        try:
-            claimed_kid = json.loads(payload).get("kid")
-        except (ValueError, AttributeError):
-            claimed_kid = None
-        key_row = s.get(IssuerKeyRow, claimed_kid) if isinstance(claimed_kid, str) else None
-        public: Ed25519PublicKey | None = None
-        if key_row is not None:
-            loaded = OKPAlgorithm.from_jwk(key_row.public_jwk)
-            public = loaded if isinstance(loaded, Ed25519PublicKey) else None
-        trusted = frozenset(
-            f"agencies/{a}" for a in s.exec(select(IssuerKeyRow.agency).distinct()).all())
-        expected = domain.canonical(domain.build_payload(
-            certificate_id=row.id, type_code=row.type_code, holder=row.holder,
-            issuer_code=row.issuer, fields=json.loads(row.fields_json),
-            valid_from=row.valid_from, valid_until=row.valid_until,
-            status_list_index=row.status_list_index, kid=row.key_id))
+        claims = domain.signed_claims(payload)
+        # A payload that does not parse fails as BAD_SIGNATURE whatever its key.
+        claimed_kid = claims.kid if claims is not None else None
+        key = key_row(claimed_kid) if isinstance(claimed_kid, str) else None
+        public = _public_key(key.public_jwk) if key is not None else None
+        # The key's own agency has a key, so it is trusted: the list of trusted issuers
+        # can change the answer only when the key is unknown.
+        trusted = None if key is not None else frozenset(
+            f"agencies/{a}" for a in key_agencies())
+        expected = _expected_payload(row.id, row.type_code, row.holder, row.issuer,
+                                     row.fields_json, row.valid_from, row.valid_until,
+                                     row.status_list_index, row.key_id)
         return domain.verify(
             payload, row.signature, public, status=row.status, now=self.clock(),
-            key_issuer=f"agencies/{key_row.agency}" if key_row else None,
-            trusted_issuers=trusted, expected_payload=expected)
+            key_issuer=f"agencies/{key.agency}" if key is not None else None,
+            trusted_issuers=trusted, expected_payload=expected,
+            check_signature=None if key is None else
+            lambda _public, signed, signature: _signature_ok(key.public_jwk, signed, signature))
 
     # ------------------------------------------------------------ status changes
     def change_status(self, s: Session, p: auth.Principal, name: str, target: str,

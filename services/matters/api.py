@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Sequence
+from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -13,7 +15,7 @@ from govflow.errors import InvalidArgument, PermissionDenied
 from govflow.matters.v1 import matters_pb2 as pb
 from govflow.matters.v1 import matters_pb2_grpc
 from govflow.paging import next_token, page, parse_filter
-from sqlmodel import select
+from services.matters import reads
 from services.matters.service import Matters, Ratings, aware, spec_from_json, statistics
 from services.matters.store import ApplicationEventRow, ApplicationRow, MatterVersionRow, TaskRow
 from workflows.models import ApplicantAction, SuppliedMaterial, TaskRecord, workflow_id
@@ -55,8 +57,10 @@ def _list(text: str) -> list[str]:
     return [x for x in text.split(",") if x and x != "-"]
 
 
-def application_pb(row: ApplicationRow, events: list[ApplicationEventRow] | None = None,
-                   children: list[str] | None = None) -> pb.Application:
+def application_pb(row: ApplicationRow | Any, events: Sequence[ApplicationEventRow | Any] = (),
+                   children: Sequence[str] = ()) -> pb.Application:
+    """The Application message of ``row`` (an ORM object or a Core row of its columns),
+    with its timeline and children when given."""
     app = pb.Application(
         name=f"applications/{row.id}", matter=f"matters/{row.matter_code}",
         matter_version=row.matter_version, applicant=row.applicant, submitted_by=row.submitted_by,
@@ -65,7 +69,7 @@ def application_pb(row: ApplicationRow, events: list[ApplicationEventRow] | None
         workflow_id=workflow_id(row.id), agency=row.agency,
         current_steps=_list(row.current_steps), missing_materials=_list(row.missing_materials),
         rating=row.rating, parent=f"applications/{row.parent_id}" if row.parent_id else "",
-        children=[f"applications/{c}" for c in children or []],
+        children=[f"applications/{c}" for c in children],
         result_certificates=_list(row.result_certificates), pledges=_list(row.pledges))
     for field, value in (("create_time", row.create_time), ("update_time", row.update_time),
                          ("due_time", row.due_time),
@@ -78,7 +82,7 @@ def application_pb(row: ApplicationRow, events: list[ApplicationEventRow] | None
         app.decision_receipt.CopyFrom(pb.DecisionReceipt(
             rule_version=r["rule_version"], inputs_json=r["inputs_json"], outcome=r["outcome"],
             explanations=r["explanations"]))
-    for e in events or []:
+    for e in events:
         app.timeline.append(pb.TimelineEvent(
             event_id=e.event_id, kind=e.kind, message=e.message, actor=e.actor,
             time=_ts(e.time),
@@ -86,7 +90,7 @@ def application_pb(row: ApplicationRow, events: list[ApplicationEventRow] | None
     return app
 
 
-def task_pb(row: TaskRow) -> pb.Task:
+def task_pb(row: TaskRow | Any) -> pb.Task:
     t = pb.Task(name=row.name, application=f"applications/{row.application_id}", step=row.step,
                 display_name=row.display_name, role=row.role, agency=row.agency,
                 status=pb.TaskStatus.Value(f"TASK_STATUS_{row.status}"), assignee=row.assignee,
@@ -118,10 +122,16 @@ def _status_filter(f: dict[str, str], allowed: set[str]) -> None:
         raise InvalidArgument(fields={"filter": "overdue must be true or false"})
 
 
+def get_application_response(data: reads.ApplicationData) -> pb.GetApplicationResponse:
+    return pb.GetApplicationResponse(
+        application=application_pb(data.row, data.events, data.children))
+
+
 class MattersApi(matters_pb2_grpc.MattersServiceServicer):
     def __init__(self, matters: Matters) -> None:
         self.m = matters
         self.db = matters.db
+        self.applications = reads.ApplicationReader(self.db, get_application_response)
 
     async def ListMatters(self, request: pb.ListMattersRequest, context: object) -> pb.ListMattersResponse:
         f = parse_filter(request.filter, {"agency"})
@@ -154,15 +164,9 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
         return pb.SubmitApplicationResponse(application=application_pb(row))
 
     async def GetApplication(self, request: pb.GetApplicationRequest, context: object) -> pb.GetApplicationResponse:
-        p = auth.principal()
-
-        def work(s):  # type: ignore[no-untyped-def]
-            row, events = self.m.get(s, p, request.name)
-            kids = s.exec(select(ApplicationRow.id).where(ApplicationRow.parent_id == row.id)).all()
-            return row, events, list(kids)
-
-        row, events, kids = await self.db.run(work)
-        return pb.GetApplicationResponse(application=application_pb(row, events, kids))
+        """One application with its timeline and children; NOT_FOUND unless the caller may
+        see it. The response may come from the version-checked cache (reads.py)."""
+        return await self.applications.get(auth.principal(), request.name)
 
     async def WithdrawApplication(self, request: pb.WithdrawApplicationRequest, context: object) -> pb.WithdrawApplicationResponse:
         p = auth.principal()
@@ -229,7 +233,7 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
                                           "assignee"})
         _status_filter(f, TASK_STATUSES)
         offset, limit = page(request.page_size, request.page_token)
-        rows = await self.db.run(lambda s: self.m.list_tasks(s, p, f, offset=offset, limit=limit))
+        rows = await self.db.read(reads.list_tasks(p, f, offset=offset, limit=limit))
         return pb.ListTasksResponse(tasks=[task_pb(r) for r in rows],
                                     next_page_token=next_token(offset, limit, len(rows)))
 

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -69,6 +70,20 @@ _TASK_MAY_BECOME = {"OPEN": ["OPEN"], "CLAIMED": ["OPEN", "CLAIMED"],
 AUDIT_CHAIN = "decisions"
 _ERRORS = {"PERMISSION_DENIED": PermissionDenied, "FAILED_PRECONDITION": FailedPrecondition,
            "NOT_FOUND": NotFound}
+
+
+def may_see(p: auth.Principal, row: Any, has_task_of_agency: Callable[[], bool]) -> bool:
+    """Whether ``p`` may read the application ``row`` (anything with ``applicant``,
+    ``submitted_by`` and ``agency``): services and admins, its applicant (or the person
+    acting for it) and its submitter, officials of its agency, and officials of an agency
+    holding one of its tasks (``has_task_of_agency`` asks, only when it matters)."""
+    if p.kind == auth.SERVICE or p.is_admin and p.kind != auth.OFFICIAL:
+        return True
+    if row.applicant in (p.subject, p.acting_for) or row.submitted_by == p.subject:
+        return True
+    if p.kind == auth.OFFICIAL:
+        return bool(row.agency == p.agency or has_task_of_agency())
+    return False
 
 
 def spec_from_json(text: str) -> MatterSpec:
@@ -331,16 +346,8 @@ class Matters:
 
     # ------------------------------------------------------------ reading
     def can_see(self, s: Session, p: auth.Principal, row: ApplicationRow) -> bool:
-        if p.kind == auth.SERVICE or p.is_admin and p.kind != auth.OFFICIAL:
-            return True
-        if row.applicant in (p.subject, p.acting_for) or row.submitted_by == p.subject:
-            return True
-        if p.kind == auth.OFFICIAL:
-            if row.agency == p.agency:
-                return True
-            return s.exec(select(TaskRow).where(TaskRow.application_id == row.id,
-                                                TaskRow.agency == p.agency)).first() is not None
-        return False
+        return may_see(p, row, lambda: s.exec(select(TaskRow).where(
+            TaskRow.application_id == row.id, TaskRow.agency == p.agency)).first() is not None)
 
     def get(self, s: Session, p: auth.Principal, name: str) -> tuple[ApplicationRow, list[ApplicationEventRow]]:
         row = s.get(ApplicationRow, name.removeprefix("applications/")) \
@@ -457,37 +464,6 @@ class Matters:
                            "workflow_id": t.get("workflow_id", "")})
 
     # ------------------------------------------------------------ officers
-    def list_tasks(self, s: Session, p: auth.Principal, f: dict[str, str], *, offset: int,
-                   limit: int) -> list[TaskRow]:
-        if p.kind != auth.OFFICIAL:
-            raise PermissionDenied("only officials have an inbox", reason="OFFICIALS_ONLY")
-        mine = col(TaskRow.role).in_(list(p.roles))
-        if "supervisor" in p.roles:
-            # Supervisors also see every overdue (escalated) task of their agency.
-            mine = sa.or_(mine, col(TaskRow.overdue).is_(True))
-        q = select(TaskRow).where(TaskRow.agency == p.agency, mine)
-        status = f.get("status", "").upper()
-        if status:
-            q = q.where(TaskRow.status == status)
-        else:
-            q = q.where(col(TaskRow.status).in_(["OPEN", "CLAIMED"]))
-        if "overdue" in f:
-            q = q.where(TaskRow.overdue == (f["overdue"].lower() == "true"))
-        if "due_before" in f:
-            try:
-                before = dt.datetime.fromisoformat(f["due_before"].replace("Z", "+00:00"))
-            except ValueError as exc:
-                raise InvalidArgument(fields={"filter": "due_before must be ISO 8601"}) from exc
-            q = q.where(col(TaskRow.due_time) <= before)
-        if f.get("due_soon", "").lower() == "true":
-            # Due within the next 24 hours and not yet overdue: what to do today.
-            soon = utcnow() + dt.timedelta(hours=24)
-            q = q.where(col(TaskRow.due_time) <= soon, ~col(TaskRow.overdue))
-        if f.get("assignee") == "me":
-            q = q.where(TaskRow.assignee == p.subject)
-        q = q.order_by(col(TaskRow.due_time).asc(), TaskRow.name)
-        return list(s.exec(q.offset(offset).limit(limit)))
-
     def task_for(self, s: Session, p: auth.Principal, name: str) -> TaskRow:
         if p.kind != auth.OFFICIAL:
             raise PermissionDenied("only officials act on tasks", reason="OFFICIALS_ONLY")

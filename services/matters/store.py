@@ -67,6 +67,10 @@ class ApplicationRow(SQLModel, table=True):
     rating: int = 0
     rating_comment: str = ""
     decided_time: dt.datetime | None = None
+    # Bumped by triggers (see migration a3c1e07d5b21) on every write to the row, its
+    # timeline or its children: what GetApplication's response cache is checked against.
+    # Never written by the application.
+    version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class ApplicationEventRow(SQLModel, table=True):

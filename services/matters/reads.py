@@ -1,0 +1,192 @@
+"""The read paths that answer most of matters' calls — GetApplication and ListTasks — as
+SQLAlchemy Core statements built once (so their compiled forms are cached) run through
+``Database.read``, and GetApplication's version-checked response cache.
+
+The cache: every write to an application, its timeline or its children bumps
+``applications.version`` (database triggers; see the migration a3c1e07d5b21). A read
+always queries the row's owner fields and version and checks the caller against them;
+only when the version equals the one a cached response was built from is that response
+served. The database decides, not this process, so the cache is correct across replicas
+and whatever path the write took.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from govflow import auth
+from govflow.db import Database, Prepared
+from govflow.errors import InvalidArgument, NotFound, PermissionDenied
+from services.matters.service import may_see, utcnow
+from services.matters.store import ApplicationEventRow, ApplicationRow, TaskRow
+
+V = TypeVar("V")
+
+_APPS: sa.Table = ApplicationRow.__table__  # type: ignore[attr-defined]
+_EVENTS: sa.Table = ApplicationEventRow.__table__  # type: ignore[attr-defined]
+_TASKS: sa.Table = TaskRow.__table__  # type: ignore[attr-defined]
+
+_HEAD = Prepared(sa.select(_APPS.c.applicant, _APPS.c.submitted_by, _APPS.c.agency,
+                           _APPS.c.version).where(_APPS.c.id == sa.bindparam("id")))
+_ROW = Prepared(sa.select(_APPS).where(_APPS.c.id == sa.bindparam("id")))
+_TIMELINE = Prepared(sa.select(_EVENTS).where(
+    _EVENTS.c.application_id == sa.bindparam("id")).order_by(_EVENTS.c.event_id))
+_CHILDREN = Prepared(sa.select(_APPS.c.id).where(_APPS.c.parent_id == sa.bindparam("id")))
+_TASK_OF_AGENCY = Prepared(sa.select(_TASKS.c.name).where(
+    _TASKS.c.application_id == sa.bindparam("id"),
+    _TASKS.c.agency == sa.bindparam("agency")).limit(1))
+
+
+class VersionedCache(Generic[V]):
+    """At most ``size`` values by key, each with the version it was built from; least
+    recently used first out. Safe to use from the loop and worker threads at once."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: collections.OrderedDict[str, tuple[int, V]] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, version: int) -> V | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or item[0] != version:
+                return None
+            self._items.move_to_end(key)
+            return item[1]
+
+    def put(self, key: str, version: int, value: V) -> None:
+        with self._lock:
+            held = self._items.get(key)
+            if held is not None and held[0] > version:
+                return  # a newer one is already here (versions only grow)
+            self._items[key] = (version, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclasses.dataclass(frozen=True)
+class ApplicationData:
+    """One application as read: its row, its timeline in order, its children's ids."""
+
+    row: Any  # a Core row with ApplicationRow's columns
+    events: Sequence[Any]  # ... with ApplicationEventRow's
+    children: list[str]
+
+
+class ApplicationReader(Generic[V]):
+    """GetApplication: authorisation on every call, the response from the cache when the
+    application has not changed since it was built (``build`` makes it otherwise)."""
+
+    def __init__(self, db: Database, build: Callable[[ApplicationData], V], *,
+                 cache_size: int = 4096) -> None:
+        self.db = db
+        self.build = build
+        self.cache: VersionedCache[V] = VersionedCache(cache_size)
+
+    async def get(self, p: auth.Principal, name: str) -> V:
+        version, got = await self.db.read(self.query(p, name))
+        if not isinstance(got, ApplicationData):
+            return got
+        value = self.build(got)
+        self.cache.put(got.row.id, version, value)
+        return value
+
+    def query(self, p: auth.Principal, name: str
+              ) -> Callable[[Connection], tuple[int, V | ApplicationData]]:
+        """The read for ``Database.read``: the version and the cached response, or the
+        version and the application's data to build one from."""
+        app_id = name.removeprefix("applications/") if name.startswith("applications/") else ""
+
+        def read(conn: Connection) -> tuple[int, V | ApplicationData]:
+            head = _HEAD.first(conn, {"id": app_id}) if app_id else None
+            if head is None or not may_see(p, head, lambda: _TASK_OF_AGENCY.first(
+                    conn, {"id": app_id, "agency": p.agency}) is not None):
+                raise NotFound(f"{name} not found", reason="APPLICATION_NOT_FOUND")
+            cached = self.cache.get(app_id, head.version)
+            if cached is not None:
+                return head.version, cached
+            row = _ROW.first(conn, {"id": app_id})
+            if row is None:  # deleted since the first query
+                raise NotFound(f"{name} not found", reason="APPLICATION_NOT_FOUND")
+            # Read after the row: at least as new as the version the row carries, and any
+            # later write bumps the version past it, so this is never served stale.
+            events = _TIMELINE.all(conn, {"id": app_id})
+            children = [r.id for r in _CHILDREN.all(conn, {"id": app_id})]
+            return row.version, ApplicationData(row, events, children)
+
+        return read
+
+
+# ListTasks statements by filter shape, built and compiled once each: a statement object
+# used again skips SQLAlchemy's construction and compilation on every call. The shape
+# counts the caller's roles and the statuses asked for (one bound parameter each).
+_INBOX: dict[tuple[int, ...], Prepared] = {}
+
+
+def _inbox_statement(shape: tuple[int, int, bool, bool, bool, bool, bool]) -> Prepared:
+    roles, statuses, supervisor, overdue, due_before, due_soon, assignee = shape
+    t = _TASKS.c
+    mine: sa.ColumnElement[bool] = t.role.in_(
+        [sa.bindparam(f"role_{i}") for i in range(roles)])
+    if supervisor:
+        # Supervisors also see every overdue (escalated) task of their agency.
+        mine = sa.or_(mine, t.overdue.is_(True))
+    q = sa.select(_TASKS).where(t.agency == sa.bindparam("agency"), mine, t.status.in_(
+        [sa.bindparam(f"status_{i}") for i in range(statuses)]))
+    if overdue:
+        q = q.where(t.overdue == sa.bindparam("overdue", type_=t.overdue.type))
+    if due_before:
+        q = q.where(t.due_time <= sa.bindparam("due_before", type_=t.due_time.type))
+    if due_soon:
+        # Due within the next 24 hours and not yet overdue: what to do today.
+        q = q.where(t.due_time <= sa.bindparam("soon", type_=t.due_time.type), ~t.overdue)
+    if assignee:
+        q = q.where(t.assignee == sa.bindparam("assignee"))
+    return Prepared(q.order_by(t.due_time.asc(), t.name).offset(sa.bindparam("offset"))
+                    .limit(sa.bindparam("limit")))
+
+
+def list_tasks(p: auth.Principal, f: dict[str, str], *, offset: int,
+               limit: int) -> Callable[[Connection], list[Any]]:
+    """An official's inbox (their agency and roles; supervisors also every overdue task
+    of their agency), open and claimed tasks by default, soonest due first: a function
+    for ``Database.read`` returning Core rows with TaskRow's columns."""
+    if p.kind != auth.OFFICIAL:
+        raise PermissionDenied("only officials have an inbox", reason="OFFICIALS_ONLY")
+    status = f.get("status", "").upper()
+    statuses = [status] if status else ["OPEN", "CLAIMED"]
+    params: dict[str, Any] = {"agency": p.agency, "offset": offset, "limit": limit,
+                              **{f"role_{i}": r for i, r in enumerate(p.roles)},
+                              **{f"status_{i}": s for i, s in enumerate(statuses)}}
+    if "overdue" in f:
+        params["overdue"] = f["overdue"].lower() == "true"
+    if "due_before" in f:
+        try:
+            params["due_before"] = dt.datetime.fromisoformat(
+                f["due_before"].replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidArgument(fields={"filter": "due_before must be ISO 8601"}) from exc
+    due_soon = f.get("due_soon", "").lower() == "true"
+    if due_soon:
+        params["soon"] = utcnow() + dt.timedelta(hours=24)
+    mine = f.get("assignee") == "me"
+    if mine:
+        params["assignee"] = p.subject
+    shape = (len(p.roles), len(statuses), "supervisor" in p.roles, "overdue" in params,
+             "due_before" in params, due_soon, mine)
+    q = _INBOX.get(shape)
+    if q is None:
+        q = _INBOX[shape] = _inbox_statement(shape)
+    return lambda conn: q.all(conn, params)

@@ -1,0 +1,95 @@
+"""db.Prepared gives the rows Connection.execute gives (same values, same types: aware
+datetimes, booleans, NULLs), with datetime and boolean parameters, on SQLite and on
+PostgreSQL; and Database.read answers on both."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from govflow.db import Database, Prepared
+from services.matters.server import MIGRATIONS
+from services.matters.store import TaskRow
+from tests.stack import postgres_databases
+
+TASKS: sa.Table = TaskRow.__table__  # type: ignore[attr-defined]
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Database]:
+    if request.param == "postgres":
+        with postgres_databases(("matters",)) as urls:
+            database = Database(urls["matters"], MIGRATIONS)
+            database.migrate()
+            yield database
+            database.dispose()
+    else:
+        database = Database(f"sqlite:///{tmp_path / 'matters.sqlite3'}", MIGRATIONS)
+        database.migrate()
+        yield database
+        database.dispose()
+
+
+async def test_prepared_rows_equal_core_rows(db: Database) -> None:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=123456)
+    with db.engine.begin() as conn:
+        conn.execute(sa.insert(TASKS), [
+            {"name": f"tasks/{i}", "application_id": f"a{i}", "matter": "m", "step": "s",
+             "display_name": "d", "role": "reviewer", "agency": "x", "status": "OPEN",
+             "due_time": now + dt.timedelta(hours=i) if i else None, "overdue": i == 2,
+             "create_time": now, "update_time": now}
+            for i in range(4)])
+    stmt = sa.select(TASKS).where(
+        TASKS.c.agency == sa.bindparam("agency"),
+        sa.or_(TASKS.c.due_time <= sa.bindparam("before", type_=TASKS.c.due_time.type),
+               TASKS.c.overdue == sa.bindparam("overdue", type_=TASKS.c.overdue.type)),
+    ).order_by(TASKS.c.name).limit(sa.bindparam("limit"))
+    params = {"agency": "x", "before": now + dt.timedelta(hours=1, minutes=1),
+              "overdue": True, "limit": 10}
+    prepared = Prepared(stmt)
+    with db.engine.connect() as conn:
+        want = [tuple(r) for r in conn.execute(stmt, params)]
+        got = prepared.all(conn, params)
+    assert [r.name for r in got] == ["tasks/1", "tasks/2"]
+    assert [tuple(r) for r in got] == want
+    assert isinstance(got[1].overdue, bool) and got[1].overdue
+    assert got[0].due_time == now + dt.timedelta(hours=1)
+    assert got[0].due_time.tzinfo is not None  # as the ORM and Core give it
+
+    # And through Database.read (inline on SQLite, in a thread on PostgreSQL).
+    row = await db.read(lambda c: prepared.first(c, params))
+    assert row == got[0]
+    assert await db.read(lambda c: prepared.first(c, {**params, "agency": "y"})) is None
+
+
+async def test_a_read_refused_for_a_lock_on_the_loop_is_retried_in_a_thread(
+        tmp_path: pathlib.Path) -> None:
+    """In WAL mode another connection cannot make a reader wait, so the refusal is staged:
+    the read raises SQLite's "database is locked" when run on the loop's thread."""
+    import threading
+
+    db = Database(f"sqlite:///{tmp_path / 'matters.sqlite3'}", MIGRATIONS)
+    db.migrate()
+    query = Prepared(sa.select(TASKS.c.name))
+    loop_thread = threading.get_ident()
+    ran_on: list[bool] = []
+
+    def locked_on_the_loop(conn: sa.Connection) -> list[str]:
+        on_loop = threading.get_ident() == loop_thread
+        ran_on.append(on_loop)
+        if on_loop and len(ran_on) == 1:
+            raise sa.exc.OperationalError("SELECT", {}, Exception("database is locked"))
+        return [r.name for r in query.all(conn, {})]
+
+    try:
+        assert await db.read(locked_on_the_loop) == []
+        assert ran_on == [True, False]  # refused on the loop, answered in a thread
+        assert await db.read(locked_on_the_loop) == []
+        assert ran_on == [True, False, True]  # and inline again on a fresh connection
+    finally:
+        db.dispose()
