@@ -1,8 +1,9 @@
 """structlog set-up: JSON lines off a terminal, and one request id carried everywhere.
 
 The request id comes from the ``x-request-id`` gRPC metadata (or is made up at the edge),
-is bound into structlog's context for the call, and is sent on to every outgoing call, so
-one id follows a submission through the matters service, the workflow and its activities.
+is bound into structlog's context for the call, returned in the call's trailing metadata,
+and is sent on to every outgoing call, so one id follows a submission through the matters
+service, the workflow and its activities.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""The bare gRPC baseline: a grpc.aio server whose one method returns the request bytes,
-with no interceptor, no auth, no database — its own process, like each service."""
+"""The bare gRPC baseline: a grpc.aio server with no interceptor, no auth, no database —
+its own process, like each service. ``Echo`` returns the request bytes; ``Put`` keeps a
+payload under a key and ``Get`` returns it, so a baseline call can receive exactly the
+bytes a real read returns, for a request as small as the real one."""
 
 from __future__ import annotations
 
@@ -10,16 +12,31 @@ import sys
 import grpc
 
 METHOD = "/govflow.bench.Echo/Echo"
+PUT = "/govflow.bench.Echo/Put"
+GET = "/govflow.bench.Echo/Get"
+_STORED: dict[bytes, bytes] = {}
 
 
 async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     return request
 
 
+async def _put(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    key, _, payload = request.partition(b"\0")
+    _STORED[key] = payload
+    return b""
+
+
+async def _get(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return _STORED.get(request, b"")
+
+
 async def _main(port: int) -> None:
     server = grpc.aio.server()
     handler = grpc.method_handlers_generic_handler(
-        "govflow.bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(_echo)})
+        "govflow.bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(_echo),
+                               "Put": grpc.unary_unary_rpc_method_handler(_put),
+                               "Get": grpc.unary_unary_rpc_method_handler(_get)})
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -91,6 +92,22 @@ def application_pb(row: ApplicationRow | Any, events: Sequence[ApplicationEventR
 
 
 def task_pb(row: TaskRow | Any) -> pb.Task:
+    """The Task message of ``row`` (an ORM object or a Core row of its columns)."""
+    if isinstance(row, tuple):
+        # A Core row is its values: an inbox page read again is mostly the same rows, and
+        # copying the message built from the same values is cheaper than building it.
+        out = pb.Task()
+        out.CopyFrom(_task_message(row))
+        return out
+    return build_task(row)
+
+
+@functools.lru_cache(maxsize=8192)
+def _task_message(row: tuple[Any, ...]) -> pb.Task:
+    return build_task(row)
+
+
+def build_task(row: TaskRow | Any) -> pb.Task:
     t = pb.Task(name=row.name, application=f"applications/{row.application_id}", step=row.step,
                 display_name=row.display_name, role=row.role, agency=row.agency,
                 status=pb.TaskStatus.Value(f"TASK_STATUS_{row.status}"), assignee=row.assignee,
@@ -233,9 +250,11 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
                                           "assignee"})
         _status_filter(f, TASK_STATUSES)
         offset, limit = page(request.page_size, request.page_token)
-        rows = await self.db.read(reads.list_tasks(p, f, offset=offset, limit=limit))
-        return pb.ListTasksResponse(tasks=[task_pb(r) for r in rows],
-                                    next_page_token=next_token(offset, limit, len(rows)))
+        tasks = await self.db.read(reads.list_tasks(p, f, offset=offset, limit=limit,
+                                                    build=build_task))
+        # The built messages are shared with later reads: the response copies them.
+        return pb.ListTasksResponse(tasks=tasks,
+                                    next_page_token=next_token(offset, limit, len(tasks)))
 
     async def ClaimTask(self, request: pb.ClaimTaskRequest, context: object) -> pb.ClaimTaskResponse:
         t = await self.m.officer_update(auth.principal(), request.name, "claim_task")

@@ -158,11 +158,12 @@ def _inbox_statement(shape: tuple[int, int, bool, bool, bool, bool, bool]) -> Pr
                     .limit(sa.bindparam("limit")))
 
 
-def list_tasks(p: auth.Principal, f: dict[str, str], *, offset: int,
-               limit: int) -> Callable[[Connection], list[Any]]:
+def list_tasks(p: auth.Principal, f: dict[str, str], *, offset: int, limit: int,
+               build: Callable[[Any], V]) -> Callable[[Connection], list[V]]:
     """An official's inbox (their agency and roles; supervisors also every overdue task
     of their agency), open and claimed tasks by default, soonest due first: a function
-    for ``Database.read`` returning Core rows with TaskRow's columns."""
+    for ``Database.read`` returning ``build`` of each Core row with TaskRow's columns
+    (reused for rows read before with the same values; see Prepared.all_built)."""
     if p.kind != auth.OFFICIAL:
         raise PermissionDenied("only officials have an inbox", reason="OFFICIALS_ONLY")
     status = f.get("status", "").upper()
@@ -189,4 +190,4 @@ def list_tasks(p: auth.Principal, f: dict[str, str], *, offset: int,
     q = _INBOX.get(shape)
     if q is None:
         q = _INBOX[shape] = _inbox_statement(shape)
-    return lambda conn: q.all(conn, params)
+    return lambda conn: q.all_built(conn, params, build)

@@ -82,15 +82,20 @@ async def test_reflection_request_id_and_error_details(tmp_path: pathlib.Path) -
             call = stub.ListAgencies(ipb.ListAgenciesRequest(),
                                      metadata=(("x-request-id", "trace-123"),))
             await call
-            assert ("x-request-id", "trace-123") in tuple(await call.initial_metadata())
+            assert ("x-request-id", "trace-123") in tuple(await call.trailing_metadata())
             call = stub.ListAgencies(ipb.ListAgenciesRequest())
             await call
-            made = dict(await call.initial_metadata())["x-request-id"]
+            made = dict(await call.trailing_metadata())["x-request-id"]
             assert len(made) == 32
 
+            # A refusal carries it too, beside the error details.
             with pytest.raises(grpc.aio.AioRpcError) as err:
-                await stub.ListAgencies(ipb.ListAgenciesRequest(page_size=-1))
+                await stub.ListAgencies(ipb.ListAgenciesRequest(page_size=-1),
+                                        metadata=(("x-request-id", "trace-456"),))
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            trailers = dict(err.value.trailing_metadata())
+            assert trailers["x-request-id"] == "trace-456"
+            assert "grpc-status-details-bin" in trailers
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await stub.GetPerson(ipb.GetPersonRequest(name="persons/x"),
                                      metadata=(("authorization", "Bearer not-a-jwt"),))
