@@ -41,7 +41,8 @@ def page(page_size: int, page_token: str) -> tuple[int, int]:
 def next_token(offset: int, limit: int, returned: int) -> str:
     if returned < limit:
         return ""
-    return base64.urlsafe_b64encode(json.dumps({"o": offset + returned}).encode()).decode().rstrip("=")
+    # The same bytes as json.dumps({"o": n}), without building an encoder per page.
+    return base64.urlsafe_b64encode(f'{{"o": {offset + returned}}}'.encode()).decode().rstrip("=")
 
 
 def parse_filter(text: str, allowed: set[str]) -> dict[str, str]:
