@@ -22,7 +22,10 @@ RUN python -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.tom
 COPY govflow ./govflow
 COPY services ./services
 COPY workflows ./workflows
+# Bytecode ahead of time: PYTHONDONTWRITEBYTECODE stops Python writing it at run time, and
+# the worker's sandbox imports workflows/application.py for every workflow it starts.
 RUN pip install --no-cache-dir --no-deps . \
+    && python -m compileall -q govflow services workflows \
     && python -c "import services.identity.server, services.certificates.server, services.matters.server, workflows.worker, govflow.healthcheck"
 
 ENV GOVFLOW_HOST=0.0.0.0 GOVFLOW_LOG_JSON=true
