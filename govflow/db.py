@@ -139,13 +139,8 @@ class Prepared:
         self._built: dict[str, dict[tuple[Any, ...], Any]] = {}
 
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
-        plan = self._plans.get(conn.dialect.name) or self._prepare(conn)
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(plan.sql, plan.parameters(params))
-            return [plan.row(values) for values in cursor.fetchall()]
-        finally:
-            cursor.close()
+        plan, raw = self._fetch(conn, params)
+        return [plan.row(values) for values in raw]
 
     def first(self, conn: Connection, params: Mapping[str, Any]) -> Any | None:
         rows = self.all(conn, params)
@@ -157,14 +152,8 @@ class Prepared:
         values before is reused, so a page read again costs neither the type conversions
         nor the build. ``build`` must depend on the row alone, and its result must not be
         changed by the caller (copy it into the response). Bounded: cleared when full."""
-        plan = self._plans.get(conn.dialect.name) or self._prepare(conn)
+        plan, raw = self._fetch(conn, params)
         memo = self._built.setdefault(conn.dialect.name, {})
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(plan.sql, plan.parameters(params))
-            raw = cursor.fetchall()
-        finally:
-            cursor.close()
         out = []
         for values in raw:
             key = tuple(values)
@@ -175,6 +164,16 @@ class Prepared:
                 made = memo[key] = build(plan.row(values))
             out.append(made)
         return out
+
+    def _fetch(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Plan, list[Any]]:
+        """The plan for the connection's dialect and the raw rows of the statement."""
+        plan = self._plans.get(conn.dialect.name) or self._prepare(conn)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(plan.sql, plan.parameters(params))
+            return plan, cursor.fetchall()
+        finally:
+            cursor.close()
 
     def _prepare(self, conn: Connection) -> _Plan:
         plan = self._plans[conn.dialect.name] = _Plan(self.stmt, conn.dialect)

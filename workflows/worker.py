@@ -10,8 +10,8 @@ import asyncio
 import datetime as dt
 import importlib.util
 import pathlib
-import sys
 import signal
+import sys
 from collections.abc import Sequence
 
 import grpc

@@ -12,10 +12,8 @@ and whatever path the write took.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import datetime as dt
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -25,6 +23,7 @@ from sqlalchemy.engine import Connection
 from govflow import auth
 from govflow.db import Database, Prepared
 from govflow.errors import InvalidArgument, NotFound, PermissionDenied
+from govflow.lru import Lru
 from services.matters.service import may_see, utcnow
 from services.matters.store import ApplicationEventRow, ApplicationRow, TaskRow
 
@@ -50,27 +49,15 @@ class VersionedCache(Generic[V]):
     recently used first out. Safe to use from the loop and worker threads at once."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: collections.OrderedDict[str, tuple[int, V]] = collections.OrderedDict()
-        self._lock = threading.Lock()
+        self._items: Lru[str, tuple[int, V]] = Lru(size)
 
     def get(self, key: str, version: int) -> V | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None or item[0] != version:
-                return None
-            self._items.move_to_end(key)
-            return item[1]
+        item = self._items.get(key)
+        return item[1] if item is not None and item[0] == version else None
 
     def put(self, key: str, version: int, value: V) -> None:
-        with self._lock:
-            held = self._items.get(key)
-            if held is not None and held[0] > version:
-                return  # a newer one is already here (versions only grow)
-            self._items[key] = (version, value)
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+        # A newer one already held stays (versions only grow).
+        self._items.put(key, (version, value), replace=lambda held: held[0] <= version)
 
     def __len__(self) -> int:
         return len(self._items)

@@ -7,14 +7,18 @@ import dataclasses
 import datetime as dt
 import json
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
@@ -28,6 +32,7 @@ from govflow.errors import (
     PermissionDenied,
     Unavailable,
 )
+from govflow.lru import Lru
 from services.matters import catalogue
 from services.matters.store import (
     ApplicationEventRow,
@@ -45,20 +50,19 @@ from workflows.models import (
     SA_APPLICANT,
     SA_MATTER,
     SA_STATUS,
+    ApplicantAction,
     ApplicationInput,
     BundleItem,
     ChildApplication,
+    FollowUpInput,
     MaterialSpec,
     MatterSpec,
-    ApplicantAction,
-    FollowUpInput,
     OfficerAction,
     RuleSpec,
     StepSpec,
     TaskRecord,
     workflow_id,
 )
-from temporalio.common import SearchAttributeKey
 
 TERMINAL = {"COMPLETED", "REJECTED", "WITHDRAWN", "FAILED", "REVOKED"}
 DECIDED_STATUSES = {"APPROVED", "COMPLETED", "REJECTED", "REVOKED"}
@@ -101,30 +105,6 @@ def aware(t: dt.datetime | None) -> dt.datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class BoundedCache(Generic[K, V]):
-    """A small least-recently-used map for facts that never change once written."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        value = self.items.get(key)
-        if value is not None:
-            self.items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self.items[key] = value
-        self.items.move_to_end(key)
-        while len(self.items) > self.size:
-            self.items.popitem(last=False)
-
-
 class TemporalLink:
     """Connects to Temporal on first use, so the service starts even before Temporal."""
 
@@ -153,7 +133,7 @@ class Matters:
         # Which workflow and agency a task belongs to never changes once the task exists, so
         # an officer's claim-then-decide looks the task up once (bounded; any replica may
         # hold a different subset, and a miss just reads the row).
-        self.task_routes: BoundedCache[str, tuple[str, str]] = BoundedCache(10_000)
+        self.task_routes: Lru[str, tuple[str, str]] = Lru(10_000)
 
     # ------------------------------------------------------------ catalogue
     def publish(self, s: Session, text: str,
