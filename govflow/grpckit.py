@@ -42,9 +42,14 @@ def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
     return out
 
 
-class ServiceInterceptor(grpc.aio.ServerInterceptor):
+class ServiceInterceptor:
     """Request id, authentication, request limits, error mapping and access logs, in one
-    place."""
+    place.
+
+    Not a ``grpc.aio.ServerInterceptor``: the server's interceptor chain runs a coroutine
+    per call just to find the handler. Instead every unary handler is wrapped once, as the
+    servicer registers it (``registrar``), so a call goes straight to its wrapped handler.
+    """
 
     def __init__(
         self, domain: str, verifier: TokenVerifier, public_methods: Collection[str]
@@ -52,26 +57,17 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         self.domain = domain
         self.verifier = verifier
         self.public_methods = set(public_methods)
-        # Method -> the handler to serve it with: the wrapper is built once per method,
-        # not once per call (handlers are all registered before the server starts).
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method: str = details.method  # type: ignore[attr-defined]
-        known = self._handlers.get(method)
-        if known is not None:
-            return known
-        handler = await continuation(details)
-        if handler is None:
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """``handler`` of ``method`` (``/package.Service/Rpc``) with the per-call checks."""
+        if handler is None or handler.unary_unary is None or method.startswith("/grpc."):
             return handler
-        if handler.unary_unary is not None and not method.startswith("/grpc."):
-            handler = self._wrap(handler, method)
-        self._handlers[method] = handler
-        return handler
+        return self._wrap(handler, method)
+
+    def registrar(self, server: grpc.aio.Server) -> _WrappingRegistrar:
+        """What to hand a generated ``add_XServicer_to_server`` in place of ``server``."""
+        return _WrappingRegistrar(server, self)
+
 
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
@@ -137,6 +133,43 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+class _WrappedGenericHandler(grpc.GenericRpcHandler):
+    def __init__(self, inner: grpc.GenericRpcHandler, wrapper: ServiceInterceptor) -> None:
+        self.inner = inner
+        self.wrapper = wrapper
+        self._cache: dict[str, grpc.RpcMethodHandler] = {}
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method: str = details.method  # type: ignore[attr-defined]
+        known = self._cache.get(method)
+        if known is None:
+            handler = self.inner.service(details)
+            if handler is None:
+                return None
+            known = self._cache[method] = self.wrapper.wrap(handler, method)
+        return known
+
+
+class _WrappingRegistrar:
+    """Stands in for the server while a servicer registers: every handler it adds is
+    wrapped by the ServiceInterceptor first."""
+
+    def __init__(self, server: grpc.aio.Server, wrapper: ServiceInterceptor) -> None:
+        self.server = server
+        self.wrapper = wrapper
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self.server.add_generic_rpc_handlers(
+            tuple(_WrappedGenericHandler(h, self.wrapper) for h in handlers))
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        self.server.add_registered_method_handlers(  # type: ignore[attr-defined]
+            service, {name: self.wrapper.wrap(h, f"/{service}/{name}")
+                      for name, h in handlers.items()})
 
 
 class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_metadata")),
@@ -229,15 +262,15 @@ def build_server(
     health_interval: float,
 ) -> tuple[GovflowServer, int]:
     """Builds (does not start) a service's server and binds it; returns it and its port."""
+    wrapper = ServiceInterceptor(domain, verifier, public_methods)
     server = grpc.aio.server(
-        interceptors=[ServiceInterceptor(domain, verifier, public_methods)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
         ],
     )
-    register(server)
+    register(wrapper.registrar(server))  # type: ignore[arg-type]
     reporter = HealthReporter([full_service_name], probe, health_interval)
     health_pb2_grpc.add_HealthServicer_to_server(reporter.servicer, server)
     reflection.enable_server_reflection(
