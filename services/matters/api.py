@@ -149,6 +149,8 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
         self.m = matters
         self.db = matters.db
         self.applications = reads.ApplicationReader(self.db, get_application_response)
+        # Inbox pages by filter and caller's roles, each with its agency's inbox version.
+        self.inbox_pages: reads.VersionedCache[list[pb.Task]] = reads.VersionedCache(4096)
 
     async def ListMatters(self, request: pb.ListMattersRequest, context: object) -> pb.ListMattersResponse:
         f = parse_filter(request.filter, {"agency"})
@@ -251,7 +253,7 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
         _status_filter(f, TASK_STATUSES)
         offset, limit = page(request.page_size, request.page_token)
         tasks = await self.db.read(reads.list_tasks(p, f, offset=offset, limit=limit,
-                                                    build=build_task))
+                                                    build=build_task, cache=self.inbox_pages))
         # The built messages are shared with later reads: the response copies them.
         return pb.ListTasksResponse(tasks=tasks,
                                     next_page_token=next_token(offset, limit, len(tasks)))

@@ -1,6 +1,6 @@
 """The read paths that answer most of matters' calls — GetApplication and ListTasks — as
 SQLAlchemy Core statements built once (so their compiled forms are cached) run through
-``Database.read``, and GetApplication's version-checked response cache.
+``Database.read``, and the version-checked caches of GetApplication and of inbox pages.
 
 The cache: every write to an application, its timeline or its children bumps
 ``applications.version`` (database triggers; see the migration a3c1e07d5b21). A read
@@ -25,7 +25,7 @@ from govflow.db import Database, Prepared
 from govflow.errors import InvalidArgument, NotFound, PermissionDenied
 from govflow.lru import Lru
 from services.matters.service import may_see, utcnow
-from services.matters.store import ApplicationEventRow, ApplicationRow, TaskRow
+from services.matters.store import ApplicationEventRow, ApplicationRow, InboxVersionRow, TaskRow
 
 V = TypeVar("V")
 
@@ -145,12 +145,23 @@ def _inbox_statement(shape: tuple[int, int, bool, bool, bool, bool, bool]) -> Pr
                     .limit(sa.bindparam("limit")))
 
 
+_INBOX_VERSION = Prepared(sa.select(InboxVersionRow.__table__.c.version).where(  # type: ignore[attr-defined]
+    InboxVersionRow.__table__.c.agency == sa.bindparam("agency")))  # type: ignore[attr-defined]
+
+
 def list_tasks(p: auth.Principal, f: dict[str, str], *, offset: int, limit: int,
-               build: Callable[[Any], V]) -> Callable[[Connection], list[V]]:
+               build: Callable[[Any], V], cache: VersionedCache[list[V]] | None = None
+               ) -> Callable[[Connection], list[V]]:
     """An official's inbox (their agency and roles; supervisors also every overdue task
     of their agency), open and claimed tasks by default, soonest due first: a function
     for ``Database.read`` returning ``build`` of each Core row with TaskRow's columns
-    (reused for rows read before with the same values; see Prepared.all_built)."""
+    (reused for rows read before with the same values; see Prepared.all_built).
+
+    With ``cache`` (one per database), a page is served as built before while the
+    agency's inbox version (bumped by triggers on every write to its tasks, migration
+    d41b7e2c9a60) is unchanged; pages that depend on the clock (``due_soon``) are always
+    read. The version is read before the rows, so a cached page is never older than the
+    version it is filed under."""
     if p.kind != auth.OFFICIAL:
         raise PermissionDenied("only officials have an inbox", reason="OFFICIALS_ONLY")
     status = f.get("status", "").upper()
@@ -177,4 +188,17 @@ def list_tasks(p: auth.Principal, f: dict[str, str], *, offset: int, limit: int,
     q = _INBOX.get(shape)
     if q is None:
         q = _INBOX[shape] = _inbox_statement(shape)
-    return lambda conn: q.all_built(conn, params, build)
+    if cache is None or due_soon:
+        return lambda conn: q.all_built(conn, params, build)
+    key = repr((shape, sorted(params.items())))
+
+    def read(conn: Connection) -> list[V]:
+        head = _INBOX_VERSION.first(conn, {"agency": p.agency})
+        version = head.version if head is not None else 0
+        page = cache.get(key, version)
+        if page is None:
+            page = q.all_built(conn, params, build)
+            cache.put(key, version, page)
+        return page
+
+    return read

@@ -112,6 +112,15 @@ class TaskRow(SQLModel, table=True):
     workflow_id: str = ""
 
 
+class InboxVersionRow(SQLModel, table=True):
+    """Bumped by triggers (migration d41b7e2c9a60) on every write to a task of the agency:
+    an inbox page built at a version is current while the version stays."""
+
+    __tablename__ = "inbox_versions"
+    agency: str = Field(primary_key=True)
+    version: int = 0
+
+
 class AuditEntryRow(AuditEntryBase, table=True):
     """This service's tamper-evident audit chain (govflow/audit.py)."""
 

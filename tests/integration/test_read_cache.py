@@ -4,6 +4,7 @@ shows it, on SQLite and on PostgreSQL; and the caller is checked on every read."
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import grpc
@@ -100,3 +101,75 @@ def test_versioned_cache_serves_only_the_version_asked_for_and_stays_bounded() -
     cache.get("a", 3)  # a is used more recently than b
     cache.put("c", 1, "c1")
     assert len(cache) == 2 and cache.get("b", 1) is None and cache.get("a", 3) == "a3"
+
+
+OFFICER_MATTER = "matters/individual-business-registration"
+
+
+async def _inbox(stub: matters_pb2_grpc.MattersServiceStub, md: tuple,  # type: ignore[type-arg]
+                 filter_: str = "") -> dict[str, mpb.Task]:
+    """Every task of the caller's inbox under ``filter_``, page by page."""
+    out: dict[str, mpb.Task] = {}
+    token = ""
+    while True:
+        resp = await stub.ListTasks(mpb.ListTasksRequest(page_size=100, page_token=token,
+                                                         filter=filter_), metadata=md)
+        out.update({t.name: t for t in resp.tasks})
+        token = resp.next_page_token
+        if not token:
+            return out
+
+
+async def test_every_replica_lists_every_change_to_an_inbox(stack: Stack) -> None:
+    wang = await citizen(stack, "wang-fang")
+    chen = await official(stack, "chen-jing", "agencies/sz-amr")
+    other, port = await matters_server(stack.settings, port=0)
+    await other.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            a, b = stack.matters, matters_pb2_grpc.MattersServiceStub(ch)
+            for replica in (a, b):  # each builds and keeps its pages
+                await _inbox(replica, chen)
+                await _inbox(replica, chen, "assignee=me")
+            name = await submit(stack, wang, OFFICER_MATTER)
+            task = f"tasks/{name.removeprefix('applications/')}-acceptance-sz-amr"
+            # The worker writes the task (through replica a): both replicas list it.
+            for _ in range(200):
+                if task in await _inbox(a, chen):
+                    break
+                await asyncio.sleep(0.1)
+            for replica in (a, b):
+                got = await _inbox(replica, chen)
+                assert got[task].status == mpb.TASK_STATUS_OPEN
+                assert task not in await _inbox(replica, chen, "assignee=me")
+
+            # Claimed through replica b; the claim reaches the read model just after the
+            # answer (through replica a), and then both replicas' pages show it.
+            await b.ClaimTask(mpb.ClaimTaskRequest(name=task), metadata=chen)
+            for _ in range(200):
+                if task in await _inbox(b, chen, "assignee=me"):
+                    break
+                await asyncio.sleep(0.1)
+            for replica in (b, a):
+                mine = await _inbox(replica, chen, "assignee=me")
+                assert mine[task].status == mpb.TASK_STATUS_CLAIMED
+
+            # An operator's fix in SQL, through neither.
+            engine = sa.create_engine(normalise_url(stack.settings.database_url("matters")))
+            try:
+                with engine.begin() as conn:
+                    conn.execute(sa.text("UPDATE tasks SET display_name = 'recheck' "
+                                         "WHERE name = :name"), {"name": task})
+            finally:
+                engine.dispose()
+            for replica in (a, b):
+                assert (await _inbox(replica, chen, "assignee=me"))[task].display_name == \
+                    "recheck"
+
+            # A cached page is still only for that agency's officials.
+            lin = await official(stack, "lin-tao", "agencies/sz-hcb")
+            for replica in (a, b):
+                assert task not in await _inbox(replica, lin)
+                assert task not in await _inbox(replica, lin, "status=CLAIMED")
+    finally:
+        await other.stop(0)
