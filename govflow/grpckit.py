@@ -1,7 +1,7 @@
 """The gRPC server kit every service uses, and the client side of calls between them.
 
-One interceptor does, for every RPC: take or make the request id and bind it into the
-logs; verify the bearer token (locally) and set the caller's principal; map domain errors
+One wrapper around every unary handler (``ServiceChecks``) does, for every RPC: take or
+make the request id and bind it into the logs; verify the bearer token (locally) and set the caller's principal; map domain errors
 to rich statuses; log the outcome. Health (SERVING only while the database answers) and
 server reflection are registered on every server; SIGTERM drains and stops it.
 """
@@ -42,7 +42,7 @@ def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
     return out
 
 
-class ServiceInterceptor:
+class ServiceChecks:
     """Request id, authentication, request limits, error mapping and access logs, in one
     place.
 
@@ -67,7 +67,6 @@ class ServiceInterceptor:
     def registrar(self, server: grpc.aio.Server) -> _WrappingRegistrar:
         """What to hand a generated ``add_XServicer_to_server`` in place of ``server``."""
         return _WrappingRegistrar(server, self)
-
 
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
@@ -136,7 +135,7 @@ class ServiceInterceptor:
 
 
 class _WrappedGenericHandler(grpc.GenericRpcHandler):
-    def __init__(self, inner: grpc.GenericRpcHandler, wrapper: ServiceInterceptor) -> None:
+    def __init__(self, inner: grpc.GenericRpcHandler, wrapper: ServiceChecks) -> None:
         self.inner = inner
         self.wrapper = wrapper
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
@@ -154,9 +153,9 @@ class _WrappedGenericHandler(grpc.GenericRpcHandler):
 
 class _WrappingRegistrar:
     """Stands in for the server while a servicer registers: every handler it adds is
-    wrapped by the ServiceInterceptor first."""
+    wrapped by the ServiceChecks first."""
 
-    def __init__(self, server: grpc.aio.Server, wrapper: ServiceInterceptor) -> None:
+    def __init__(self, server: grpc.aio.Server, wrapper: ServiceChecks) -> None:
         self.server = server
         self.wrapper = wrapper
 
@@ -262,7 +261,7 @@ def build_server(
     health_interval: float,
 ) -> tuple[GovflowServer, int]:
     """Builds (does not start) a service's server and binds it; returns it and its port."""
-    wrapper = ServiceInterceptor(domain, verifier, public_methods)
+    wrapper = ServiceChecks(domain, verifier, public_methods)
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
