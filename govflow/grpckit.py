@@ -1,9 +1,10 @@
 """The gRPC server kit every service uses, and the client side of calls between them.
 
 One wrapper around every unary handler (``ServiceChecks``) does, for every RPC: take or
-make the request id and bind it into the logs; verify the bearer token (locally) and set the caller's principal; map domain errors
-to rich statuses; log the outcome. Health (SERVING only while the database answers) and
-server reflection are registered on every server; SIGTERM drains and stops it.
+make the request id and bind it into the logs; verify the bearer token (locally) and set
+the caller's principal; map domain errors to rich statuses; log the outcome. Health
+(SERVING only while the database answers) and server reflection are registered on every
+server; SIGTERM drains and stops it.
 """
 
 from __future__ import annotations
