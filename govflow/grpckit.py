@@ -35,14 +35,6 @@ logger = log.get_logger("govflow.grpc")
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
-def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in context.invocation_metadata() or ():
-        if isinstance(value, str):
-            out[key] = value
-    return out
-
-
 class ServiceChecks:
     """Request id, authentication, request limits, error mapping and access logs, in one
     place.
@@ -75,26 +67,33 @@ class ServiceChecks:
         public = rpc in self.public_methods
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            md = _metadata(context)
-            request_id = md.get(log.REQUEST_ID_HEADER) or log.new_request_id()
+            request_id = auth = ""
+            for key, value in context.invocation_metadata() or ():
+                if key == log.REQUEST_ID_HEADER:
+                    request_id = value
+                elif key == "authorization":
+                    auth = value
+            if not isinstance(request_id, str) or not request_id:
+                request_id = log.new_request_id()
             rid_token = log.request_id_var.set(request_id)
             started = time.perf_counter()
             failure: DomainError | None = None
             bound = structlog.contextvars.bind_contextvars(request_id=request_id, rpc=rpc)
+            line: dict[str, object] = {"request_id": request_id, "rpc": rpc}
             try:
                 # Returned with the status (trailing metadata): no extra write per call, and
                 # it is where a client looks when it reports a failure.
                 context.set_trailing_metadata(((log.REQUEST_ID_HEADER, request_id),))
                 principal_token = None
-                auth = md.get("authorization", "")
                 if auth:
-                    scheme, _, token = auth.partition(" ")
+                    scheme, _, token = auth.partition(" ") if isinstance(auth, str) else ("", "", "")
                     if scheme.lower() != "bearer" or not token:
                         raise Unauthenticated("authorization must be 'Bearer <token>'",
                                               reason="TOKEN_MALFORMED")
                     principal = await self.verifier.verify(token.strip())
                     principal_token = current_principal.set(principal)
                     structlog.contextvars.bind_contextvars(caller=principal.subject)
+                    line["caller"] = principal.subject
                 elif not public:
                     raise Unauthenticated("this call needs a bearer token",
                                           reason="TOKEN_MISSING")
@@ -105,7 +104,8 @@ class ServiceChecks:
                 finally:
                     if principal_token is not None:
                         current_principal.reset(principal_token)
-                logger.info("rpc.ok", ms=round((time.perf_counter() - started) * 1000, 2))
+                line["ms"] = round((time.perf_counter() - started) * 1000, 2)
+                log.rpc_line("rpc.ok", line)
                 return response
             except DomainError as err:
                 failure = err
@@ -300,6 +300,7 @@ async def serve_forever(server: GovflowServer, name: str, port: int) -> None:
         await asyncio.wait_for(server.stop(grace=5.0), timeout=15)
     except TimeoutError:
         logger.warning("server.stop_timed_out")
+    log.flush()
     logger.info("server.stopped")
 
 

@@ -8,11 +8,15 @@ service, the workflow and its activities.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextvars
 import json as _json
 import logging
 import random
 import sys
+import time
+from typing import TextIO
 
 import structlog
 
@@ -43,8 +47,98 @@ def _json_line(event_dict: dict[str, object], **_: object) -> str:
     return _ENCODER.encode(event_dict)
 
 
+class _UtcClock:
+    """ISO 8601 UTC time stamps with microseconds (``2026-12-02T00:41:42.839892Z``, as
+    structlog's ``TimeStamper(fmt="iso", utc=True)`` writes them), the date and time of day
+    formatted once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+
+
+class _JsonLines:
+    """Writes one JSON line per call to the log stream: the fields given, then ``event``,
+    ``level`` and ``timestamp``: the keys and values structlog's chain writes.
+
+    For the access line every RPC writes (``rpc_line``), on the event loop's thread. Two
+    costs are avoided there. structlog's processor chain (context merge, level, time
+    stamp, renderer, its logger) costs several times the line itself. And a write to the
+    stream releases the GIL: under load gRPC's completion-queue thread is waiting for it,
+    takes it, and the loop then waits for it back. So lines are held and written together,
+    in one write, by a callback ``HOLD_SECONDS`` after the first of them: a line reaches
+    the stream at most that long after its call answered. Called off a loop, or with
+    ``MAX_PENDING`` lines held, it writes at once; ``flush()`` (also at exit) writes what
+    is held."""
+
+    HOLD_SECONDS = 0.005
+    MAX_PENDING = 256
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._stamp = _UtcClock()
+        self._pending: list[str] = []
+
+    def __call__(self, event: str, fields: dict[str, object]) -> None:
+        fields["event"] = event
+        fields["level"] = "info"
+        fields["timestamp"] = self._stamp()
+        pending = self._pending
+        pending.append(_ENCODER.encode(fields))
+        if len(pending) == 1:
+            try:
+                asyncio.get_running_loop().call_later(self.HOLD_SECONDS, self.flush)
+                return
+            except RuntimeError:  # no loop running in this thread
+                pass
+        elif len(pending) < self.MAX_PENDING:
+            return
+        self.flush()
+
+    def flush(self) -> None:
+        lines, self._pending = self._pending, []
+        if lines:
+            lines.append("")
+            self._stream.write("\n".join(lines))
+            self._stream.flush()
+
+
+_service = ""
+_rpc_line: _JsonLines | None = None
+
+
+def flush() -> None:
+    """Writes the access lines still held (see ``_JsonLines``)."""
+    if _rpc_line is not None:
+        _rpc_line.flush()
+
+
+atexit.register(flush)
+
+
+def rpc_line(event: str, fields: dict[str, object]) -> None:
+    """Logs ``event`` at info with ``fields``, the service's name first: what a call's
+    wrapper (govflow/grpckit.py) writes once per call, with the call's own context (request
+    id, rpc, caller) in ``fields``, since it does not read structlog's context. The line
+    structlog would write; in JSON mode without its processor chain, and held for a few
+    milliseconds to be written with others (``_JsonLines``)."""
+    if _rpc_line is not None:
+        _rpc_line(event, {"service": _service, **fields})
+    else:
+        get_logger("govflow.grpc").info(event, **fields)
+
+
 def configure(service: str, *, json: bool | None = None, level: str = "info") -> None:
     """Configures structlog (and stdlib logging, for libraries) for one process."""
+    global _service, _rpc_line
     if json is None:
         json = not sys.stderr.isatty()
     renderer: structlog.typing.Processor = (
@@ -67,6 +161,11 @@ def configure(service: str, *, json: bool | None = None, level: str = "info") ->
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
+    _service = service
+    # On a terminal (console renderer) or above info (filtered out), rpc_line goes through
+    # structlog.
+    flush()
+    _rpc_line = _JsonLines(sys.stderr) if json and numeric <= logging.INFO else None
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
 
 
