@@ -191,9 +191,14 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
         result = await self.certs.verify_read(auth.principal(), request.name,
                                               purpose=request.purpose,
                                               application=request.application)
-        return pb.VerifyCertificateResponse(
-            valid=not result.failures, failures=[_FAILURE[f] for f in result.failures],
-            certificate=certificate_pb(result.certificate, self.certs.clock()))
+        # A verification served again (verify_read) is answered with the response made
+        # of it the first time: the same within the span it is served in.
+        response: pb.VerifyCertificateResponse | None = result.memo.get("response")
+        if response is None:
+            response = result.memo["response"] = pb.VerifyCertificateResponse(
+                valid=not result.failures, failures=[_FAILURE[f] for f in result.failures],
+                certificate=certificate_pb(result.certificate, self.certs.clock()))
+        return response
 
     async def ListIssuerKeys(self, request: pb.ListIssuerKeysRequest, context: object) -> pb.ListIssuerKeysResponse:
         """Publishes every issuer's public keys as a JWK set (`kid`, `alg`, `issuer`). Public."""

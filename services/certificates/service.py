@@ -17,11 +17,13 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.algorithms import OKPAlgorithm
+from jwt.exceptions import InvalidKeyError
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from govflow import audit, auth, faults, log
 from govflow.db import Database, Prepared
+from govflow.lru import Lru
 from govflow.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -115,6 +117,34 @@ class SignedStatusList:
 class Verification:
     certificate: CertificateRow | Any  # an ORM object, or a Core row of its columns
     failures: list[domain.Failure]
+    # What the API made of this verification (its response), kept with it while
+    # verify_read serves it again.
+    memo: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Verified:
+    """A verification verify_read may serve again: while the certificate's version and its
+    key are those it was made from, and the clock is in [since, until), the span in which
+    none of its time checks (not yet valid, expired) changes its answer."""
+
+    version: int
+    key: tuple[str, str]  # the key's agency and public JWK
+    since: dt.datetime
+    until: dt.datetime
+    verification: Verification
+
+
+_EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def _time_span(now: dt.datetime, bounds: Sequence[dt.datetime | None]) -> tuple[dt.datetime, dt.datetime]:
+    """The span [since, until) around ``now`` that no time in ``bounds`` falls inside: every
+    time check of a verification has the form ``now >= bound``."""
+    times = [domain.aware(b) for b in bounds if b is not None]
+    return (max((t for t in times if t <= now), default=_EARLIEST),
+            min((t for t in times if t > now), default=_LATEST))
 
 
 def _type_code(name: str) -> str:
@@ -130,6 +160,13 @@ _KEYS: sa.Table = IssuerKeyRow.__table__  # type: ignore[attr-defined]
 # A certificate with the issuer key its record names, in one query.
 _CERTIFICATE_AND_KEY = Prepared(sa.select(
     _CERTIFICATES, _KEYS.c.agency.label("key_agency"),
+    _KEYS.c.public_jwk.label("key_public_jwk"),
+).select_from(_CERTIFICATES.outerjoin(_KEYS, _KEYS.c.kid == _CERTIFICATES.c.key_id)).where(
+    _CERTIFICATES.c.id == sa.bindparam("id")))
+# What decides whether a verification made before still holds: the certificate's holder
+# (who may read it this way), its version, and the key it names.
+_CERTIFICATE_HEAD = Prepared(sa.select(
+    _CERTIFICATES.c.holder, _CERTIFICATES.c.version, _KEYS.c.agency.label("key_agency"),
     _KEYS.c.public_jwk.label("key_public_jwk"),
 ).select_from(_CERTIFICATES.outerjoin(_KEYS, _KEYS.c.kid == _CERTIFICATES.c.key_id)).where(
     _CERTIFICATES.c.id == sa.bindparam("id")))
@@ -151,7 +188,12 @@ class _IssuerKey:
 # every call.
 @functools.lru_cache(maxsize=1024)
 def _public_key(public_jwk: str) -> Ed25519PublicKey | None:
-    loaded = OKPAlgorithm.from_jwk(public_jwk)
+    """The Ed25519 key of a JWK; None when the stored text is not one (a damaged or
+    altered key row verifies nothing, rather than failing the call)."""
+    try:
+        loaded = OKPAlgorithm.from_jwk(public_jwk)
+    except (InvalidKeyError, ValueError):
+        return None
     return loaded if isinstance(loaded, Ed25519PublicKey) else None
 
 
@@ -180,6 +222,8 @@ class Certificates:
     def __init__(self, db: Database, *, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.db = db
         self.clock = clock
+        # verify_read's verifications by certificate id (see _Verified).
+        self._verified: Lru[str, _Verified] = Lru(4096)
 
     # ------------------------------------------------------------ certificate types
     def put_type(self, s: Session, p: auth.Principal, t: CertificateType) -> CertificateType:
@@ -503,14 +547,31 @@ class Certificates:
     async def verify_read(self, p: auth.Principal, name: str, *, purpose: str,
                           application: str) -> Verification:
         """``verify`` for VerifyCertificate. A holder verifying their own certificate is
-        answered by one short read (``Database.read``); every other caller — a read under
-        a grant, which must be logged, or a refusal — takes ``verify``'s path."""
+        answered by short reads (``Database.read``); every other caller — a read under a
+        grant, which must be logged, or a refusal — takes ``verify``'s path.
+
+        The holder's answer is made again only when something it depends on changed: one
+        small query reads the certificate's version (a new one on every write to its row,
+        by database triggers) and its key; while both and the clock's span (``_Verified``)
+        are those of the verification made before, that one is the answer. The database
+        decides, so a row changed by any path, on any replica, is verified again."""
         self._check_reader(p, application)
         cid = _cert_id(name)
 
         def read(conn: Connection) -> Verification | None:
-            row = _CERTIFICATE_AND_KEY.first(conn, {"id": cid}) if cid else None
-            if row is None:
+            head = _CERTIFICATE_HEAD.first(conn, {"id": cid}) if cid else None
+            if head is None:
+                raise _not_found(name)
+            if not domain.is_holder(p, head.holder):
+                return None
+            now = self.clock()
+            seen = self._verified.get(cid)
+            if (seen is not None and seen.version == head.version
+                    and seen.key == (head.key_agency, head.key_public_jwk)
+                    and seen.since <= now < seen.until):
+                return seen.verification
+            row = _CERTIFICATE_AND_KEY.first(conn, {"id": cid})
+            if row is None:  # deleted since the first query
                 raise _not_found(name)
             if not domain.is_holder(p, row.holder):
                 return None
@@ -522,8 +583,18 @@ class Certificates:
                     return None
                 return _IssuerKey(row.key_agency, row.key_public_jwk)
 
-            return Verification(row, self._check(
-                row, key, lambda: [r.agency for r in _KEY_AGENCIES.all(conn, {})]))
+            done = Verification(row, self._check(
+                row, key, lambda: [r.agency for r in _KEY_AGENCIES.all(conn, {})], now=now))
+            claims = domain.signed_claims(row.signed_payload.encode())
+            if claims is not None and claims.kid == row.key_id and row.key_agency is not None:
+                # Only the record's own, known key was consulted: the answer depends on
+                # the row, that key and the clock alone.
+                since, until = _time_span(now, (claims.valid_from, claims.valid_until,
+                                                row.valid_until))
+                self._verified.put(cid, _Verified(row.version, (row.key_agency,
+                                                                row.key_public_jwk),
+                                                  since, until, done))
+            return done
 
         done = await self.db.read(read)
         if done is not None:
@@ -536,7 +607,8 @@ class Certificates:
                            lambda: s.exec(select(IssuerKeyRow.agency).distinct()).all())
 
     def _check(self, row: CertificateRow | Any, key_row: Callable[[str], Any],
-               key_agencies: Callable[[], Sequence[str]]) -> list[domain.Failure]:
+               key_agencies: Callable[[], Sequence[str]], *,
+               now: dt.datetime | None = None) -> list[domain.Failure]:
         """Every failure of ``row`` (an ORM object or a Core row of its columns) now.
         ``key_row(kid)`` finds an issuer key (``agency`` and ``public_jwk``) or None;
         ``key_agencies()`` lists the agencies with keys, the trusted issuers."""
@@ -554,7 +626,8 @@ class Certificates:
                                      row.fields_json, row.valid_from, row.valid_until,
                                      row.status_list_index, row.key_id)
         return domain.verify(
-            payload, row.signature, public, status=row.status, now=self.clock(),
+            payload, row.signature, public, status=row.status,
+            now=self.clock() if now is None else now,
             key_issuer=f"agencies/{key.agency}" if key is not None else None,
             trusted_issuers=trusted, expected_payload=expected,
             check_signature=None if key is None else

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import sqlalchemy as sa
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from govflow.audit import AuditEntryBase, AuditHeadBase
@@ -52,6 +53,10 @@ class CertificateRow(SQLModel, table=True):
     requested_by: str  # the caller's subject
     request_id: str
     application: str = ""
+    # Set by database triggers (migration 7b3e5f21c8d4): random when the row is written,
+    # one more on every update, so a verification made from one version is not reused for
+    # another (services/certificates/service.py, verify_read).
+    version: int = Field(default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"})
 
 
 class IssuerKeyRow(SQLModel, table=True):

@@ -150,7 +150,7 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
         self.db = matters.db
         self.applications = reads.ApplicationReader(self.db, get_application_response)
         # Inbox pages by filter and caller's roles, each with its agency's inbox version.
-        self.inbox_pages: reads.VersionedCache[list[pb.Task]] = reads.VersionedCache(4096)
+        self.inbox_pages: reads.VersionedCache[pb.ListTasksResponse] = reads.VersionedCache(4096)
 
     async def ListMatters(self, request: pb.ListMattersRequest, context: object) -> pb.ListMattersResponse:
         f = parse_filter(request.filter, {"agency"})
@@ -252,11 +252,11 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
                                           "assignee"})
         _status_filter(f, TASK_STATUSES)
         offset, limit = page(request.page_size, request.page_token)
-        tasks = await self.db.read(reads.list_tasks(p, f, offset=offset, limit=limit,
-                                                    build=build_task, cache=self.inbox_pages))
-        # The built messages are shared with later reads: the response copies them.
-        return pb.ListTasksResponse(tasks=tasks,
-                                    next_page_token=next_token(offset, limit, len(tasks)))
+        # The response of a page is shared with later reads of it (never changed after).
+        return await self.db.read(reads.list_tasks(
+            p, f, offset=offset, limit=limit, build=build_task, cache=self.inbox_pages,
+            respond=lambda tasks: pb.ListTasksResponse(
+                tasks=tasks, next_page_token=next_token(offset, limit, len(tasks)))))
 
     async def ClaimTask(self, request: pb.ClaimTaskRequest, context: object) -> pb.ClaimTaskResponse:
         t = await self.m.officer_update(auth.principal(), request.name, "claim_task")

@@ -28,6 +28,7 @@ from services.matters.service import may_see, utcnow
 from services.matters.store import ApplicationEventRow, ApplicationRow, InboxVersionRow, TaskRow
 
 V = TypeVar("V")
+R = TypeVar("R")
 
 _APPS: sa.Table = ApplicationRow.__table__  # type: ignore[attr-defined]
 _EVENTS: sa.Table = ApplicationEventRow.__table__  # type: ignore[attr-defined]
@@ -150,18 +151,19 @@ _INBOX_VERSION = Prepared(sa.select(InboxVersionRow.__table__.c.version).where( 
 
 
 def list_tasks(p: auth.Principal, f: dict[str, str], *, offset: int, limit: int,
-               build: Callable[[Any], V], cache: VersionedCache[list[V]] | None = None
-               ) -> Callable[[Connection], list[V]]:
+               build: Callable[[Any], V], respond: Callable[[list[V]], R],
+               cache: VersionedCache[R] | None = None) -> Callable[[Connection], R]:
     """An official's inbox (their agency and roles; supervisors also every overdue task
     of their agency), open and claimed tasks by default, soonest due first: a function
-    for ``Database.read`` returning ``build`` of each Core row with TaskRow's columns
-    (reused for rows read before with the same values; see Prepared.all_built).
+    for ``Database.read`` returning ``respond`` of the page, a list of ``build`` of each
+    Core row with TaskRow's columns (reused for rows read before with the same values; see
+    Prepared.all_built).
 
-    With ``cache`` (one per database), a page is served as built before while the
-    agency's inbox version (bumped by triggers on every write to its tasks, migration
+    With ``cache`` (one per database), a page's response is served as made before while
+    the agency's inbox version (bumped by triggers on every write to its tasks, migration
     d41b7e2c9a60) is unchanged; pages that depend on the clock (``due_soon``) are always
-    read. The version is read before the rows, so a cached page is never older than the
-    version it is filed under."""
+    read. The version is read before the rows, so a cached response is never older than
+    the version it is filed under."""
     if p.kind != auth.OFFICIAL:
         raise PermissionDenied("only officials have an inbox", reason="OFFICIALS_ONLY")
     status = f.get("status", "").upper()
@@ -189,16 +191,16 @@ def list_tasks(p: auth.Principal, f: dict[str, str], *, offset: int, limit: int,
     if q is None:
         q = _INBOX[shape] = _inbox_statement(shape)
     if cache is None or due_soon:
-        return lambda conn: q.all_built(conn, params, build)
+        return lambda conn: respond(q.all_built(conn, params, build))
     key = repr((shape, sorted(params.items())))
 
-    def read(conn: Connection) -> list[V]:
+    def read(conn: Connection) -> R:
         head = _INBOX_VERSION.first(conn, {"agency": p.agency})
         version = head.version if head is not None else 0
-        page = cache.get(key, version)
-        if page is None:
-            page = q.all_built(conn, params, build)
-            cache.put(key, version, page)
-        return page
+        response = cache.get(key, version)
+        if response is None:
+            response = respond(q.all_built(conn, params, build))
+            cache.put(key, version, response)
+        return response
 
     return read

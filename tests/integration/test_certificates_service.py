@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
 from govflow.certificates.v1 import certificates_pb2 as pb
@@ -532,6 +533,98 @@ async def test_tampered_record_is_detected(env: Env) -> None:
     v = await env.certs.VerifyCertificate(pb.VerifyCertificateRequest(name=cert.name),
                                             metadata=env.alice)
     assert list(v.failures) == [pb.VERIFICATION_FAILURE_BAD_SIGNATURE]
+
+
+async def test_a_verification_served_again_sees_every_change(env: Env) -> None:
+    """VerifyCertificate answers a holder with the verification it made before while the
+    certificate's version (database triggers) and key are unchanged: a row changed by plain
+    SQL, a forged key, a status change — each is seen by the very next verification."""
+    cert = await _issue(env, env.carol, _id_card(env.alice_name))
+    db = env.server.certificates.db  # type: ignore[attr-defined]
+    cid = cert.name.removeprefix("certificates/")
+
+    async def verify() -> pb.VerifyCertificateResponse:
+        r: pb.VerifyCertificateResponse = await env.certs.VerifyCertificate(
+            pb.VerifyCertificateRequest(name=cert.name), metadata=env.alice)
+        return r
+
+    def sql(statement: str, **params: object) -> None:
+        async def run() -> None:
+            await db.run(lambda s: s.execute(sa.text(statement), params))
+        return run()  # type: ignore[return-value]
+
+    first = await verify()
+    assert first.valid and await verify() == first  # made once, served again
+    original = json.loads(cert.signed_payload)["fields"]
+
+    await sql("UPDATE certificates SET fields_json = :f WHERE id = :i",
+              f=json.dumps({**original, "full_name": "Mallory"}), i=cid)
+    assert list((await verify()).failures) == [pb.VERIFICATION_FAILURE_PAYLOAD_MISMATCH]
+    await sql("UPDATE certificates SET fields_json = :f WHERE id = :i",
+              f=json.dumps(original), i=cid)
+    assert (await verify()) == first
+
+    # Another public key put in place of the issuer's: the signature fails.
+    forged = OKPAlgorithm.to_jwk(Ed25519PrivateKey.generate().public_key())
+    genuine = await db.run(lambda s: s.execute(sa.text(
+        "SELECT public_jwk FROM issuer_keys WHERE kid = :k"), {"k": cert.key_id}).scalar_one())
+    await sql("UPDATE issuer_keys SET public_jwk = :j WHERE kid = :k", j=forged, k=cert.key_id)
+    assert list((await verify()).failures) == [pb.VERIFICATION_FAILURE_BAD_SIGNATURE]
+    # A key row that is not a key at all: no usable key, not an internal error.
+    await sql("UPDATE issuer_keys SET public_jwk = 'damaged' WHERE kid = :k", k=cert.key_id)
+    assert pb.VERIFICATION_FAILURE_UNKNOWN_KEY in (await verify()).failures
+    await sql("UPDATE issuer_keys SET public_jwk = :j WHERE kid = :k", j=genuine, k=cert.key_id)
+    assert (await verify()).valid
+
+    # A status written by plain SQL, as by the API.
+    await sql("UPDATE certificates SET status = 'suspended' WHERE id = :i", i=cid)
+    suspended = await verify()
+    assert list(suspended.failures) == [pb.VERIFICATION_FAILURE_SUSPENDED]
+    assert suspended.certificate.status == pb.CERTIFICATE_STATUS_SUSPENDED
+    await env.certs.ReinstateCertificate(
+        pb.ReinstateCertificateRequest(name=cert.name, reason="checked"), metadata=env.carol)
+    again = await verify()
+    assert again.valid and again.certificate.status_reason == "checked"
+
+    # Deleted and written again under the same id (its old version): verified afresh.
+    row = await db.run(lambda s: dict(s.execute(sa.text(
+        "SELECT * FROM certificates WHERE id = :i"), {"i": cid}).mappings().one()))
+    await sql("DELETE FROM certificates WHERE id = :i", i=cid)
+    err = await _error(verify())
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    tampered = {**row, "fields_json": json.dumps({**original, "full_name": "Mallory"})}
+    await sql(f"INSERT INTO certificates ({', '.join(tampered)}) VALUES "
+              f"({', '.join(':' + k for k in tampered)})", **tampered)
+    assert list((await verify()).failures) == [pb.VERIFICATION_FAILURE_PAYLOAD_MISMATCH]
+
+
+async def test_a_verification_served_again_follows_the_clock(env: Env,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """Within its validity a certificate's verification is served again; once the clock
+    passes its end (or is set before its start) it is made again and says so."""
+    certs = env.server.certificates  # type: ignore[attr-defined]
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    card = _id_card(env.alice_name)
+    card.valid_from.CopyFrom(_ts(now - dt.timedelta(days=1)))
+    card.valid_until.CopyFrom(_ts(now + dt.timedelta(days=2)))
+    cert = await _issue(env, env.carol, card)
+
+    async def verify_at(t: dt.datetime) -> pb.VerifyCertificateResponse:
+        monkeypatch.setattr(certs, "clock", lambda: t)
+        r: pb.VerifyCertificateResponse = await env.certs.VerifyCertificate(
+            pb.VerifyCertificateRequest(name=cert.name), metadata=env.alice)
+        return r
+
+    assert (await verify_at(now)).valid
+    assert (await verify_at(now + dt.timedelta(days=1))).valid
+    late = await verify_at(now + dt.timedelta(days=2))
+    assert list(late.failures) == [pb.VERIFICATION_FAILURE_EXPIRED]
+    assert late.certificate.status == pb.CERTIFICATE_STATUS_EXPIRED
+    early = await verify_at(now - dt.timedelta(days=2))
+    assert list(early.failures) == [pb.VERIFICATION_FAILURE_NOT_YET_VALID]
+    back = await verify_at(now)
+    assert back.valid and back.certificate.status == pb.CERTIFICATE_STATUS_ACTIVE
 
 
 # ---------------------------------------------------------------- the service itself
