@@ -180,6 +180,9 @@ class Prepared:
         return plan
 
 
+_REQUIRED = object()  # a parameter the caller must give
+
+
 class _Plan:
     def __init__(self, stmt: sa.Select[Any], dialect: sa.Dialect) -> None:
         compiled = stmt.compile(dialect=dialect)
@@ -190,6 +193,17 @@ class _Plan:
             for name, bind in compiled.binds.items()
         }
         self.order = compiled.positiontup if compiled.positional else None
+        # Each parameter in the order the DBAPI takes it: its name, the value the statement
+        # itself gives it (limits, literals) or _REQUIRED, and its bind processor. What
+        # ``compiled.construct_params`` works out on every call, worked out once.
+        self.fast: list[tuple[str, Any, Any]] | None = []
+        for name in self.order if self.order is not None else compiled.binds:
+            bind = compiled.binds[name]
+            if bind.callable is not None or bind.expanding:
+                self.fast = None  # values made per call, or IN lists: SQLAlchemy's way
+                break
+            self.fast.append((name, _REQUIRED if bind.required else bind.value,
+                              self.binds.get(name)))
         columns = list(stmt.selected_columns)
         self.processors = [
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
@@ -198,6 +212,13 @@ class _Plan:
         self.tuple_type = collections.namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
 
     def parameters(self, given: Mapping[str, Any]) -> Any:
+        if self.fast is not None:
+            out = []
+            for name, default, process in self.fast:
+                value = given[name] if default is _REQUIRED or name in given else default
+                out.append(value if process is None or value is None else process(value))
+            return tuple(out) if self.order is not None else dict(zip(
+                (name for name, _, _ in self.fast), out, strict=True))
         values = self.compiled.construct_params(dict(given))
         for name, process in self.binds.items():
             if process is not None and values.get(name) is not None:

@@ -74,48 +74,81 @@ def _timestamp_problem(ts: message.Message) -> str | None:
     return None
 
 
+class _Field:
+    """What the walk needs to know of a field, worked out once per field descriptor (a
+    descriptor's options and types cost more to ask for than checking a value)."""
+
+    __slots__ = ("check", "key", "limit", "name", "nested", "repeated", "value", "value_limit")
+
+    def __init__(self, field: descriptor.FieldDescriptor) -> None:
+        self.name = field.name
+        self.repeated = field.is_repeated
+        self.limit = STRING_LIMITS.get(field.name, MAX_STRING_CHARS)
+        self.key = self.value = None
+        self.value_limit = MAP_VALUE_LIMITS.get(field.name, MAX_STRING_CHARS)
+        self.nested = False  # a message walked in turn (a map's values, for a map)
+        if field.type == F.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+            self.check = "map"
+            self.key = field.message_type.fields_by_name["key"]
+            self.value = field.message_type.fields_by_name["value"]
+            self.nested = self.value.type == F.TYPE_MESSAGE
+        elif field.type == F.TYPE_MESSAGE:
+            timestamp = field.message_type.full_name == "google.protobuf.Timestamp"
+            self.check = "timestamp" if timestamp else "message"
+        elif field.type == F.TYPE_STRING:
+            self.check = "string"
+        elif field.type == F.TYPE_ENUM:
+            self.check = "enum"
+        else:
+            self.check = ""  # numbers, bools, bytes: nothing to check
+
+
+_FIELDS: dict[descriptor.FieldDescriptor, _Field] = {}
+
+
 def _walk(msg: message.Message, prefix: str, out: dict[str, str], depth: int) -> None:
     if depth > _MAX_DEPTH:
         out[prefix.rstrip(".") or "request"] = "nested too deeply"
         return
     for field, value in msg.ListFields():
-        path = prefix + field.name
-        limit = STRING_LIMITS.get(field.name, MAX_STRING_CHARS)
-        is_map = field.type == F.TYPE_MESSAGE and field.message_type.GetOptions().map_entry
-        if field.is_repeated and len(value) > MAX_REPEATED:
+        f = _FIELDS.get(field)
+        if f is None:
+            f = _FIELDS[field] = _Field(field)
+        if not f.check:
+            continue
+        if f.check == "string" and not f.repeated and len(value) <= f.limit \
+                and "\x00" not in value:
+            continue  # most fields: one string within its limit
+        path = prefix + f.name
+        if f.repeated and len(value) > MAX_REPEATED:
             out[path] = f"more than {MAX_REPEATED} items"
             continue
-        if is_map:
-            key_f = field.message_type.fields_by_name["key"]
-            val_f = field.message_type.fields_by_name["value"]
-            val_limit = MAP_VALUE_LIMITS.get(field.name, MAX_STRING_CHARS)
+        if f.check == "map":
             for key, item in value.items():
-                bad = _scalar_problem(key_f, key, MAX_STRING_CHARS)
+                bad = _scalar_problem(f.key, key, MAX_STRING_CHARS)  # type: ignore[arg-type]
                 if bad:
                     out[f"{path} key"] = bad
                     continue
                 shown = key if isinstance(key, str) and len(key) <= 64 else "..."
-                if val_f.type == F.TYPE_MESSAGE:
+                if f.nested:
                     _walk(item, f"{path}[{shown}].", out, depth + 1)
                 else:
-                    bad = _scalar_problem(val_f, item, val_limit)
+                    bad = _scalar_problem(f.value, item, f.value_limit)  # type: ignore[arg-type]
                     if bad:
                         out[f"{path}[{shown}]"] = bad
             continue
-        items = list(value) if field.is_repeated else [value]
+        items = value if f.repeated else (value,)
         for i, item in enumerate(items):
-            where = f"{path}[{i}]" if field.is_repeated else path
-            if field.type == F.TYPE_MESSAGE:
-                if field.message_type.full_name == "google.protobuf.Timestamp":
-                    bad = _timestamp_problem(item)
-                    if bad:
-                        out[where] = bad
-                else:
-                    _walk(item, where + ".", out, depth + 1)
+            where = f"{path}[{i}]" if f.repeated else path
+            if f.check == "timestamp":
+                bad = _timestamp_problem(item)
+            elif f.check == "message":
+                _walk(item, where + ".", out, depth + 1)
+                continue
             else:
-                bad = _scalar_problem(field, item, limit)
-                if bad:
-                    out[where] = bad
+                bad = _scalar_problem(field, item, f.limit)
+            if bad:
+                out[where] = bad
 
 
 def check_request(msg: message.Message) -> None:

@@ -67,6 +67,31 @@ async def test_prepared_rows_equal_core_rows(db: Database) -> None:
     assert await db.read(lambda c: prepared.first(c, {**params, "agency": "y"})) is None
 
 
+async def test_values_the_statement_gives_and_values_given(db: Database) -> None:
+    """Parameters a statement carries itself (a literal limit, a bind with a value) are
+    sent with the given ones, in the DBAPI's order; a given value overrides a bind's own."""
+    now = dt.datetime.now(dt.UTC)
+    with db.engine.begin() as conn:
+        conn.execute(sa.insert(TASKS), [
+            {"name": f"tasks/{i}", "application_id": "a", "matter": "m", "step": "s",
+             "display_name": "d", "role": "reviewer", "agency": "x",
+             "status": "OPEN" if i % 2 else "CLAIMED", "due_time": now, "overdue": False,
+             "create_time": now, "update_time": now}
+            for i in range(6)])
+    stmt = sa.select(TASKS.c.name).where(
+        TASKS.c.status == sa.bindparam("status", value="OPEN"),
+        TASKS.c.agency == sa.bindparam("agency"),
+    ).order_by(TASKS.c.name.desc()).limit(2)
+    prepared = Prepared(stmt)
+    with db.engine.connect() as conn:
+        for params in ({"agency": "x"}, {"agency": "x", "status": "CLAIMED"}, {"agency": "y"}):
+            want = [r.name for r in conn.execute(stmt, params)]
+            assert [r.name for r in prepared.all(conn, params)] == want
+        assert [r.name for r in prepared.all(conn, {"agency": "x"})] == ["tasks/5", "tasks/3"]
+        with pytest.raises(KeyError):
+            prepared.all(conn, {})  # agency is the caller's to give
+
+
 async def test_a_read_refused_for_a_lock_on_the_loop_is_retried_in_a_thread(
         tmp_path: pathlib.Path) -> None:
     """In WAL mode another connection cannot make a reader wait, so the refusal is staged:
