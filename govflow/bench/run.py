@@ -230,10 +230,17 @@ class Bench:
                 "met": r50 <= 1.5}
 
     # ---------------------------------------------------------------- figure 3
+    # A decision sets off its follow-up in the workflow (the task's and timeline's writes,
+    # the next step's task and timer: a few hundred milliseconds of the worker's time).
+    # Each measured decision waits this long after the one before, so it measures one
+    # round trip, not the previous one's follow-up; the same wait comes before every bare
+    # Update. The back-to-back figure, without it, is reported beside.
+    DECISION_SETTLE_SECONDS = 0.5
+
     async def decisions(self) -> dict[str, Any]:
         n = self.p.decisions
         officer = await self.md("chen-jing", AGENCY)
-        names = await asyncio.gather(*[self.submit(OFFICER) for _ in range(n)])
+        names = await asyncio.gather(*[self.submit(OFFICER) for _ in range(2 * n)])
         tasks = [f"tasks/{x.removeprefix('applications/')}-acceptance-sz-amr" for x in names]
 
         async def claim(task: str) -> None:
@@ -250,40 +257,52 @@ class Bench:
         await asyncio.gather(*[claim(t) for t in tasks])
         await asyncio.sleep(1.0)  # let the claims' own activities settle
         parked = await self.bare_start(BareInput(0, park=True))
-        real_ms: list[float] = []
-        bare_ms: list[float] = []
 
-        async def real(task: str) -> None:
-            t0 = time.perf_counter()
-            await self.matters.DecideTask(mpb.DecideTaskRequest(
-                name=task, decision=mpb.DECISION_APPROVE), metadata=officer)
-            real_ms.append(1000 * (time.perf_counter() - t0))
+        async def sample(tasks: list[str], settle: float) -> tuple[list[float], list[float]]:
+            real_ms: list[float] = []
+            bare_ms: list[float] = []
 
-        async def bare(_: str) -> None:
-            t0 = time.perf_counter()
-            await parked.execute_update("noop", result_type=str)
-            bare_ms.append(1000 * (time.perf_counter() - t0))
+            async def real(task: str) -> None:
+                t0 = time.perf_counter()
+                await self.matters.DecideTask(mpb.DecideTaskRequest(
+                    name=task, decision=mpb.DECISION_APPROVE), metadata=officer)
+                real_ms.append(1000 * (time.perf_counter() - t0))
 
-        for i, task in enumerate(tasks):
-            for fn in ((real, bare) if i % 2 == 0 else (bare, real)):
-                await fn(task)
+            async def bare(_: str) -> None:
+                t0 = time.perf_counter()
+                await parked.execute_update("noop", result_type=str)
+                bare_ms.append(1000 * (time.perf_counter() - t0))
+
+            for i, task in enumerate(tasks):
+                for fn in ((real, bare) if i % 2 == 0 else (bare, real)):
+                    await asyncio.sleep(settle)
+                    await fn(task)
+            return real_ms, bare_ms
+
+        real_ms, bare_ms = await sample(tasks[:n], self.DECISION_SETTLE_SECONDS)
+        burst_real, burst_bare = await sample(tasks[n:], 0.0)
         await parked.signal("finish")
         self.say(f"  decisions: DecideTask p50 {percentile(real_ms, 50):.0f} ms, "
-                 f"no-op Update p50 {percentile(bare_ms, 50):.0f} ms")
+                 f"no-op Update p50 {percentile(bare_ms, 50):.0f} ms (back to back: "
+                 f"{percentile(burst_real, 50):.0f} vs {percentile(burst_bare, 50):.0f} ms)")
         # Where the time goes: the worker's share is the workflow task that runs the Update
         # (started -> completed in the history), the rest is the two gRPC hops and the service.
-        real_wft = [ms for t in tasks for ms in await self.update_task_ms(
+        real_wft = [ms for t in tasks[:n] for ms in await self.update_task_ms(
             self.wid(t.removeprefix("tasks/").split("-acceptance-")[0]), "decide_task")]
         bare_wft = await self.update_task_ms(parked.id, "noop")
         g, b = latency(real_ms), latency(bare_ms)
         r = ratio(g["p50"], b["p50"])
         breakdown = {"update_workflow_task_ms_p50": {"govflow": percentile(real_wft, 50),
-                                                     "baseline": percentile(bare_wft, 50)}}
+                                                     "baseline": percentile(bare_wft[:n], 50)}}
         self.say(f"  decisions: the Update's workflow task p50 {percentile(real_wft, 50):.1f} ms"
-                 f" (bare {percentile(bare_wft, 50):.1f} ms)")
+                 f" (bare {percentile(bare_wft[:n], 50):.1f} ms)")
+        gb, bb = latency(burst_real), latency(burst_bare)
         return {"unit": "ms", "govflow": g, "baseline": b, "ratio_p50": r,
                 "ratio_p95": ratio(g["p95"], b["p95"]), "goal": "p50 ratio <= 1.5",
-                "met": r <= 1.5, "breakdown": breakdown}
+                "met": r <= 1.5, "settle_seconds": self.DECISION_SETTLE_SECONDS,
+                "breakdown": breakdown,
+                "back_to_back": {"govflow": gb, "baseline": bb,
+                                 "ratio_p50": ratio(gb["p50"], bb["p50"])}}
 
     async def update_task_ms(self, workflow_id: str, update: str) -> list[float]:
         """Started -> completed of each workflow task that accepted an Update named so."""
@@ -811,6 +830,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"/{_f(d['govflow']['p95'], 0)} ms | {_f(d['baseline']['p50'], 0)}/"
             f"{_f(d['baseline']['p95'], 0)} ms | {_f(d['ratio_p50'], 2)} | {d['goal']} | "
             f"{yes[d['met']]} |")
+        if bb := d.get("back_to_back"):
+            lines.append(
+                f"| 3 | ... back to back (the previous decision's follow-up still running) | "
+                f"{_f(bb['govflow']['p50'], 0)}/{_f(bb['govflow']['p95'], 0)} ms | "
+                f"{_f(bb['baseline']['p50'], 0)}/{_f(bb['baseline']['p95'], 0)} ms | "
+                f"{_f(bb['ratio_p50'], 2)} | (shown) | |")
     r = f.get("reads")
     for k, v in (r["paths"] if r else {}).items():
         lines.append(f"| 4 | {k} (concurrency {r['concurrency']}, {v['response_bytes']:,} B) | "
