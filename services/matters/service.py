@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.dialects.postgresql
+import sqlalchemy.dialects.sqlite
 from sqlmodel import Session, col, select
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import (
@@ -369,17 +371,34 @@ class Matters:
 
     # ------------------------------------------------------------ read model (worker)
     def record_event(self, s: Session, app_id: str, ev: dict[str, Any]) -> None:
-        row = s.get(ApplicationRow, app_id)
-        if row is None:
-            raise NotFound(f"applications/{app_id} not found", reason="APPLICATION_NOT_FOUND")
-        exists = s.exec(select(ApplicationEventRow).where(
-            ApplicationEventRow.application_id == app_id,
-            ApplicationEventRow.event_id == ev["event_id"])).first()
-        if exists is not None:
+        """Appends a timeline event and applies what it carries to the application's row.
+        Core statements (three round trips, no ORM loading): the event is inserted unless
+        it is there already (a retried activity then changes nothing), then the row is
+        updated; an application that is not there undoes the insert (NOT_FOUND)."""
+        apps: sa.Table = ApplicationRow.__table__  # type: ignore[attr-defined]
+        events: sa.Table = ApplicationEventRow.__table__  # type: ignore[attr-defined]
+        dialect = s.get_bind().dialect.name
+        insert = (sa.dialects.postgresql.insert if dialect == "postgresql"
+                  else sa.dialects.sqlite.insert)(events).values(
+            application_id=app_id, event_id=ev["event_id"], kind=ev["kind"],
+            message=ev["message"], time=ev["time"], status=ev["status"], actor=ev["actor"],
+        ).on_conflict_do_nothing(index_elements=["application_id", "event_id"])
+        if s.execute(insert).rowcount == 0:  # type: ignore[attr-defined]
             return  # a retried activity: already recorded
-        s.add(ApplicationEventRow(application_id=app_id, event_id=ev["event_id"], kind=ev["kind"],
-                                  message=ev["message"], time=ev["time"], status=ev["status"],
-                                  actor=ev["actor"]))
+        values: dict[str, Any] = {"update_time": utcnow()}
+        if ev["status"]:
+            values["status"] = ev["status"]
+            if ev["status"] in DECIDED_STATUSES:
+                values["decided_time"] = sa.func.coalesce(apps.c.decided_time, ev["time"])
+        for key in ("result_certificate", "receipt_json", "due_time", "current_steps",
+                    "missing_materials", "supplement_due_time", "result_certificates"):
+            if ev.get(key) is not None and ev.get(key) != "":
+                values[key] = ev[key]
+        if ev.get("overdue"):
+            values["overdue"] = True
+        updated = s.execute(sa.update(apps).where(apps.c.id == app_id).values(**values))
+        if updated.rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound(f"applications/{app_id} not found", reason="APPLICATION_NOT_FOUND")
         if ev.get("receipt_json"):
             # A rule decided (秒批 or not): the receipt is what the decision rested on.
             receipt = json.loads(ev["receipt_json"])
@@ -390,18 +409,6 @@ class Matters:
                                "rule_version": receipt["rule_version"],
                                "inputs_json": receipt["inputs_json"],
                                "explanations": receipt["explanations"]})
-        if ev["status"]:
-            row.status = ev["status"]
-            if ev["status"] in DECIDED_STATUSES and row.decided_time is None:
-                row.decided_time = ev["time"]
-        for key in ("result_certificate", "receipt_json", "due_time", "current_steps",
-                    "missing_materials", "supplement_due_time", "result_certificates"):
-            if ev.get(key) is not None and ev.get(key) != "":
-                setattr(row, key, ev[key])
-        if ev.get("overdue"):
-            row.overdue = True
-        row.update_time = utcnow()
-        s.add(row)
 
     def upsert_task(self, s: Session, t: dict[str, Any]) -> TaskRow:
         """Writes the workflow's snapshot of a task. Tasks only move forward (OPEN ->

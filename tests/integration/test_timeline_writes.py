@@ -1,0 +1,72 @@
+"""RecordApplicationEvent, the worker's timeline write (Core statements since 2026-12-02):
+a retry appends nothing, what the event carries lands on the application's row, the time
+of the first decision is kept, and an unknown application is refused with nothing written
+— on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import grpc
+import pytest
+import sqlalchemy as sa
+
+from govflow.db import normalise_url
+from govflow.matters.v1 import matters_pb2 as mpb
+from tests.e2e.helpers import TERMINAL, citizen, submit, wait_for
+from tests.stack import Stack
+
+
+def _event(name: str, event_id: str, when: dt.datetime, status: int = 0, **kw: object
+           ) -> mpb.RecordApplicationEventRequest:
+    request = mpb.RecordApplicationEventRequest(
+        application=name, event=mpb.TimelineEvent(
+            event_id=event_id, kind="note", message=f"{event_id} noted", actor="system",
+            status=status),  # type: ignore[arg-type]
+        **kw)  # type: ignore[arg-type]
+    request.event.time.FromDatetime(when)
+    return request
+
+
+async def test_timeline_writes_are_applied_once(stack: Stack) -> None:
+    wang = await citizen(stack, "wang-fang")
+    name = await submit(stack, wang, "matters/senior-citizen-card")
+    ended = await wait_for(stack, wang, name, lambda a: a.status in TERMINAL)
+    await stack.client.get_workflow_handle(ended.workflow_id).result()
+    worker = await stack.service_md("govflow-worker")
+    app_id = name.removeprefix("applications/")
+    engine = sa.create_engine(normalise_url(stack.settings.database_url("matters")))
+
+    def decided_time() -> dt.datetime | None:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT decided_time FROM applications WHERE id = :i"),
+                                {"i": app_id}).scalar_one()  # type: ignore[no-any-return]
+
+    try:
+        first_decided = decided_time()
+        assert first_decided is not None  # the workflow's decision
+        when = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        request = _event(name, "7000-retried", when, overdue=True, current_steps=["recheck"],
+                         status=mpb.APPLICATION_STATUS_REJECTED)
+        for _ in range(2):  # the activity retried after its answer was lost
+            await stack.matters.RecordApplicationEvent(request, metadata=worker)
+        got = (await stack.matters.GetApplication(mpb.GetApplicationRequest(name=name),
+                                                  metadata=wang)).application
+        assert [e.event_id for e in got.timeline].count("7000-retried") == 1
+        assert got.timeline[-1].message == "7000-retried noted"
+        assert got.overdue and list(got.current_steps) == ["recheck"]
+        assert got.status == mpb.APPLICATION_STATUS_REJECTED
+        # A later decision does not move the time of the first.
+        assert decided_time() == first_decided
+
+        missing = "applications/does-not-exist"
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stack.matters.RecordApplicationEvent(_event(missing, "7001-lost", when),
+                                                       metadata=worker)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(
+                "SELECT count(*) FROM application_events WHERE application_id = :i"),
+                {"i": "does-not-exist"}).scalar_one() == 0
+    finally:
+        engine.dispose()
