@@ -67,13 +67,15 @@ class ServiceChecks:
         public = rpc in self.public_methods
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            # Both keys are text metadata (no "-bin" suffix): gRPC hands their values over
+            # as str. One pass; the last of repeated keys counts.
             request_id = auth = ""
             for key, value in context.invocation_metadata() or ():
                 if key == log.REQUEST_ID_HEADER:
                     request_id = value
                 elif key == "authorization":
                     auth = value
-            if not isinstance(request_id, str) or not request_id:
+            if not request_id:
                 request_id = log.new_request_id()
             rid_token = log.request_id_var.set(request_id)
             started = time.perf_counter()
@@ -86,7 +88,7 @@ class ServiceChecks:
                 context.set_trailing_metadata(((log.REQUEST_ID_HEADER, request_id),))
                 principal_token = None
                 if auth:
-                    scheme, _, token = auth.partition(" ") if isinstance(auth, str) else ("", "", "")
+                    scheme, _, token = auth.partition(" ")
                     if scheme.lower() != "bearer" or not token:
                         raise Unauthenticated("authorization must be 'Bearer <token>'",
                                               reason="TOKEN_MALFORMED")
