@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
@@ -123,6 +124,14 @@ def ping(engine: Engine) -> bool:
         return True
     except Exception:
         return False
+
+
+def dialect_insert(s: Session, table: sa.Table) -> Any:
+    """An INSERT into ``table`` in the session's dialect, so it takes ``ON CONFLICT``
+    (``on_conflict_do_nothing`` / ``on_conflict_do_update``): SQLite and PostgreSQL
+    spell it alike, but SQLAlchemy keeps it per dialect."""
+    make = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return make(table)
 
 
 class Prepared:

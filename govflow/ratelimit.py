@@ -13,9 +13,9 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from govflow.db import dialect_insert
 from govflow.errors import ResourceExhausted
 
 
@@ -30,8 +30,7 @@ def hit(s: Session, table: Any, key: str, *, limit: int, window_seconds: int,
     now = time.time() if now is None else now
     window = int(now // window_seconds) * window_seconds
     t = table.__table__
-    insert = (postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert)
-    stmt = insert(t).values(key=key[:400], window_start=window, count=1)
+    stmt = dialect_insert(s, t).values(key=key[:400], window_start=window, count=1)
     stmt = stmt.on_conflict_do_update(
         index_elements=[t.c.key, t.c.window_start], set_={"count": t.c.count + 1},
     ).returning(t.c.count)

@@ -158,18 +158,15 @@ def _cert_id(name: str) -> str:
 _CERTIFICATES: sa.Table = CertificateRow.__table__  # type: ignore[attr-defined]
 _KEYS: sa.Table = IssuerKeyRow.__table__  # type: ignore[attr-defined]
 # A certificate with the issuer key its record names, in one query.
-_CERTIFICATE_AND_KEY = Prepared(sa.select(
-    _CERTIFICATES, _KEYS.c.agency.label("key_agency"),
-    _KEYS.c.public_jwk.label("key_public_jwk"),
-).select_from(_CERTIFICATES.outerjoin(_KEYS, _KEYS.c.kid == _CERTIFICATES.c.key_id)).where(
-    _CERTIFICATES.c.id == sa.bindparam("id")))
+_WITH_KEY = _CERTIFICATES.outerjoin(_KEYS, _KEYS.c.kid == _CERTIFICATES.c.key_id)
+_KEY_COLUMNS = (_KEYS.c.agency.label("key_agency"), _KEYS.c.public_jwk.label("key_public_jwk"))
+_CERTIFICATE_AND_KEY = Prepared(sa.select(_CERTIFICATES, *_KEY_COLUMNS).select_from(
+    _WITH_KEY).where(_CERTIFICATES.c.id == sa.bindparam("id")))
 # What decides whether a verification made before still holds: the certificate's holder
 # (who may read it this way), its version, and the key it names.
 _CERTIFICATE_HEAD = Prepared(sa.select(
-    _CERTIFICATES.c.holder, _CERTIFICATES.c.version, _KEYS.c.agency.label("key_agency"),
-    _KEYS.c.public_jwk.label("key_public_jwk"),
-).select_from(_CERTIFICATES.outerjoin(_KEYS, _KEYS.c.kid == _CERTIFICATES.c.key_id)).where(
-    _CERTIFICATES.c.id == sa.bindparam("id")))
+    _CERTIFICATES.c.holder, _CERTIFICATES.c.version, *_KEY_COLUMNS).select_from(
+    _WITH_KEY).where(_CERTIFICATES.c.id == sa.bindparam("id")))
 _ISSUER_KEY = Prepared(sa.select(_KEYS.c.agency, _KEYS.c.public_jwk).where(
     _KEYS.c.kid == sa.bindparam("kid")))
 _KEY_AGENCIES = Prepared(sa.select(_KEYS.c.agency).distinct())

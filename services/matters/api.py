@@ -149,7 +149,8 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
         self.m = matters
         self.db = matters.db
         self.applications = reads.ApplicationReader(self.db, get_application_response)
-        # Inbox pages by filter and caller's roles, each with its agency's inbox version.
+        # Inbox pages' responses by filter and caller's roles, each with its agency's inbox
+        # version.
         self.inbox_pages: reads.VersionedCache[pb.ListTasksResponse] = reads.VersionedCache(4096)
 
     async def ListMatters(self, request: pb.ListMattersRequest, context: object) -> pb.ListMattersResponse:

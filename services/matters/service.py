@@ -11,8 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-import sqlalchemy.dialects.postgresql
-import sqlalchemy.dialects.sqlite
 from sqlmodel import Session, col, select
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import (
@@ -25,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from govflow import audit, auth, faults, log, ratelimit
-from govflow.db import Database
+from govflow.db import Database, dialect_insert
 from govflow.errors import (
     DomainError,
     FailedPrecondition,
@@ -377,9 +375,7 @@ class Matters:
         updated; an application that is not there undoes the insert (NOT_FOUND)."""
         apps: sa.Table = ApplicationRow.__table__  # type: ignore[attr-defined]
         events: sa.Table = ApplicationEventRow.__table__  # type: ignore[attr-defined]
-        dialect = s.get_bind().dialect.name
-        insert = (sa.dialects.postgresql.insert if dialect == "postgresql"
-                  else sa.dialects.sqlite.insert)(events).values(
+        insert = dialect_insert(s, events).values(
             application_id=app_id, event_id=ev["event_id"], kind=ev["kind"],
             message=ev["message"], time=ev["time"], status=ev["status"], actor=ev["actor"],
         ).on_conflict_do_nothing(index_elements=["application_id", "event_id"])
