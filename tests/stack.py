@@ -127,8 +127,10 @@ async def running_stack(tmp: pathlib.Path, client: Client, *, database_urls: dic
     from services.certificates.server import create_server as certificates_server
     from services.identity.server import create_server as identity_server
     from services.matters.server import create_server as matters_server
+    from govflow.temporal_data import with_converter
     from workflows.worker import WorkerStack
 
+    client = with_converter(client)  # as the services' and the worker's own clients
     urls = database_urls or {}
     task_queue = f"tq-{uuid.uuid4().hex[:8]}"
     settings = Settings(

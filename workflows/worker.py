@@ -13,14 +13,24 @@ import pathlib
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
+from temporalio.bridge.proto.workflow_activation import WorkflowActivation
+from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.converter import DataConverter, StorageDriverStoreContext
+from temporalio.worker import (
+    Worker,
+    WorkflowInstance,
+    WorkflowInstanceDetails,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.workflow import Info
 
-from govflow import faults, log
+from govflow import faults, log, temporal_data
 from govflow.certificates.v1 import certificates_pb2_grpc
 from govflow.grpckit import HealthReporter, channel
 from govflow.identity.v1 import identity_pb2_grpc
@@ -34,14 +44,66 @@ from workflows.fault_injection import HoldActivities
 WORKFLOWS: Sequence[type] = (ApplicationWorkflow, FollowUpWorkflow)
 
 
-def sandbox_runner() -> SandboxedWorkflowRunner:
-    # Our own pure modules and the calendar data are passed through, so the sandbox does
-    # not re-import them for every workflow run.
-    return SandboxedWorkflowRunner(
+def sandbox_runner(data_converter: DataConverter | None = None) -> WorkflowRunner:
+    """The sandbox every workflow runs in. Our own pure modules and the calendar data are
+    passed through, so the sandbox does not re-import them for every workflow run. With a
+    data converter that has no payload codec and no external storage (ours), the worker
+    needs no serialization context for the payloads it carries: see ContextFreeRunner."""
+    sandbox = SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(
             "workflows.models", "workflows.rules", "workflows.working_days", "chinese_calendar",
         )
     )
+    dc = data_converter or DataConverter.default
+    if dc.payload_codec is None and dc.external_storage is None:
+        return ContextFreeRunner(sandbox)
+    return sandbox
+
+
+class ContextFreeRunner(WorkflowRunner):
+    """The sandboxed runner, for a worker whose data converter has no payload codec and no
+    external storage. Around every workflow task the SDK asks the workflow instance for
+    each payload's serialization context, several times a payload (codec, store and
+    reference passes on the way in and out); the sandbox answers each by executing a
+    source string inside its import guards: most of the worker's own time in a workflow
+    task (measured with py-spy during `govflow bench --only decision`). Those contexts
+    only reach a codec or an external store, so without either the answer changes no
+    byte: this runner answers "no context" at once and runs everything else in the
+    sandbox as before. (The SDK relaxes a bare SandboxedWorkflowRunner for its debug_mode;
+    a debugging session passes sandbox_runner's inner runner instead.)"""
+
+    def __init__(self, inner: WorkflowRunner) -> None:
+        self.inner = inner
+
+    def prepare_workflow(self, defn: Any) -> None:
+        self.inner.prepare_workflow(defn)
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        return _ContextFreeInstance(self.inner.create_instance(det))
+
+    def set_worker_level_failure_exception_types(
+            self, types: Sequence[type[BaseException]]) -> None:
+        self.inner.set_worker_level_failure_exception_types(types)
+
+
+class _ContextFreeInstance(WorkflowInstance):
+    def __init__(self, inner: WorkflowInstance) -> None:
+        self.inner = inner
+
+    def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
+        return self.inner.activate(act)
+
+    def get_serialization_context(self, command_info: object) -> None:
+        return None
+
+    def get_external_store_context(self, command_info: object) -> StorageDriverStoreContext:
+        return StorageDriverStoreContext(target=None)
+
+    def get_info(self) -> Info:
+        return self.inner.get_info()
+
+    def get_thread_id(self) -> int | None:
+        return self.inner.get_thread_id()
 
 
 def keep_bytecode(cache_dir: pathlib.Path) -> None:
@@ -78,12 +140,13 @@ class WorkerStack:
         self.activities = ApplicationActivities(
             identity_stub, certificates_pb2_grpc.CertificatesServiceStub(self.channels[1]),
             matters_pb2_grpc.MattersServiceStub(self.channels[2]), token)
+        client = temporal_data.with_converter(client)
         self.worker = Worker(
             client,
             task_queue=task_queue or settings.temporal_task_queue,
             workflows=list(WORKFLOWS),
             activities=self.activities.all(),
-            workflow_runner=sandbox_runner(),
+            workflow_runner=sandbox_runner(client.data_converter),
             max_concurrent_activities=settings.worker_max_concurrent_activities,
             max_cached_workflows=settings.worker_max_cached_workflows,
             graceful_shutdown_timeout=dt.timedelta(seconds=settings.worker_graceful_shutdown_seconds),
@@ -103,7 +166,7 @@ async def _main() -> None:
     settings = Settings.from_env()
     log.configure("worker", json=settings.log_json, level=settings.log_level)
     logger = log.get_logger()
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    client = await temporal_data.connect(settings.temporal_address, settings.temporal_namespace)
     stack = WorkerStack(settings, client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

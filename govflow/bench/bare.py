@@ -55,16 +55,16 @@ class BareWorkflow:
 
 
 async def _main() -> None:
-    from temporalio.client import Client
     from temporalio.worker import Worker
 
+    from govflow import temporal_data
     from govflow.settings import Settings
     from workflows.worker import sandbox_runner
 
     settings = Settings.from_env()
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    client = await temporal_data.connect(settings.temporal_address, settings.temporal_namespace)
     worker = Worker(client, task_queue=BARE_TASK_QUEUE, workflows=[BareWorkflow],
-                    activities=[bench_noop], workflow_runner=sandbox_runner(),
+                    activities=[bench_noop], workflow_runner=sandbox_runner(client.data_converter),
                     max_concurrent_activities=settings.worker_max_concurrent_activities,
                     max_cached_workflows=settings.worker_max_cached_workflows)
     stop = asyncio.Event()

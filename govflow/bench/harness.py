@@ -15,7 +15,7 @@ import time
 import grpc
 from temporalio.client import Client
 
-from govflow import cli
+from govflow import cli, temporal_data
 from govflow.settings import Settings
 
 # Storage modes of the dev server: (name, file?, tuned pragmas?)
@@ -111,8 +111,8 @@ async def start(data_dir: pathlib.Path, storage: str, say, *,  # type: ignore[no
 
             await seed(channels["identity"], channels["certificates"], channels["matters"],
                        settings.admin_client_id, settings.admin_client_secret)
-        client = await Client.connect(settings.temporal_address,
-                                      namespace=settings.temporal_namespace)
+        client = await temporal_data.connect(settings.temporal_address,
+                                             settings.temporal_namespace)
         await asyncio.sleep(0.5)
         if (why := procs.crashed()):
             raise RuntimeError(why)

@@ -22,7 +22,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from govflow import audit, auth, faults, log, ratelimit
+from govflow import audit, auth, faults, log, ratelimit, temporal_data
 from govflow.db import Database, dialect_insert
 from govflow.errors import (
     DomainError,
@@ -115,7 +115,7 @@ class TemporalLink:
     async def client(self) -> Client:
         if self._client is None:
             try:
-                self._client = await Client.connect(self.address, namespace=self.namespace)
+                self._client = await temporal_data.connect(self.address, self.namespace)
             except Exception as exc:
                 raise Unavailable("the workflow engine is not reachable; retry shortly",
                                   reason="TEMPORAL_UNAVAILABLE") from exc

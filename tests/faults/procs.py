@@ -18,6 +18,7 @@ import uuid
 import grpc
 from temporalio.client import Client
 
+from govflow import temporal_data
 from govflow.cli import temporal_command, wait_healthy, wait_temporal
 from govflow.settings import Settings
 from tests.stack import SERVICES, Stack
@@ -107,8 +108,8 @@ class ProcStack:
         for name in SERVICES:
             await self.start_service(name)
         await self.start_worker()
-        self.client = await Client.connect(self.settings.temporal_address,
-                                           namespace=self.settings.temporal_namespace)
+        self.client = await temporal_data.connect(self.settings.temporal_address,
+                                                  self.settings.temporal_namespace)
         channels = {n: grpc.aio.insecure_channel(getattr(self.settings, f"{n}_addr"))
                     for n in SERVICES}
         self.stack = Stack(self.settings, self.client, channels, {}, self.settings.temporal_task_queue)

@@ -1,0 +1,111 @@
+"""The data converter every Govflow Temporal client and worker uses.
+
+It is the SDK's default (JSON on the wire, the same payloads byte for byte, so histories
+written before it replay unchanged) with one addition through the SDK's own extension
+point, a ``JSONTypeConverter``: a dataclass's field type hints are resolved once per class
+instead of at every payload. The SDK's ``value_to_type`` calls ``typing.get_type_hints`` on
+each dataclass it decodes, which with postponed annotations (``from __future__ import
+annotations`` in workflows/models.py) evaluates every field's annotation string again:
+115 µs for one TaskRecord here, most of the matters service's own time in a DecideTask
+(py-spy during `govflow bench --only decision`), and a share of every activity's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+import weakref
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+    JSONTypeConverter,
+    value_to_type,
+)
+
+
+# Field plans by class, shared by every converter in the process (the workflow sandbox makes
+# a converter per workflow run). Weak: classes the sandbox imports afresh for a run (modules
+# not passed through) go with it.
+_PLANS: weakref.WeakKeyDictionary[type, tuple[tuple[str, Any, bool], ...]] = \
+    weakref.WeakKeyDictionary()
+
+
+class DataclassFields(JSONTypeConverter):
+    """Decodes dataclasses as the SDK does (fields by name, unknown keys ignored, missing
+    required fields fail at construction, init=False fields restored), with each class's
+    field hints resolved once. Any other hint is left to the SDK."""
+
+    def __init__(self) -> None:
+        self._converters: list[JSONTypeConverter] = [self]
+
+    @staticmethod
+    def _plan(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+        plan = _PLANS.get(cls)
+        if plan is None:
+            hints = typing.get_type_hints(cls)
+            plan = tuple((f.name, hints[f.name], f.init) for f in dataclasses.fields(cls))
+            _PLANS[cls] = plan
+        return plan
+
+    def to_typed_value(self, hint: type, value: Any) -> Any:
+        if not (isinstance(hint, type) and dataclasses.is_dataclass(hint)):
+            return JSONTypeConverter.Unhandled
+        if not isinstance(value, dict):
+            raise TypeError(f"Cannot convert to dataclass {hint}, value is {type(value)} not dict")
+        init: dict[str, Any] = {}
+        late: dict[str, Any] = {}
+        for name, field_hint, in_init in self._plan(hint):
+            raw = value.get(name, dataclasses.MISSING)
+            if raw is dataclasses.MISSING:
+                continue
+            if field_hint is str and type(raw) is str:
+                converted: Any = raw
+            else:
+                try:
+                    converted = value_to_type(field_hint, raw, self._converters)
+                except Exception as err:
+                    raise TypeError(f"Failed converting field {name} on dataclass {hint}") \
+                        from err
+            (init if in_init else late)[name] = converted
+        obj = hint(**init)
+        for name, converted in late.items():
+            object.__setattr__(obj, name, converted)
+        return obj
+
+
+class _JsonPlain(JSONPlainPayloadConverter):
+    def __init__(self) -> None:
+        super().__init__(custom_type_converters=[DataclassFields()])
+
+
+class PayloadConverter(CompositePayloadConverter):
+    """The SDK's default encodings, in its order, with the JSON one decoding dataclasses
+    through DataclassFields."""
+
+    def __init__(self) -> None:
+        super().__init__(*[
+            _JsonPlain() if isinstance(c, JSONPlainPayloadConverter) else c
+            for c in DefaultPayloadConverter.default_encoding_payload_converters])
+
+
+DATA_CONVERTER = dataclasses.replace(DataConverter.default,
+                                     payload_converter_class=PayloadConverter)
+
+
+async def connect(address: str, namespace: str = "default") -> Client:
+    return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER)
+
+
+def with_converter(client: Client) -> Client:
+    """The same connection, with Govflow's data converter (for clients made elsewhere,
+    e.g. a test environment's)."""
+    if client.data_converter.payload_converter_class is PayloadConverter:
+        return client
+    config = client.config()
+    config["data_converter"] = DATA_CONVERTER
+    return Client(**config)
