@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import pathlib
 import secrets
 import socket
@@ -43,6 +44,16 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used, from /proc (Linux)."""
+    try:
+        # The fields after the command name (which may hold spaces) start at ")".
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 @dataclasses.dataclass
 class BenchStack:
     settings: Settings
@@ -54,6 +65,9 @@ class BenchStack:
 
     def pids(self) -> dict[str, int]:
         return {name: proc.pid for name, proc in self.procs.procs}
+
+    def cpu(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids().items()}
 
     def rss(self) -> dict[str, float]:
         return {name: rss_mib(pid) for name, pid in self.pids().items()}

@@ -166,20 +166,38 @@ class Bench:
         await asyncio.gather(*[h.result() for h in handles])
         return n / (time.perf_counter() - t0)
 
+    # Processes whose CPU a round is charged with (the bench process's own client work and
+    # the idle echo server are left out).
+    CPU_PROCESSES = ("temporal", "identity", "certificates", "matters", "worker", "bare-worker")
+
     async def throughput(self, rounds: int, batch: int) -> dict[str, Any]:
         real: list[float] = []
         bare: list[float] = []
+        # CPU ms per workflow of each process, per round: less noisy than the rates on a
+        # shared machine, and it says which process a change made cheaper.
+        cpu: dict[str, list[dict[str, float]]] = {"real": [], "bare": []}
         for r in range(rounds):
             order = [("real", self.real_batch, real), ("bare", self.bare_batch, bare)]
             for label, fn, out in (order if r % 2 == 0 else order[::-1]):
+                before = self.stack.cpu()
                 out.append(await fn(batch))
+                after = self.stack.cpu()
+                cpu[label].append({n: 1000 * (after[n] - before[n]) / batch
+                                   for n in self.CPU_PROCESSES if n in after})
                 self.say(f"  throughput round {r + 1}/{rounds} {label}: {out[-1]:.1f} wf/s")
+        cpu_ms = {label: {n: percentile([c[n] for c in per], 50) for n in per[0]}
+                  for label, per in cpu.items() if per}
+        for label, per_process in cpu_ms.items():
+            self.say(f"  throughput CPU ms per workflow, {label}: {sum(per_process.values()):.0f}"
+                     " (" + ", ".join(f"{n} {v:.0f}" for n, v in per_process.items() if v >= 0.5)
+                     + ")")
         rs, bs = spread(real), spread(bare)
         return {"unit": "applications/s", "batch": batch, "rounds": rounds,
                 "activities": len(self.activities),
                 "local_activities": sum(a.startswith("local:") for a in self.activities),
                 "govflow": rs, "baseline": bs,
                 "per_round_ratios": [ratio(a, b) for a, b in zip(real, bare, strict=True)],
+                "cpu_ms_per_workflow_p50": cpu_ms,
                 "ratio": ratio(rs["median"], bs["median"]), "goal": ">= 0.7",
                 "met": ratio(rs["median"], bs["median"]) >= 0.7}
 
@@ -832,6 +850,13 @@ def markdown(result: dict[str, Any]) -> str:
             f"wf/s ({_f(t['govflow']['min'])}–{_f(t['govflow']['max'])}) | "
             f"{_f(t['baseline']['median'])} wf/s ({_f(t['baseline']['min'])}–"
             f"{_f(t['baseline']['max'])}) | {_f(t['ratio'], 2)} | {t['goal']} | {yes[t['met']]} |")
+        if c := t.get("cpu_ms_per_workflow_p50"):
+            def total(label: str) -> str:
+                per = c.get(label, {})
+                parts = ", ".join(f"{n} {v:.0f}" for n, v in per.items() if v >= 0.5)
+                return f"{sum(per.values()):.0f} ms ({parts})"
+            lines.append(f"| 1 | ... CPU per workflow, p50 of rounds | {total('real')} | "
+                         f"{total('bare')} | — | (shown) | |")
     if lat := f.get("latency"):
         g, b = lat["to_certificate_issued"]["govflow"], lat["to_certificate_issued"]["baseline"]
         lines.append(
