@@ -124,7 +124,9 @@ class ApplicationActivities:
     async def pull_certificate(self, req: PullRequest) -> PulledCertificate | None:
         """The holder's newest active certificate of an accepted type, verified. The
         applicant's submission is their consent: the worker first grants itself access for
-        this one application (idempotent), then reads under that grant."""
+        this one application (idempotent), then reads under that grant: one
+        VerifyCertificate, which answers with the certificate as verified, so the pull is
+        one read in the holder's access log and the audit chain."""
         application = f"applications/{req.application_id}"
         for ctype in req.certificate_types:
             try:
@@ -136,11 +138,9 @@ class ApplicationActivities:
                     continue  # the holder has no active certificate of this type
                 raise
             name = granted.consent.certificate
-            got = await self._call(self.certificates.GetCertificate, cpb.GetCertificateRequest(
-                name=name, purpose=CONSENT_PURPOSE, application=application))
             ver = await self._call(self.certificates.VerifyCertificate, cpb.VerifyCertificateRequest(
                 name=name, purpose=CONSENT_PURPOSE, application=application))
-            cert = got.certificate
+            cert = ver.certificate
             return PulledCertificate(
                 name=cert.name, type=cert.type, fields=dict(cert.fields), valid=ver.valid,
                 failures=[cpb.VerificationFailure.Name(f) for f in ver.failures])
