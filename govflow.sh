@@ -33,7 +33,8 @@ ensure_buf() {
   if [[ -x "$ROOT/node_modules/.bin/buf" ]]; then return; fi
   if command -v npm >/dev/null 2>&1; then
     echo "govflow: installing buf from npm (first run only)" >&2
-    npm install --silent --no-audit --no-fund --prefix "$ROOT" @bufbuild/buf@1.75.0 >&2 || \
+    # npm ci installs exactly what package-lock.json pins and never rewrites it.
+    npm ci --silent --no-audit --no-fund --prefix "$ROOT" >&2 || \
       echo "govflow: could not install buf; the buf lint test will report it" >&2
   fi
 }
