@@ -102,7 +102,6 @@ class Bench:
         self.activities: list[str] = []
         self.mark_after = 0
         self.sample_app: mpb.Application | None = None
-        self.read_cpu_us = float("nan")
 
     async def md(self, key: str, agency: str = "") -> tuple[tuple[str, str], ...]:
         cached = self._tokens.get((key, agency))
@@ -362,10 +361,12 @@ class Bench:
         return out
 
     # ---------------------------------------------------------------- figure 4
-    async def _load(self, call: Callable[[], Awaitable[object]], server: str = "") -> float:
-        """Calls per second with ``read_concurrency`` in flight for ``read_seconds``; with
-        ``server`` named, the CPU that process spent per call goes to ``self.read_cpu_us``."""
-        cpu0 = harness.cpu_seconds(self.stack.pids()[server]) if server else 0.0
+    async def _load(self, call: Callable[[], Awaitable[object]],
+                    server: str) -> tuple[float, float]:
+        """Calls per second with ``read_concurrency`` in flight for ``read_seconds``, and the
+        CPU µs the ``server`` process spent per call."""
+        pid = self.stack.pids()[server]
+        cpu0 = harness.cpu_seconds(pid)
         stop = time.perf_counter() + self.p.read_seconds
         count = 0
 
@@ -378,10 +379,7 @@ class Bench:
         t0 = time.perf_counter()
         await asyncio.gather(*[loop() for _ in range(self.p.read_concurrency)])
         rate = count / (time.perf_counter() - t0)
-        if server and count:
-            cpu = harness.cpu_seconds(self.stack.pids()[server]) - cpu0
-            self.read_cpu_us = 1e6 * cpu / count
-        return rate
+        return rate, 1e6 * (harness.cpu_seconds(pid) - cpu0) / max(count, 1)
 
     async def reads(self) -> dict[str, Any]:
         assert self.sample_app is not None
@@ -429,8 +427,9 @@ class Bench:
         rounds = self.p.read_rounds or self.p.rounds
         for r in range(rounds):
             for k in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
-                rps[k].append(await self._load(calls[k], server.get(k, "echo")))
-                cpu_us[k].append(self.read_cpu_us)
+                rate, per_call = await self._load(calls[k], server.get(k, "echo"))
+                rps[k].append(rate)
+                cpu_us[k].append(per_call)
             self.say("  reads round " + f"{r + 1}/{rounds}: " + ", ".join(
                 f"{k} {v[-1]:.0f}/s" for k, v in rps.items()))
         single = {}
