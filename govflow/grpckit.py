@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 import grpc
-import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
@@ -80,8 +79,9 @@ class ServiceChecks:
             rid_token = log.request_id_var.set(request_id)
             started = time.perf_counter()
             failure: DomainError | None = None
-            bound = structlog.contextvars.bind_contextvars(request_id=request_id, rpc=rpc)
-            line: dict[str, object] = {"request_id": request_id, "rpc": rpc}
+            # The access line's fields, and the context of every line logged meanwhile.
+            line = log.new_call_fields(request_id, rpc)
+            fields_token = log.call_fields.set(line)
             try:
                 # Returned with the status (trailing metadata): no extra write per call, and
                 # it is where a client looks when it reports a failure.
@@ -94,7 +94,6 @@ class ServiceChecks:
                                               reason="TOKEN_MALFORMED")
                     principal = await self.verifier.verify(token.strip())
                     principal_token = current_principal.set(principal)
-                    structlog.contextvars.bind_contextvars(caller=principal.subject)
                     line["caller"] = principal.subject
                 elif not public:
                     raise Unauthenticated("this call needs a bearer token",
@@ -123,7 +122,7 @@ class ServiceChecks:
                     grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})"
                 )
             finally:
-                structlog.contextvars.reset_contextvars(**bound)
+                log.call_fields.reset(fields_token)
                 log.request_id_var.reset(rid_token)
             assert failure is not None
             status = rpc_status.to_status(to_status(failure, self.domain))

@@ -23,6 +23,27 @@ import structlog
 REQUEST_ID_HEADER = "x-request-id"
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
+# The fields of the RPC being served (``request_id``, ``rpc`` and, once the token is
+# verified, ``caller``): the dict its access line is made of, set once per call by the
+# call's wrapper (govflow/grpckit.py). Every line logged while the call runs carries them
+# (``merge_call_fields``). One variable set per call, where binding each key into
+# structlog's context would set one per key and cost several times as much.
+call_fields: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
+    "call_fields", default=None)
+CALL_KEYS = ("request_id", "rpc", "caller")
+
+
+def merge_call_fields(_logger: object, _method: str,
+                      event_dict: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    """structlog processor: adds the current call's fields (``call_fields``) that the
+    event does not set itself, as ``merge_contextvars`` does for bound keys."""
+    fields = call_fields.get()
+    if fields:
+        for key in CALL_KEYS:
+            if key in fields:
+                event_dict.setdefault(key, fields[key])
+    return event_dict
+
 
 def new_request_id() -> str:
     """32 random hex digits. From the process's Mersenne Twister (seeded from the OS, and
@@ -41,6 +62,18 @@ def _fallback(value: object) -> object:
 # One encoder for every line: json.dumps with any keyword builds a new encoder per call,
 # which costs more than encoding an access log line.
 _ENCODER = _json.JSONEncoder(default=_fallback)
+# The C encoder that JSONEncoder.encode builds on every call, built once, with the same
+# settings as _ENCODER (ASCII, ", " and ": ", NaN allowed, no circular check: an access
+# line is a flat dict of strings and numbers). Its output is _ENCODER's, byte for byte.
+_C_ENCODE = (_json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, _fallback, _json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False,
+    True) if _json.encoder.c_make_encoder is not None else None)  # type: ignore[attr-defined]
+
+
+def _encode_line(fields: dict[str, object]) -> str:
+    if _C_ENCODE is None:
+        return _ENCODER.encode(fields)
+    return "".join(_C_ENCODE(fields, 0))
 
 
 def _json_line(event_dict: dict[str, object], **_: object) -> str:
@@ -92,7 +125,7 @@ class _JsonLines:
         fields["level"] = "info"
         fields["timestamp"] = self._stamp()
         pending = self._pending
-        pending.append(_ENCODER.encode(fields))
+        pending.append(_encode_line(fields))
         if len(pending) == 1:
             try:
                 asyncio.get_running_loop().call_later(self.HOLD_SECONDS, self.flush)
@@ -125,15 +158,23 @@ atexit.register(flush)
 
 
 def rpc_line(event: str, fields: dict[str, object]) -> None:
-    """Logs ``event`` at info with ``fields``, the service's name first: what a call's
-    wrapper (govflow/grpckit.py) writes once per call, with the call's own context (request
-    id, rpc, caller) in ``fields``, since it does not read structlog's context. The line
-    structlog would write; in JSON mode without its processor chain, and held for a few
-    milliseconds to be written with others (``_JsonLines``)."""
+    """Logs ``event`` at info with ``fields`` (which it may change), the service's name
+    first: what a call's wrapper (govflow/grpckit.py) writes once per call, with the call's
+    own context (request id, rpc, caller) in ``fields``, since it does not read structlog's
+    context. The line structlog would write; in JSON mode without its processor chain, and
+    held for a few milliseconds to be written with others (``_JsonLines``). A wrapper that
+    builds ``fields`` with ``new_call_fields`` has the service's name first already."""
     if _rpc_line is not None:
-        _rpc_line(event, {"service": _service, **fields})
+        _rpc_line(event, fields if next(iter(fields), None) == "service"
+                  else {"service": _service, **fields})
     else:
-        get_logger("govflow.grpc").info(event, **fields)
+        get_logger("govflow.grpc").info(event, **{k: v for k, v in fields.items()
+                                                  if k != "service"})
+
+
+def new_call_fields(request_id: str, rpc: str) -> dict[str, object]:
+    """The access line's fields of a call beginning (see ``call_fields``)."""
+    return {"service": _service, "request_id": request_id, "rpc": rpc}
 
 
 def configure(service: str, *, json: bool | None = None, level: str = "info") -> None:
@@ -149,6 +190,7 @@ def configure(service: str, *, json: bool | None = None, level: str = "info") ->
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            merge_call_fields,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),

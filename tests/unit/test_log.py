@@ -10,10 +10,15 @@ import json
 import sys
 from collections.abc import Iterator
 
+import grpc
 import pytest
+from google.protobuf import empty_pb2
 import structlog
 
 from govflow import log
+from govflow.auth import Principal, TokenVerifier
+from govflow.errors import FailedPrecondition
+from govflow.grpckit import ServiceChecks
 
 
 @pytest.fixture
@@ -91,3 +96,88 @@ def test_above_info_no_access_line_is_written(monkeypatch: pytest.MonkeyPatch) -
     finally:
         structlog.reset_defaults()
         log._rpc_line = None
+
+
+def test_the_access_line_is_encoded_as_the_json_encoder_would(stream: io.StringIO) -> None:
+    fields: dict[str, object] = {"request_id": "r\u00e9\u2028\x01", "rpc": "X", "caller": "",
+                                 "ms": 1e-7, "n": 3, "flag": True, "none": None,
+                                 "odd": dt.date(2026, 12, 2)}
+    log.rpc_line("rpc.ok", dict(fields))
+    log.flush()
+    written = stream.getvalue().rstrip("\n")
+    expected = {"service": "matters", **fields, "event": "rpc.ok", "level": "info",
+                "timestamp": json.loads(written)["timestamp"]}
+    assert written == log._ENCODER.encode(expected)
+    assert json.loads(written)["odd"] == repr(dt.date(2026, 12, 2))
+
+
+# ---------------------------------------------------------------- inside a served call
+
+class _Verifier(TokenVerifier):
+    """Accepts any token as one citizen (what is tested here is the logging, not tokens)."""
+
+    def __init__(self) -> None:
+        pass
+
+    async def verify(self, token: str) -> Principal:
+        return Principal(subject="persons/p-7", kind="person")
+
+
+async def _served(stream: io.StringIO, fail: bool) -> tuple[grpc.aio.AioRpcError | None, str]:
+    async def handler(request: empty_pb2.Empty,
+                      context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
+        log.get_logger("test").info("inside.call", extra="yes")
+        if fail:
+            raise FailedPrecondition("not now", reason="NOT_NOW")
+        return empty_pb2.Empty()
+
+    checks = ServiceChecks("govflow.test", _Verifier(), ())
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.T", {
+        "Call": checks.wrap(grpc.unary_unary_rpc_method_handler(
+            handler, request_deserializer=empty_pb2.Empty.FromString,
+            response_serializer=empty_pb2.Empty.SerializeToString), "/t.T/Call")}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            call = ch.unary_unary("/t.T/Call")
+            error = None
+            try:
+                await call(empty_pb2.Empty().SerializeToString(), metadata=(("x-request-id", "rid-42"),
+                                          ("authorization", "Bearer t")))
+            except grpc.aio.AioRpcError as exc:
+                error = exc
+    finally:
+        await server.stop(0)
+    log.flush()
+    return error, stream.getvalue()
+
+
+async def test_every_line_of_a_call_carries_its_request_id_rpc_and_caller(
+        stream: io.StringIO) -> None:
+    error, _ = await _served(stream, fail=False)
+    assert error is None
+    lines = _lines(stream)
+    inside = next(x for x in lines if x["event"] == "inside.call")
+    access = next(x for x in lines if x["event"] == "rpc.ok")
+    for line in (inside, access):
+        assert (line["service"], line["request_id"], line["rpc"], line["caller"]) == \
+            ("matters", "rid-42", "Call", "persons/p-7")
+    assert inside["extra"] == "yes" and "ms" not in inside
+    assert isinstance(access["ms"], float)
+    # Outside the call, nothing of it is left in the context.
+    assert log.call_fields.get() is None
+    log.get_logger("test").info("after.call")
+    after = _lines(stream)[-1]
+    assert after["event"] == "after.call" and "request_id" not in after and "caller" not in after
+
+
+async def test_a_refused_call_logs_its_refusal_with_the_call_s_fields(
+        stream: io.StringIO) -> None:
+    error, _ = await _served(stream, fail=True)
+    assert error is not None and error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    refused = next(x for x in _lines(stream) if x["event"] == "rpc.refused")
+    assert (refused["request_id"], refused["rpc"], refused["caller"], refused["reason"]) == \
+        ("rid-42", "Call", "persons/p-7", "NOT_NOW")
+    assert ("x-request-id", "rid-42") in tuple(error.trailing_metadata() or ())
