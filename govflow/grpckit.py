@@ -80,7 +80,7 @@ class ServiceChecks:
             started = time.perf_counter()
             failure: DomainError | None = None
             # The access line's fields, and the context of every line logged meanwhile.
-            line = log.new_call_fields(request_id, rpc)
+            line: dict[str, object] = {"request_id": request_id, "rpc": rpc}
             fields_token = log.call_fields.set(line)
             try:
                 # Returned with the status (trailing metadata): no extra write per call, and

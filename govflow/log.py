@@ -158,23 +158,15 @@ atexit.register(flush)
 
 
 def rpc_line(event: str, fields: dict[str, object]) -> None:
-    """Logs ``event`` at info with ``fields`` (which it may change), the service's name
-    first: what a call's wrapper (govflow/grpckit.py) writes once per call, with the call's
-    own context (request id, rpc, caller) in ``fields``, since it does not read structlog's
-    context. The line structlog would write; in JSON mode without its processor chain, and
-    held for a few milliseconds to be written with others (``_JsonLines``). A wrapper that
-    builds ``fields`` with ``new_call_fields`` has the service's name first already."""
+    """Logs ``event`` at info with ``fields``, the service's name first: what a call's
+    wrapper (govflow/grpckit.py) writes once per call, with the call's own context (request
+    id, rpc, caller) in ``fields``, since it does not read structlog's context. The line
+    structlog would write; in JSON mode without its processor chain, and held for a few
+    milliseconds to be written with others (``_JsonLines``)."""
     if _rpc_line is not None:
-        _rpc_line(event, fields if next(iter(fields), None) == "service"
-                  else {"service": _service, **fields})
+        _rpc_line(event, {"service": _service, **fields})
     else:
-        get_logger("govflow.grpc").info(event, **{k: v for k, v in fields.items()
-                                                  if k != "service"})
-
-
-def new_call_fields(request_id: str, rpc: str) -> dict[str, object]:
-    """The access line's fields of a call beginning (see ``call_fields``)."""
-    return {"service": _service, "request_id": request_id, "rpc": rpc}
+        get_logger("govflow.grpc").info(event, **fields)
 
 
 def configure(service: str, *, json: bool | None = None, level: str = "info") -> None:

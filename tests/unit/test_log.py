@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from google.protobuf import empty_pb2
 import structlog
+from google.protobuf import empty_pb2
 
 from govflow import log
 from govflow.auth import Principal, TokenVerifier
@@ -144,8 +144,8 @@ async def _served(stream: io.StringIO, fail: bool) -> tuple[grpc.aio.AioRpcError
             call = ch.unary_unary("/t.T/Call")
             error = None
             try:
-                await call(empty_pb2.Empty().SerializeToString(), metadata=(("x-request-id", "rid-42"),
-                                          ("authorization", "Bearer t")))
+                await call(empty_pb2.Empty().SerializeToString(),
+                           metadata=(("x-request-id", "rid-42"), ("authorization", "Bearer t")))
             except grpc.aio.AioRpcError as exc:
                 error = exc
     finally:
