@@ -80,6 +80,14 @@ READ_MODEL_LOCAL = "read-model-local-activities"
 # workflow task (durable with the Update's completion), so the officer's inbox and the
 # timeline catch up a few milliseconds after the answer.
 OFFICER_ANSWER_FIRST = "officer-updates-answer-first"
+# Patch id: the main path takes up a decided step only once the decided task's own write
+# (the first of the decision's read-model writes) has landed, in the workflow task that
+# write's completion brings, instead of in the workflow task that completes the Update.
+# That task then carries the decision alone (the Update's messages and one scheduled
+# write), so the officer's answer waits for less; the step's follow-up (its timers
+# cancelled, its timeline events, the next step) comes in a workflow task there is
+# anyway.
+DECISION_AFTER_TASK_WRITE = "decision-follows-task-write"
 
 
 class Refused(Exception):
@@ -136,6 +144,11 @@ class ApplicationWorkflow:
         # path is a regular activity, so the workflow task that completes the Update ends at
         # once instead of waiting for local activities the decision set off.
         self.update_answered = False
+        # Writes of a task that officer Updates started and that have not landed yet, by
+        # task (a claim's may still be running when the decision comes), and whether a
+        # decided step waits for them (DECISION_AFTER_TASK_WRITE).
+        self.writing: dict[str, int] = {}
+        self.decision_after_write = False
 
     # ------------------------------------------------------------------ the path
     @workflow.run
@@ -376,7 +389,13 @@ class ApplicationWorkflow:
                          f"{', '.join(step.agencies)} (due {due.isoformat()})",
                          current_steps=[step.code])
 
+        # Asked here, where the step opens (a workflow task there is anyway), so the
+        # patch's marker never rides on the workflow task of an officer's Update.
+        self.decision_after_write = workflow.patched(DECISION_AFTER_TASK_WRITE)
+
         def settled() -> bool:
+            if self.decision_after_write and any(n in self.writing for n in names):
+                return False
             return self.step_outcome(step, names) is not None
 
         remind_at = max(due - dt.timedelta(days=1), now)
@@ -669,7 +688,8 @@ class ApplicationWorkflow:
         takes its place in the timeline now, and both writes are scheduled as regular
         activities in the workflow task that completes the Update (so they are as durable as
         the decision; the run waits for them before it ends). Older histories replay the
-        writes inside the handler, as they were made."""
+        writes inside the handler, as they were made. The task is in ``writing`` until its
+        write lands (see DECISION_AFTER_TASK_WRITE)."""
         if not workflow.patched(OFFICER_ANSWER_FIRST):
             await self.write_task(task)
             await self.event(kind, message, actor=actor)
@@ -677,11 +697,17 @@ class ApplicationWorkflow:
         snapshot = dataclasses.replace(task, reasons=list(task.reasons))
         ev = self.new_event(kind, message, actor=actor)
         self.update_answered = True
+        self.writing[task.name] = self.writing.get(task.name, 0) + 1
 
         async def write() -> None:
-            await workflow.execute_activity("upsert_task", snapshot,
-                                            start_to_close_timeout=ACTIVITY_TIMEOUT,
-                                            retry_policy=RETRY)
+            try:
+                await workflow.execute_activity("upsert_task", snapshot,
+                                                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                                                retry_policy=RETRY)
+            finally:
+                left = self.writing.pop(task.name) - 1
+                if left:
+                    self.writing[task.name] = left
             await workflow.execute_activity("record_event", ev,
                                             start_to_close_timeout=ACTIVITY_TIMEOUT,
                                             retry_policy=RETRY)

@@ -7,6 +7,7 @@ import uuid
 
 import grpc
 import pytest
+from temporalio.api.enums.v1 import EventType
 
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.demo_data import DEMO_PASSWORD, person
@@ -14,6 +15,7 @@ from govflow.matters.v1 import matters_pb2 as mpb
 from tests.e2e.helpers import wait_for
 from tests.e2e.test_zero_visit import wait_done
 from tests.stack import Stack
+from workflows.models import workflow_id
 
 AMR = "agencies/sz-amr"
 
@@ -125,6 +127,51 @@ async def test_three_steps_then_a_certificate_for_the_enterprise(stack: Stack) -
     assert name in {a.name for a in listed.applications}
     inbox = await stack.matters.ListTasks(mpb.ListTasksRequest(page_size=100), metadata=reviewer)
     assert all(t.application != name for t in inbox.tasks)
+    # Each decision's workflow task carried the decision alone: the Update's messages and
+    # the decided task's write. The step's follow-up (its timers cancelled, its timeline
+    # events, the next step) came in a later workflow task, so the officer's answer did
+    # not wait for it.
+    written = await written_with_update(stack, name.removeprefix("applications/"),
+                                        "decide_task")
+    assert written == [["UPDATE_ACCEPTED", "UPDATE_COMPLETED", "ACTIVITY_TASK_SCHEDULED upsert_task"]
+                       ] * 3, written
+
+
+# The events a workflow task's completion writes (its commands and the Update protocol's
+# messages), as opposed to what happens to the workflow between tasks.
+COMMAND_EVENTS = {
+    "ACTIVITY_TASK_SCHEDULED", "ACTIVITY_TASK_CANCEL_REQUESTED", "TIMER_STARTED",
+    "TIMER_CANCELED", "MARKER_RECORDED", "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES",
+    "WORKFLOW_PROPERTIES_MODIFIED", "START_CHILD_WORKFLOW_EXECUTION_INITIATED",
+    "WORKFLOW_EXECUTION_UPDATE_ACCEPTED", "WORKFLOW_EXECUTION_UPDATE_COMPLETED",
+    "WORKFLOW_EXECUTION_COMPLETED"}
+
+
+async def written_with_update(stack: Stack, application_id: str, update: str) -> list[list[str]]:
+    """For each workflow task that accepted an Update named ``update``, the events its
+    completion wrote (without the ``EVENT_TYPE_`` and ``WORKFLOW_EXECUTION_`` prefixes;
+    scheduled activities with their names)."""
+    history = await stack.client.get_workflow_handle(workflow_id(application_id)).fetch_history()
+    groups: list[list[str]] = []
+    accepted: list[str] = []
+    current: list[str] | None = None
+    for ev in history.events:
+        kind = EventType.Name(ev.event_type).removeprefix("EVENT_TYPE_")
+        if kind == "WORKFLOW_TASK_COMPLETED":
+            current = []
+            groups.append(current)
+            accepted.append("")
+            continue
+        if current is None or kind not in COMMAND_EVENTS:
+            current = None
+            continue
+        if kind == "WORKFLOW_EXECUTION_UPDATE_ACCEPTED":
+            accepted[-1] = ev.workflow_execution_update_accepted_event_attributes \
+                .accepted_request.input.name
+        if kind == "ACTIVITY_TASK_SCHEDULED":
+            kind += " " + ev.activity_task_scheduled_event_attributes.activity_type.name
+        current.append(kind.removeprefix("WORKFLOW_EXECUTION_"))
+    return [g for g, name in zip(groups, accepted, strict=True) if name == update]
 
 
 def person_name(stack: Stack, key: str) -> str:

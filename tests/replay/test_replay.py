@@ -16,7 +16,11 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
-from workflows.application import OFFICER_ANSWER_FIRST, ApplicationWorkflow
+from workflows.application import (
+    DECISION_AFTER_TASK_WRITE,
+    OFFICER_ANSWER_FIRST,
+    ApplicationWorkflow,
+)
 from workflows.models import ApplicationInput, ApplicationResult
 from workflows.worker import WORKFLOWS, sandbox_runner
 
@@ -59,6 +63,26 @@ def test_officer_paths_are_saved_in_both_generations() -> None:
     marked = [p.name for p in newer.glob("*.json") if OFFICER_ANSWER_FIRST in patches(p)]
     assert len(marked) >= 4, marked
     assert not any(OFFICER_ANSWER_FIRST in patches(p) for p in HISTORIES.glob("*.json"))
+
+
+def test_decided_steps_are_saved_before_and_after_the_task_write_patch() -> None:
+    """The histories from before the decision-follows-task-write patch (the main path takes
+    up a decided step in the Update's own workflow task) replay that path; the generation
+    in decision-after-write carries the marker and replays the new one, for every path
+    with an officer's decision."""
+    newer = HISTORIES / "decision-after-write"
+    names = {p.stem.rsplit("-", 1)[0] for p in newer.glob("*.json")}
+    for path in ("three_steps_then_a_certificate_for_the_enterprise",
+                 "supplement_then_approval_pauses_the_clock",
+                 "parallel_any_needs_one_agency_and_cancels_the_rest",
+                 "parallel_co_approval_needs_all_agencies",
+                 "rejection_delivers_reasons_and_issues_nothing",
+                 "withdrawal_in_review_and_during_supplement_issues_nothing",
+                 "life_event_runs_bundled_matters_in_order"):
+        assert path in names, f"no history with the task-write patch for {path}"
+    assert all(DECISION_AFTER_TASK_WRITE in patches(p) for p in newer.glob("*.json"))
+    older = [p for p in HISTORIES.rglob("*.json") if p.parent != newer]
+    assert older and not any(DECISION_AFTER_TASK_WRITE in patches(p) for p in older)
 
 
 def patches(path: pathlib.Path) -> set[str]:
