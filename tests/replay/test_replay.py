@@ -32,21 +32,26 @@ def saved() -> list[WorkflowHistory]:
             for p in sorted(HISTORIES.rglob("*.json"))]
 
 
+def missing(folder: pathlib.Path, paths: tuple[str, ...]) -> list[str]:
+    """The end-to-end tests of ``paths`` with no history saved in ``folder``."""
+    names = {p.stem.rsplit("-", 1)[0] for p in folder.glob("*.json")}
+    return [path for path in paths if path not in names]
+
+
 def test_histories_cover_every_path() -> None:
-    names = {p.stem.rsplit("-", 1)[0] for p in HISTORIES.glob("*.json")}
-    for path in ("instant_approval_issues_a_verifiable_certificate",
-                 "three_steps_then_a_certificate_for_the_enterprise",
-                 "rejection_delivers_reasons_and_issues_nothing",
-                 "supplement_then_approval_pauses_the_clock",
-                 "supplement_timeout_ends_the_application",
-                 "escalation_on_breach_marks_overdue_and_reaches_the_supervisor",
-                 "parallel_co_approval_needs_all_agencies",
-                 "parallel_any_needs_one_agency_and_cancels_the_rest",
-                 "withdrawal_in_review_and_during_supplement_issues_nothing",
-                 "failed_pledge_check_revokes_the_certificate",
-                 "low_rating_opens_a_follow_up_for_the_supervisor",
-                 "life_event_runs_bundled_matters_in_order"):
-        assert path in names, f"no saved history for {path}"
+    assert not missing(HISTORIES, (
+        "instant_approval_issues_a_verifiable_certificate",
+        "three_steps_then_a_certificate_for_the_enterprise",
+        "rejection_delivers_reasons_and_issues_nothing",
+        "supplement_then_approval_pauses_the_clock",
+        "supplement_timeout_ends_the_application",
+        "escalation_on_breach_marks_overdue_and_reaches_the_supervisor",
+        "parallel_co_approval_needs_all_agencies",
+        "parallel_any_needs_one_agency_and_cancels_the_rest",
+        "withdrawal_in_review_and_during_supplement_issues_nothing",
+        "failed_pledge_check_revokes_the_certificate",
+        "low_rating_opens_a_follow_up_for_the_supervisor",
+        "life_event_runs_bundled_matters_in_order"))
 
 
 def test_officer_paths_are_saved_in_both_generations() -> None:
@@ -54,12 +59,10 @@ def test_officer_paths_are_saved_in_both_generations() -> None:
     handler path; the newer generation (subfolder officer-answer-first) carries the patch
     marker and replays the new one."""
     newer = HISTORIES / "officer-answer-first"
-    names = {p.stem.rsplit("-", 1)[0] for p in newer.glob("*.json")}
-    for path in ("three_steps_then_a_certificate_for_the_enterprise",
-                 "supplement_then_approval_pauses_the_clock",
-                 "parallel_any_needs_one_agency_and_cancels_the_rest",
-                 "escalation_on_breach_marks_overdue_and_reaches_the_supervisor"):
-        assert path in names, f"no newer history for {path}"
+    assert not missing(newer, ("three_steps_then_a_certificate_for_the_enterprise",
+                               "supplement_then_approval_pauses_the_clock",
+                               "parallel_any_needs_one_agency_and_cancels_the_rest",
+                               "escalation_on_breach_marks_overdue_and_reaches_the_supervisor"))
     marked = [p.name for p in newer.glob("*.json") if OFFICER_ANSWER_FIRST in patches(p)]
     assert len(marked) >= 4, marked
     assert not any(OFFICER_ANSWER_FIRST in patches(p) for p in HISTORIES.glob("*.json"))
@@ -71,15 +74,13 @@ def test_decided_steps_are_saved_before_and_after_the_task_write_patch() -> None
     in decision-after-write carries the marker and replays the new one, for every path
     with an officer's decision."""
     newer = HISTORIES / "decision-after-write"
-    names = {p.stem.rsplit("-", 1)[0] for p in newer.glob("*.json")}
-    for path in ("three_steps_then_a_certificate_for_the_enterprise",
-                 "supplement_then_approval_pauses_the_clock",
-                 "parallel_any_needs_one_agency_and_cancels_the_rest",
-                 "parallel_co_approval_needs_all_agencies",
-                 "rejection_delivers_reasons_and_issues_nothing",
-                 "withdrawal_in_review_and_during_supplement_issues_nothing",
-                 "life_event_runs_bundled_matters_in_order"):
-        assert path in names, f"no history with the task-write patch for {path}"
+    assert not missing(newer, ("three_steps_then_a_certificate_for_the_enterprise",
+                               "supplement_then_approval_pauses_the_clock",
+                               "parallel_any_needs_one_agency_and_cancels_the_rest",
+                               "parallel_co_approval_needs_all_agencies",
+                               "rejection_delivers_reasons_and_issues_nothing",
+                               "withdrawal_in_review_and_during_supplement_issues_nothing",
+                               "life_event_runs_bundled_matters_in_order"))
     assert all(DECISION_AFTER_TASK_WRITE in patches(p) for p in newer.glob("*.json"))
     older = [p for p in HISTORIES.rglob("*.json") if p.parent != newer]
     assert older and not any(DECISION_AFTER_TASK_WRITE in patches(p) for p in older)
