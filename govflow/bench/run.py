@@ -74,7 +74,7 @@ QUICK = Params("quick", rounds=2, batch=8, latency_samples=5, decisions=3, read_
                read_concurrency=8, verify_iterations=2000, scale_base=10, scale_n=60,
                scale_queries=30, storage_modes=("file-wal", "memory", "file-default"),
                scale_real=30, storage_real=False)
-FULL = Params("full", rounds=3, batch=40, latency_samples=30, decisions=20, read_seconds=3.0,
+FULL = Params("full", rounds=3, batch=40, latency_samples=30, decisions=40, read_seconds=3.0,
               read_concurrency=16, verify_iterations=20000, scale_base=100, scale_n=10000,
               scale_queries=200, storage_modes=("file-wal", "memory", "file-default"),
               scale_real=1000, read_rounds=5)
@@ -318,8 +318,8 @@ class Bench:
         burst_real, burst_bare = await sample(tasks[n:], 0.0)
         hop = await hop_ms()
         await parked.signal("finish")
-        self.say(f"  decisions: DecideTask p50 {percentile(real_ms, 50):.0f} ms, "
-                 f"no-op Update p50 {percentile(bare_ms, 50):.0f} ms (back to back: "
+        self.say(f"  decisions: DecideTask p50 {percentile(real_ms, 50):.1f} ms, "
+                 f"no-op Update p50 {percentile(bare_ms, 50):.1f} ms (back to back: "
                  f"{percentile(burst_real, 50):.0f} vs {percentile(burst_bare, 50):.0f} ms)")
         # Where the time goes: the worker's share is the workflow task that runs the Update
         # (started -> completed in the history), the rest is the two gRPC hops and the service.
