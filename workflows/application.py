@@ -393,16 +393,22 @@ class ApplicationWorkflow:
         # patch's marker never rides on the workflow task of an officer's Update.
         self.decision_after_write = workflow.patched(DECISION_AFTER_TASK_WRITE)
 
+        def decided() -> bool:
+            return self.step_outcome(step, names) is not None
+
         def settled() -> bool:
             if self.decision_after_write and any(n in self.writing for n in names):
                 return False
-            return self.step_outcome(step, names) is not None
+            return decided()
 
+        # A timer that fires while a decided task's write is still landing (the matters
+        # service down, say) finds the step decided: no reminder, no escalation.
         remind_at = max(due - dt.timedelta(days=1), now)
-        if not await self.wait(settled, remind_at - workflow.now()):
+        if not await self.wait(settled, remind_at - workflow.now()) and not decided():
             await self.event("reminder", f"{step.display_name} is due at {due.isoformat()}")
         if not await self.wait(settled, due - workflow.now()):
-            await self.escalate(step, names)
+            if not decided():
+                await self.escalate(step, names)
             await self.wait(settled)
         outcome = self.step_outcome(step, names)
         await self.cancel_open_tasks()  # with quorum "any", the others are not needed
