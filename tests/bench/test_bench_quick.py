@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import statistics
 import subprocess
 import sys
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -43,7 +46,10 @@ def test_quick_bench_writes_every_figure(tmp_path: pathlib.Path) -> None:
     assert _number(f["reads"]["baseline"]["median"])
     assert set(f["reads"]["paths"]) == {"GetApplication", "ListTasks", "VerifyCertificate"}
     for path in f["reads"]["paths"].values():
+        # Each round pairs the path with its baseline; the figure is the rounds' median.
+        assert len(path["per_round_ratios"]) == f["reads"]["rounds"] >= 2
         assert _number(path["ratio"])
+        assert path["ratio"] == pytest.approx(statistics.median(path["per_round_ratios"]))
         assert {"auth_us", "database_us", "serialisation_us"} <= set(path["breakdown_us"])
         assert all(_number(v) for v in path["breakdown_us"].values())
     assert _number(f["certificate_verify"]["ratio"])
