@@ -5,6 +5,7 @@ per-payload serialization context only where nothing could use it."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import inspect
 import types
 import typing
@@ -114,6 +115,39 @@ def test_fields_outside_init_are_restored() -> None:
     v.b = 4
     p = DATA_CONVERTER.payload_converter.to_payloads([v])
     assert DATA_CONVERTER.payload_converter.from_payloads(p, [WithLateField])[0].b == 4
+
+
+@dataclasses.dataclass
+class Inner:
+    when: datetime.datetime
+    tags: set[str]
+    pair: tuple[int, int]
+
+
+@dataclasses.dataclass
+class Outer:
+    inner: Inner
+    by_key: dict[str, Inner]
+    items: list[Inner | None]
+    late: WithLateField
+    text: str = "é \u2028 \"q\""
+
+
+def test_shallow_encoding_writes_what_asdict_writes() -> None:
+    """Values asdict treats specially (nested dataclasses in lists, dicts and tuples, sets,
+    datetimes, fields outside init, None) come out as the same bytes."""
+    inner = Inner(datetime.datetime(2026, 12, 3, 9, 30, tzinfo=datetime.timezone.utc),
+                  {"b"}, (1, 2))
+    late = WithLateField("x")
+    late.b = 9
+    value = Outer(inner, {"k": inner}, [inner, None], late)
+    ours = DATA_CONVERTER.payload_converter.to_payloads([value, [value, 3], None])
+    assert ours == DataConverter.default.payload_converter.to_payloads([value, [value, 3], None])
+    assert b'"b":9' in ours[0].data and b'"tags":["b"]' in ours[0].data
+    # What the SDK cannot encode (here a dataclass's class, not an instance), neither do we.
+    for conv in (DATA_CONVERTER.payload_converter, DataConverter.default.payload_converter):
+        with pytest.raises(TypeError):
+            conv.to_payloads([Inner])
 
 
 class _Codec(PayloadCodec):
