@@ -171,6 +171,6 @@ def test_field_hints_are_resolved_once_per_class() -> None:
     p = DATA_CONVERTER.payload_converter.to_payloads([filled(models.TaskRecord)])
     DATA_CONVERTER.payload_converter.from_payloads(p, [models.TaskRecord])
     plan = temporal_data._PLANS[models.TaskRecord]
-    assert [name for name, _, _ in plan] == [f.name for f in dataclasses.fields(models.TaskRecord)]
+    assert [name for name, _, _, _ in plan] == [f.name for f in dataclasses.fields(models.TaskRecord)]
     DATA_CONVERTER.payload_converter.from_payloads(p, [models.TaskRecord])
     assert temporal_data._PLANS[models.TaskRecord] is plan
