@@ -58,6 +58,10 @@ def test_quick_bench_writes_every_figure(tmp_path: pathlib.Path) -> None:
     assert len(scale["queries_ms"]) == 2
     for q in scale["queries_ms"].values():
         assert _number(q["p99_ratio"])
+        for size in (f"at_{scale['parked_small']}", f"at_{scale['parked_large']}"):
+            # Each size's p99 is the median of its rounds' (taken once the stack is quiet).
+            assert len(q[size]["rounds_p99"]) >= 2
+            assert q[size]["p99"] == pytest.approx(statistics.median(q[size]["rounds_p99"]))
     assert set(f["storage_modes"]["modes"]) == {"memory", "file-wal", "file-default"}
     for mode in f["storage_modes"]["modes"].values():
         assert _number(mode["baseline"]["median"])
