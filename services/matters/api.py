@@ -243,9 +243,10 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
                                           "created_before"})
         _status_filter(f, STATUSES)
         offset, limit = page(request.page_size, request.page_token)
-        rows = await self.db.run(lambda s: self.m.list_applications(s, p, f, offset=offset, limit=limit))
-        return pb.ListApplicationsResponse(applications=[application_pb(r) for r in rows],
-                                           next_page_token=next_token(offset, limit, len(rows)))
+        apps = await self.db.read(reads.list_applications(p, f, offset=offset, limit=limit,
+                                                          build=application_pb))
+        return pb.ListApplicationsResponse(applications=apps,
+                                           next_page_token=next_token(offset, limit, len(apps)))
 
     async def ListTasks(self, request: pb.ListTasksRequest, context: object) -> pb.ListTasksResponse:
         p = auth.principal()

@@ -204,3 +204,73 @@ def list_tasks(p: auth.Principal, f: dict[str, str], *, offset: int, limit: int,
         return response
 
     return read
+
+
+# ListApplications statements by filter shape, as for the inbox: who the caller is (an
+# official's agency, a person's own and represented applications, the ones a caller
+# submitted, or everything for services and admins) and which filters are set.
+_APP_LISTS: dict[tuple[Any, ...], Prepared] = {}
+
+
+def list_applications(p: auth.Principal, f: dict[str, str], *, offset: int, limit: int,
+                      build: Callable[[Any], V]) -> Callable[[Connection], list[V]]:
+    """The applications the caller may list, newest first: a function for
+    ``Database.read`` returning ``build`` of each Core row with ApplicationRow's columns
+    (reused for rows read before with the same values; see Prepared.all_built). Filter
+    values are checked here, before anything is read."""
+    params: dict[str, Any] = {"offset": offset, "limit": limit}
+    if p.kind == auth.OFFICIAL:
+        who: tuple[str, int] = ("agency", 0)
+        params["agency"] = p.agency
+    elif p.kind == auth.PERSON:
+        mine = [p.subject] + ([p.acting_for] if p.acting_for else [])
+        who = ("applicant", len(mine))
+        params.update({f"applicant_{i}": m for i, m in enumerate(mine)})
+    elif p.kind == auth.SERVICE or p.is_admin:
+        who = ("all", 0)
+    else:
+        who = ("submitter", 0)
+        params["submitted_by"] = p.subject
+    if "matter" in f:
+        params["matter"] = f["matter"].removeprefix("matters/")
+    if "status" in f:
+        params["status"] = f["status"].upper()
+    if "overdue" in f:
+        params["overdue"] = f["overdue"].lower() == "true"
+    for key in ("created_after", "created_before"):
+        if key in f:
+            try:
+                when = dt.datetime.fromisoformat(f[key].replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise InvalidArgument(fields={"filter": f"{key} must be ISO 8601"}) from exc
+            params[key] = when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+    shape = (who, *(k in params for k in ("matter", "status", "overdue", "created_after",
+                                          "created_before")))
+    q = _APP_LISTS.get(shape)
+    if q is None:
+        q = _APP_LISTS[shape] = _app_list_statement(shape)
+    return lambda conn: q.all_built(conn, params, build)
+
+
+def _app_list_statement(shape: tuple[Any, ...]) -> Prepared:
+    (who, n), matter, status, overdue, after, before = shape
+    a = _APPS.c
+    q = sa.select(_APPS)
+    if who == "agency":
+        q = q.where(a.agency == sa.bindparam("agency"))
+    elif who == "applicant":
+        q = q.where(a.applicant.in_([sa.bindparam(f"applicant_{i}") for i in range(n)]))
+    elif who == "submitter":
+        q = q.where(a.submitted_by == sa.bindparam("submitted_by"))
+    if matter:
+        q = q.where(a.matter_code == sa.bindparam("matter"))
+    if status:
+        q = q.where(a.status == sa.bindparam("status"))
+    if overdue:
+        q = q.where(a.overdue == sa.bindparam("overdue", type_=a.overdue.type))
+    if after:
+        q = q.where(a.create_time >= sa.bindparam("created_after", type_=a.create_time.type))
+    if before:
+        q = q.where(a.create_time < sa.bindparam("created_before", type_=a.create_time.type))
+    return Prepared(q.order_by(a.create_time.desc(), a.id).offset(sa.bindparam("offset"))
+                    .limit(sa.bindparam("limit")))

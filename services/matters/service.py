@@ -338,35 +338,6 @@ class Matters:
             ApplicationEventRow.application_id == row.id).order_by(ApplicationEventRow.event_id)))
         return row, events
 
-    def list_applications(self, s: Session, p: auth.Principal, f: dict[str, str], *,
-                          offset: int, limit: int) -> list[ApplicationRow]:
-        q = select(ApplicationRow)
-        if p.kind == auth.OFFICIAL:
-            q = q.where(ApplicationRow.agency == p.agency)
-        elif p.kind == auth.PERSON:
-            mine = [p.subject] + ([p.acting_for] if p.acting_for else [])
-            q = q.where(col(ApplicationRow.applicant).in_(mine))
-        elif not (p.kind == auth.SERVICE or p.is_admin):
-            q = q.where(ApplicationRow.submitted_by == p.subject)
-        if "matter" in f:
-            q = q.where(ApplicationRow.matter_code == f["matter"].removeprefix("matters/"))
-        if "status" in f:
-            q = q.where(ApplicationRow.status == f["status"].upper())
-        if "overdue" in f:
-            q = q.where(ApplicationRow.overdue == (f["overdue"].lower() == "true"))
-        for key, op in (("created_after", ">="), ("created_before", "<")):
-            if key in f:
-                try:
-                    when = dt.datetime.fromisoformat(f[key].replace("Z", "+00:00"))
-                except ValueError as exc:
-                    raise InvalidArgument(fields={"filter": f"{key} must be ISO 8601"}) from exc
-                if when.tzinfo is None:
-                    when = when.replace(tzinfo=dt.UTC)
-                column = col(ApplicationRow.create_time)
-                q = q.where(column >= when if op == ">=" else column < when)
-        q = q.order_by(col(ApplicationRow.create_time).desc(), ApplicationRow.id)
-        return list(s.exec(q.offset(offset).limit(limit)))
-
     # ------------------------------------------------------------ read model (worker)
     def record_event(self, s: Session, app_id: str, ev: dict[str, Any]) -> None:
         """Appends a timeline event and applies what it carries to the application's row.
