@@ -72,15 +72,37 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-async def wait_healthy(addr: str, timeout: float) -> None:
+# The name each process reports its health under (grpckit's HealthReporter: the service's
+# full gRPC name; the worker's own), so a wait can tell its process from another server
+# that holds the port (the Temporal dev server picks free ports for its internal
+# services, and one of them can be a port chosen for a service a moment before).
+HEALTH_NAMES = {
+    "identity": "govflow.identity.v1.IdentityService",
+    "certificates": "govflow.certificates.v1.CertificatesService",
+    "matters": "govflow.matters.v1.MattersService",
+    "worker": "govflow.worker",
+}
+
+
+async def wait_healthy(addr: str, timeout: float, service: str = "") -> None:
+    """Waits until the server at ``addr`` reports SERVING (for ``service`` if named). A
+    server that answers but knows no such service is another process on the port: that
+    fails at once, naming it, instead of passing for the one expected."""
     deadline = time.monotonic() + timeout
     async with grpc.aio.insecure_channel(addr) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         while True:
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                resp = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+            try:
+                resp = await stub.Check(health_pb2.HealthCheckRequest(service=service),
+                                        timeout=2)
                 if resp.status == health_pb2.HealthCheckResponse.SERVING:
                     return
+            except grpc.aio.AioRpcError as exc:
+                if service and exc.code() in (grpc.StatusCode.NOT_FOUND,
+                                              grpc.StatusCode.UNIMPLEMENTED):
+                    raise RuntimeError(
+                        f"{addr} is answered by a server that does not serve {service}: "
+                        "another process holds the port") from None
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{addr} did not become healthy in {timeout:.0f}s")
             await asyncio.sleep(0.3)
@@ -163,7 +185,7 @@ async def seed_running(settings: Settings) -> int:
     from govflow.demo_data import seed as run_seed
 
     for name in ("identity", "certificates", "matters"):
-        await wait_healthy(getattr(settings, f"{name}_addr"), 120)
+        await wait_healthy(getattr(settings, f"{name}_addr"), 120, HEALTH_NAMES[name])
     async with grpc.aio.insecure_channel(settings.identity_addr) as i, \
             grpc.aio.insecure_channel(settings.certificates_addr) as c, \
             grpc.aio.insecure_channel(settings.matters_addr) as m:
@@ -204,12 +226,12 @@ async def up(settings: Settings, *, seed: bool = True) -> int:
         print(f"  Temporal dev server   {settings.temporal_address}", flush=True)
         for name in ("identity", "certificates", "matters"):
             stack.spawn(name, [py, "-m", f"services.{name}.server"])
-            await wait_healthy(getattr(settings, f"{name}_addr"), 60)
+            await wait_healthy(getattr(settings, f"{name}_addr"), 60, HEALTH_NAMES[name])
             print(f"  {name:<21} {getattr(settings, f'{name}_addr')}", flush=True)
         stack.spawn("worker", [py, "-m", "workflows.worker"])
         if settings.worker_health_port:
             worker_addr = f"{settings.host}:{settings.worker_health_port}"
-            await wait_healthy(worker_addr, 60)
+            await wait_healthy(worker_addr, 60, HEALTH_NAMES["worker"])
             print(f"  worker                running (health {worker_addr})", flush=True)
         else:
             await asyncio.sleep(1.0)

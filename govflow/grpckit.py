@@ -235,8 +235,10 @@ class GovflowServer:
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
 
     async def start(self) -> None:
-        await self.server.start()
+        # Health first: from its first call the server knows its service's status, so a
+        # check that names the service and gets NOT_FOUND has reached some other server.
         await self.health.check_once()
+        await self.server.start()
         self.health.start()
 
     async def stop(self, grace: float = 5.0) -> None:

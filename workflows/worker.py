@@ -44,6 +44,10 @@ from workflows.fault_injection import HoldActivities
 WORKFLOWS: Sequence[type] = (ApplicationWorkflow, FollowUpWorkflow)
 
 
+# The name the worker reports its health under (govflow.cli.HEALTH_NAMES).
+WORKER_HEALTH_NAME = "govflow.worker"
+
+
 def sandbox_runner(data_converter: DataConverter | None = None) -> WorkflowRunner:
     """The sandbox every workflow runs in. Our own pure modules and the calendar data are
     passed through, so the sandbox does not re-import them for every workflow run. With a
@@ -195,8 +199,10 @@ async def start_health(settings: Settings, client: Client, worker: Worker
     matters more than its probe (an orchestrator's check then fails, which says so)."""
     if not settings.worker_health_port:
         return None
-    server = grpc.aio.server()
-    reporter = HealthReporter(["govflow.worker"], lambda: _worker_ok(client, worker),
+    # No SO_REUSEPORT: a port another process holds is then refused (logged below), not
+    # shared with it.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    reporter = HealthReporter([WORKER_HEALTH_NAME], lambda: _worker_ok(client, worker),
                               settings.health_interval_seconds)
     health_pb2_grpc.add_HealthServicer_to_server(reporter.servicer, server)
     try:
@@ -206,8 +212,8 @@ async def start_health(settings: Settings, client: Client, worker: Worker
     if not port:
         log.get_logger().error("worker.health_port_busy", port=settings.worker_health_port)
         return None
-    await server.start()
     await reporter.check_once()
+    await server.start()
     reporter.start()
     return server, reporter, port
 

@@ -105,17 +105,20 @@ async def start(data_dir: pathlib.Path, storage: str, say, *,  # type: ignore[no
     channels: dict[str, grpc.aio.Channel] = {}
     echo_port = 0
     try:
-        procs.spawn("temporal", cli.temporal_command(
-            settings, db_file=data_dir / "temporal.sqlite3" if file else None, sqlite_tuned=tuned))
         if services:
-            # The services reach Temporal and identity lazily: start them side by side.
+            # The services reach Temporal and identity lazily, so they start first and
+            # hold their ports before the dev server picks free ports for its internal
+            # services (it once took the one chosen for certificates).
             for name in ("identity", "certificates", "matters"):
                 procs.spawn(name, [py, "-m", f"services.{name}.server"])
+            await asyncio.gather(*[
+                cli.wait_healthy(getattr(settings, f"{n}_addr"), 90, cli.HEALTH_NAMES[n])
+                for n in ("identity", "certificates", "matters")])
+        procs.spawn("temporal", cli.temporal_command(
+            settings, db_file=data_dir / "temporal.sqlite3" if file else None, sqlite_tuned=tuned))
         await cli.wait_temporal(settings.temporal_address, 90)
         procs.spawn("bare-worker", [py, "-m", "govflow.bench.bare"])
         if services:
-            await asyncio.gather(*[cli.wait_healthy(getattr(settings, f"{n}_addr"), 90)
-                                   for n in ("identity", "certificates", "matters")])
             procs.spawn("worker", [py, "-m", "workflows.worker"])
             echo_port = free_port()
             procs.spawn("echo", [py, "-m", "govflow.bench.echo_server", str(echo_port)])

@@ -19,7 +19,7 @@ import grpc
 from temporalio.client import Client
 
 from govflow import temporal_data
-from govflow.cli import temporal_command, wait_healthy, wait_temporal
+from govflow.cli import HEALTH_NAMES, temporal_command, wait_healthy, wait_temporal
 from govflow.settings import Settings
 from tests.stack import SERVICES, Stack
 
@@ -97,7 +97,7 @@ class ProcStack:
                             wait: bool = True) -> None:
         self.spawn(name, [sys.executable, "-m", f"services.{name}.server"], env)
         if wait:
-            await wait_healthy(getattr(self.settings, f"{name}_addr"), 60)
+            await wait_healthy(getattr(self.settings, f"{name}_addr"), 60, HEALTH_NAMES[name])
 
     async def start_worker(self, env: dict[str, str] | None = None) -> None:
         self.spawn("worker", [sys.executable, "-m", "workflows.worker"], env)

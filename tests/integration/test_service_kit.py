@@ -15,9 +15,11 @@ import uuid
 import grpc
 import psycopg
 import pytest
+from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from govflow.cli import HEALTH_NAMES, wait_healthy
 from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.identity.v1 import identity_pb2_grpc
 from govflow.settings import Settings
@@ -155,3 +157,49 @@ def test_log_lines_carry_the_request_id(tmp_path: pathlib.Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_health_names_are_the_ones_the_processes_report() -> None:
+    from services.certificates.server import SERVICE_NAME as CERTIFICATES
+    from services.identity.server import SERVICE_NAME as IDENTITY
+    from services.matters.server import SERVICE_NAME as MATTERS
+    from workflows.worker import WORKER_HEALTH_NAME
+
+    assert HEALTH_NAMES == {"identity": IDENTITY, "certificates": CERTIFICATES,
+                            "matters": MATTERS, "worker": WORKER_HEALTH_NAME}
+
+
+async def test_waiting_for_a_service_tells_it_from_another_server_on_the_port(
+        tmp_path: pathlib.Path) -> None:
+    """The wait for a service names it: the service itself passes, from its first answer
+    (its status is set before it serves), while another health-serving process on the
+    port — as when the Temporal dev server took a port chosen for a service — fails at
+    once, saying so, instead of passing for it."""
+    settings = Settings(data_dir=tmp_path,
+                        identity_database_url=f"sqlite:///{tmp_path / 'identity.db'}")
+    server, port = await create_server(settings, port=0)
+    await server.start()
+    try:
+        await asyncio.wait_for(wait_healthy(f"127.0.0.1:{port}", 10, HEALTH_NAMES["identity"]),
+                               10)
+    finally:
+        await server.stop(0)
+
+    other = grpc.aio.server()
+    servicer = grpc_health.aio.HealthServicer()
+    await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    await servicer.set("temporal.api.workflowservice.v1.WorkflowService",
+                       health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, other)
+    other_port = other.add_insecure_port("127.0.0.1:0")
+    await other.start()
+    try:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(RuntimeError, match="does not serve govflow.matters.v1.MattersService"):
+            await wait_healthy(f"127.0.0.1:{other_port}", 30, HEALTH_NAMES["matters"])
+        assert loop.time() - t0 < 10  # at once, not after the 30 s timeout
+        # Unnamed, as before, any SERVING answer passes.
+        await asyncio.wait_for(wait_healthy(f"127.0.0.1:{other_port}", 10), 10)
+    finally:
+        await other.stop(0)
