@@ -56,12 +56,22 @@ def test_quick_bench_writes_every_figure(tmp_path: pathlib.Path) -> None:
     scale = f["scale"]
     assert _number(scale["kib_per_parked_application_worker_and_services"])
     assert len(scale["queries_ms"]) == 2
+    # The small side is the copy taken at the small size: it holds fewer open tasks.
+    held = scale["open_tasks_in_database"]
+    assert held["small_copy"] < held["real"]
+    assert held["real"] - held["small_copy"] >= scale["parked_large"] - scale["parked_small"]
     for q in scale["queries_ms"].values():
         assert _number(q["p99_ratio"])
-        for size in (f"at_{scale['parked_small']}", f"at_{scale['parked_large']}"):
+        small, large = scale["parked_small"], scale["parked_large"]
+        beside = f"at_{small}_beside_{large}"
+        for size in (f"at_{small}", f"at_{large}", beside):
             # Each size's p99 is the median of its rounds' (taken once the stack is quiet).
             assert len(q[size]["rounds_p99"]) >= 2
             assert q[size]["p99"] == pytest.approx(statistics.median(q[size]["rounds_p99"]))
+        # The ratio pairs the large size with the small copy round by round.
+        assert q["per_round_ratios"] == pytest.approx(
+            [a / b for a, b in zip(q[f"at_{large}"]["rounds_p99"], q[beside]["rounds_p99"])])
+        assert q["p99_ratio"] == pytest.approx(statistics.median(q["per_round_ratios"]))
     assert set(f["storage_modes"]["modes"]) == {"memory", "file-wal", "file-default"}
     for mode in f["storage_modes"]["modes"].values():
         assert _number(mode["baseline"]["median"])
