@@ -39,18 +39,18 @@ from temporalio.converter import (
 # Field plans by class, shared by every converter in the process (the workflow sandbox makes
 # a converter per workflow run). Weak: classes the sandbox imports afresh for a run (modules
 # not passed through) go with it. Each field: name, hint, whether it is an __init__
-# argument, and for the commonest hints (str, list[str], bool, int) the shortcut that takes
-# a raw JSON value already of exactly that type as the SDK would return it.
-Plan = tuple[tuple[str, Any, bool, str], ...]
+# argument, and for the commonest hints (str, list[str], bool, int) the exact type of the
+# raw JSON value that is taken as it is (as the SDK would return it), else None.
+Plan = tuple[tuple[str, Any, bool, type | None], ...]
 _PLANS: weakref.WeakKeyDictionary[type, Plan] = weakref.WeakKeyDictionary()
 
 
-def _shortcut(hint: Any) -> str:
+def _exact(hint: Any) -> type | None:
     if hint is str or hint is bool or hint is int:
-        return hint.__name__  # type: ignore[no-any-return]
+        return hint  # type: ignore[no-any-return]
     if typing.get_origin(hint) is list and typing.get_args(hint) == (str,):
-        return "list[str]"
-    return ""
+        return list  # of str, checked item by item
+    return None
 
 
 class DataclassFields(JSONTypeConverter):
@@ -73,7 +73,7 @@ class DataclassFields(JSONTypeConverter):
         plan = _PLANS.get(cls)
         if plan is None:
             hints = typing.get_type_hints(cls)
-            plan = tuple((f.name, hints[f.name], f.init, _shortcut(hints[f.name]))
+            plan = tuple((f.name, hints[f.name], f.init, _exact(hints[f.name]))
                          for f in dataclasses.fields(cls))
             _PLANS[cls] = plan
         return plan
@@ -87,17 +87,12 @@ class DataclassFields(JSONTypeConverter):
             raise TypeError(f"Cannot convert to dataclass {hint}, value is {type(value)} not dict")
         init: dict[str, Any] = {}
         late: dict[str, Any] = {}
-        for name, field_hint, in_init, shortcut in self._plan(hint):
+        for name, field_hint, in_init, exact in self._plan(hint):
             raw = value.get(name, dataclasses.MISSING)
             if raw is dataclasses.MISSING:
                 continue
             kind = type(raw)
-            if shortcut and (
-                    (shortcut == "str" and kind is str)
-                    or (shortcut == "list[str]" and kind is list
-                        and all(type(v) is str for v in raw))
-                    or (shortcut == "bool" and kind is bool)
-                    or (shortcut == "int" and kind is int)):
+            if kind is exact and (kind is not list or all(type(v) is str for v in raw)):
                 converted: Any = list(raw) if kind is list else raw
             else:
                 try:

@@ -17,6 +17,7 @@ import os
 import pathlib
 import platform
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -718,7 +719,7 @@ class Bench:
             self.p.scale_n
         self.say(f"  parking {small} applications on officer tasks")
         await self.park(small, base0)
-        q_small = (await self.list_rounds({"large": self.matters}))["large"]
+        q_small = (await self.list_rounds({"real": self.matters}))["real"]
         rss_small = self.stack.rss()
         # The sizes cannot take turns in one database, so the small one is kept: a copy of
         # matters' database as it stands now, served by a second matters process, which
@@ -731,12 +732,12 @@ class Bench:
             took = await self.park(real_n, base0)
             await asyncio.sleep(2.0)
             rss_real = self.stack.rss()
-            at_real = await self.list_rounds({"large": self.matters, "small": small_stub})
+            at_real = await self.list_rounds({"real": self.matters, "copy": small_stub})
             at_large = at_real
             if large > real_n:
                 self.say(f"  topping up the read model to {large} parked applications")
                 await asyncio.to_thread(self.copy_parked, large - real_n)
-                at_large = await self.list_rounds({"large": self.matters, "small": small_stub})
+                at_large = await self.list_rounds({"real": self.matters, "copy": small_stub})
             counts = {side: await asyncio.to_thread(_open_tasks, path) for side, path in (
                 ("real", self.stack.settings.database_url("matters")),
                 ("small_copy", small_server[2]))}
@@ -747,12 +748,12 @@ class Bench:
         per_app = {k: (rss_real[k] - rss_small[k]) / added for k in rss_small}
         queries = {}
         for k in q_small:
-            big, beside = at_large["large"][k], at_large["small"][k]
+            big, beside = at_large["real"][k], at_large["copy"][k]
             per_round = [ratio(a, b) for a, b in zip(big["rounds_p99"], beside["rounds_p99"])]
             r = statistics.median(per_round)
-            queries[k] = {f"at_{small}": q_small[k], f"at_{real_n}": at_real["large"][k],
+            queries[k] = {f"at_{small}": q_small[k], f"at_{real_n}": at_real["real"][k],
                           f"at_{large}": big, f"at_{small}_beside_{large}": beside,
-                          f"at_{small}_beside_{real_n}": at_real["small"][k],
+                          f"at_{small}_beside_{real_n}": at_real["copy"][k],
                           "per_round_ratios": per_round, "p99_ratio": r,
                           "p99_ratio_unpaired": ratio(big["p99"], q_small[k]["p99"]),
                           "goal": "<= 2", "met": r <= 2}
@@ -781,15 +782,11 @@ class Bench:
     async def start_small_matters(self) -> tuple[cli.Stack, grpc.aio.Channel, str]:
         """A second matters service on a copy of matters' database as it is now (SQLite's
         online backup, consistent while the service writes), on its own port."""
-        import sqlite3
-
         settings = self.stack.settings
-        url = settings.database_url("matters")
-        assert url.startswith("sqlite:///"), "the bench runs matters on SQLite"
         copy = settings.data_dir / "matters-small.sqlite3"
 
         def backup() -> None:
-            src = sqlite3.connect(url.removeprefix("sqlite:///"))
+            src = _sqlite(settings.database_url("matters"))
             dst = sqlite3.connect(copy)
             try:
                 src.backup(dst)
@@ -847,11 +844,15 @@ class Bench:
             db.dispose()
 
 
+def _sqlite(url: str) -> sqlite3.Connection:
+    """A plain connection to a service's SQLite database (the bench runs them on SQLite)."""
+    assert url.startswith("sqlite:///"), f"not a SQLite database: {url}"
+    return sqlite3.connect(url.removeprefix("sqlite:///"))
+
+
 def _open_tasks(url: str) -> int:
     """Open tasks in a matters SQLite database (to show what each side of figure 6 holds)."""
-    import sqlite3
-
-    conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+    conn = _sqlite(url)
     try:
         return int(conn.execute("SELECT count(*) FROM tasks WHERE status = 'OPEN'").fetchone()[0])
     finally:
