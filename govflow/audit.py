@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -84,30 +85,46 @@ def chain_hash(prev_hash: str, entry_json: bytes) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + entry_json).hexdigest()
 
 
-def append(s: Session, entry_cls: type, head_cls: type, *, chain: str, action: str,
+def append(s: Session | sa.Connection, entry_cls: type, head_cls: type, *, chain: str, action: str,
            actor: str, subject: str, details: dict[str, Any], request_id: str = "",
-           time: dt.datetime | None = None) -> Any:
-    """Appends one entry to ``chain`` inside the caller's transaction."""
-    head_table = head_cls.__table__  # type: ignore[attr-defined]
+           time: dt.datetime | None = None) -> int:
+    """Appends one entry to ``chain`` inside the caller's transaction (a session's or a
+    connection's); returns its seq.
+
+    Core statements, built once per chain table (no ORM unit of work: an append is three
+    statements, and the ORM's bookkeeping for them cost several times their work)."""
+    bump, insert, set_hash = _statements(entry_cls, head_cls)
+    conn = s if isinstance(s, sa.Connection) else s.connection()
     # The UPDATE comes first: it serialises appenders (row lock / SQLite write lock)
-    # before anyone reads the head they will extend.
-    bumped = s.execute(sa.update(head_table).where(head_table.c.chain == chain).values(
-        seq=head_table.c.seq + 1))
-    if bumped.rowcount != 1:  # type: ignore[attr-defined]
+    # before anyone reads the head they will extend; RETURNING reads it in the same step.
+    bumped = conn.execute(bump, {"chain_name": chain}).first()
+    if bumped is None:
         raise RuntimeError(f"audit chain {chain!r} has no head row (tampered, or not migrated)")
-    seq, prev = s.execute(sa.select(head_table.c.seq, head_table.c.hash).where(
-        head_table.c.chain == chain)).one()
+    seq, prev = int(bumped[0]), str(bumped[1])
     when = (time or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    entry = {"chain": chain, "seq": int(seq), "time": when.isoformat(timespec="microseconds"),
+    entry = {"chain": chain, "seq": seq, "time": when.isoformat(timespec="microseconds"),
              "action": action, "actor": actor, "subject": subject, "details": details,
              "request_id": request_id}
     body = canonical(entry)
     digest = chain_hash(prev, body)
-    row = entry_cls(seq=int(seq), time=entry["time"], action=action, actor=actor,
-                    subject=subject, entry_json=body.decode(), prev_hash=prev, hash=digest)
-    s.add(row)
-    s.execute(sa.update(head_table).where(head_table.c.chain == chain).values(hash=digest))
-    return row
+    conn.execute(insert, {"seq": seq, "time": entry["time"], "action": action, "actor": actor,
+                          "subject": subject, "entry_json": body.decode(), "prev_hash": prev,
+                          "hash": digest})
+    conn.execute(set_hash, {"chain_name": chain, "new_hash": digest})
+    return seq
+
+
+@functools.cache
+def _statements(entry_cls: type, head_cls: type) -> tuple[Any, Any, Any]:
+    """An append's three statements for one pair of chain tables: bump the head (and read
+    it back), insert the entry, set the head's hash."""
+    head: sa.Table = head_cls.__table__  # type: ignore[attr-defined]
+    entries: sa.Table = entry_cls.__table__  # type: ignore[attr-defined]
+    at_head = head.c.chain == sa.bindparam("chain_name")
+    return (sa.update(head).where(at_head).values(seq=head.c.seq + 1).returning(
+                head.c.seq, head.c.hash),
+            sa.insert(entries),
+            sa.update(head).where(at_head).values(hash=sa.bindparam("new_hash")))
 
 
 @dataclasses.dataclass

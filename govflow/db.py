@@ -130,11 +130,12 @@ def ping(engine: Engine) -> bool:
         return False
 
 
-def dialect_insert(s: Session, table: sa.Table) -> Any:
-    """An INSERT into ``table`` in the session's dialect, so it takes ``ON CONFLICT``
-    (``on_conflict_do_nothing`` / ``on_conflict_do_update``): SQLite and PostgreSQL
-    spell it alike, but SQLAlchemy keeps it per dialect."""
-    make = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+def dialect_insert(s: Session | Connection, table: sa.Table) -> Any:
+    """An INSERT into ``table`` in the session's (or connection's) dialect, so it takes
+    ``ON CONFLICT`` (``on_conflict_do_nothing`` / ``on_conflict_do_update``): SQLite and
+    PostgreSQL spell it alike, but SQLAlchemy keeps it per dialect."""
+    dialect = s.dialect if isinstance(s, Connection) else s.get_bind().dialect
+    make = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     return make(table)
 
 
@@ -289,6 +290,19 @@ class Database:
                 except BaseException:
                     session.rollback()
                     raise
+
+        return await asyncio.to_thread(work)
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        """Runs ``fn(connection)`` — SQLAlchemy Core statements, no ORM session — in one
+        transaction in a worker thread: committed on success, rolled back on error. For
+        the short writes the worker makes on every application (timeline events, grant
+        releases), where a Session's unit of work and the ORM's execution path cost
+        several times the statements' own work."""
+
+        def work() -> T:
+            with self.engine.begin() as conn:
+                return fn(conn)
 
         return await asyncio.to_thread(work)
 

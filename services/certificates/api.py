@@ -277,8 +277,8 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
     async def ReleaseApplicationGrants(self, request: pb.ReleaseApplicationGrantsRequest, context: object) -> pb.ReleaseApplicationGrantsResponse:
         """Revokes every grant made to an application (the worker only); returns how many."""
         p = auth.principal()
-        count = await self.db.run(lambda s: self.certs.release_application(
-            s, p, request.application))
+        count = await self.db.write(lambda conn: self.certs.release_application(
+            conn, p, request.application))
         return pb.ReleaseApplicationGrantsResponse(released_count=count)
 
     async def GetStatusList(self, request: pb.GetStatusListRequest, context: object) -> pb.GetStatusListResponse:

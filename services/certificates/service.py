@@ -9,7 +9,7 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import segno
@@ -170,6 +170,34 @@ _CERTIFICATE_HEAD = Prepared(sa.select(
 _ISSUER_KEY = Prepared(sa.select(_KEYS.c.agency, _KEYS.c.public_jwk).where(
     _KEYS.c.kid == sa.bindparam("kid")))
 _KEY_AGENCIES = Prepared(sa.select(_KEYS.c.agency).distinct())
+_CONSENTS: sa.Table = ConsentRow.__table__  # type: ignore[attr-defined]
+# The writes of a read under a grant and of an application's end, as Core statements.
+_ACCESS_LOG_INSERT = sa.insert(AccessLogRow.__table__)  # type: ignore[attr-defined]
+# A caller's live grants on one certificate, oldest first (as _live_grants).
+_LIVE_GRANTS = Prepared(sa.select(_CONSENTS).where(
+    _CONSENTS.c.party == sa.bindparam("party"),
+    _CONSENTS.c.certificate_id == sa.bindparam("certificate_id"),
+    _CONSENTS.c.revoke_time.is_(None), _CONSENTS.c.expire_time > sa.bindparam("now")).order_by(
+    _CONSENTS.c.create_time, _CONSENTS.c.id))
+# GrantConsent's statements: the holder's newest active certificate of a type (issue
+# times are whole seconds; within one, the later slot is the newer), a grant by its live
+# key, clearing an expired grant's key, and the insert.
+_NEWEST_ACTIVE = Prepared(sa.select(_CERTIFICATES.c.id, _CERTIFICATES.c.holder).where(
+    _CERTIFICATES.c.holder == sa.bindparam("holder"),
+    _CERTIFICATES.c.type_code == sa.bindparam("type_code"),
+    _CERTIFICATES.c.status == sa.bindparam("active"),
+    sa.or_(_CERTIFICATES.c.valid_until.is_(None),
+           _CERTIFICATES.c.valid_until > sa.bindparam("now"))).order_by(
+    _CERTIFICATES.c.issue_time.desc(), _CERTIFICATES.c.status_list_index.desc()).limit(1))
+_CERTIFICATE_HOLDER = Prepared(sa.select(_CERTIFICATES.c.id, _CERTIFICATES.c.holder).where(
+    _CERTIFICATES.c.id == sa.bindparam("id")))
+_LIVE_KEY = Prepared(sa.select(_CONSENTS).where(_CONSENTS.c.live_key == sa.bindparam("live_key")))
+_CLEAR_LIVE_KEY = sa.update(_CONSENTS).where(_CONSENTS.c.id == sa.bindparam("consent_id")).values(
+    live_key=None)
+_CONSENT_INSERT = sa.insert(_CONSENTS)
+_RELEASE = sa.update(_CONSENTS).where(
+    _CONSENTS.c.party == sa.bindparam("application"), _CONSENTS.c.revoke_time.is_(None)).values(
+    revoke_time=sa.bindparam("now"), live_key=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -391,11 +419,14 @@ class Certificates:
         faults.crash_point("certificates.issue.after_commit")  # test-only; inert by default
         return row
 
-    async def _with_retries(self, fn: Callable[[Session], T]) -> T:
+    async def _with_retries(self, fn: Callable[[Any], T],
+                            run: Callable[[Callable[[Any], T]], Awaitable[T]] | None = None) -> T:
+        """``fn`` in a transaction (``run``: Database.run with a session by default, or
+        Database.write with a connection), tried again on a lost race."""
         last: Exception | None = None
         for _ in range(MAX_ATTEMPTS):
             try:
-                return await self.db.run(fn)
+                return await (run or self.db.run)(fn)
             except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
                 # IntegrityError: someone took our slot, key or request id first; the next
                 # attempt sees their row. OperationalError: SQLite was locked past its timeout.
@@ -412,12 +443,14 @@ class Certificates:
             raise _not_found(name)
         return row
 
-    def _log(self, s: Session, p: auth.Principal, row: CertificateRow, action: str,
-             purpose: str, application: str, consent: ConsentRow) -> None:
-        s.add(AccessLogRow(certificate_id=row.id, holder=row.holder, accessor=p.subject,
-                           action=action, purpose=purpose, application=application,
-                           request_id=log.request_id_var.get(), consent_id=consent.id,
-                           party=consent.party))
+    def _log(self, s: Session | Connection, p: auth.Principal, row: CertificateRow | Any,
+             action: str, purpose: str, application: str, consent: ConsentRow | Any) -> None:
+        # Core statements (on the session's connection): a log row is never read back.
+        (s if isinstance(s, Connection) else s.connection()).execute(_ACCESS_LOG_INSERT, {
+            "certificate_id": row.id, "holder": row.holder, "accessor": p.subject,
+            "action": action, "purpose": purpose, "application": application,
+            "time": utcnow(), "request_id": log.request_id_var.get(),
+            "consent_id": consent.id, "party": consent.party})
         _audit(s, p, "certificate.read", row, {
             "holder": row.holder, "read": action, "purpose": purpose,
             "application": application, "consent": f"consents/{consent.id}",
@@ -535,17 +568,12 @@ class Certificates:
         return list(s.exec(q.offset(offset).limit(limit)))
 
     # ------------------------------------------------------------ verifying
-    def verify(self, s: Session, p: auth.Principal, name: str, *, purpose: str,
-               application: str) -> Verification:
-        """Recomputes what was signed, checks signature, key, issuer, window and status."""
-        row = self._read(s, p, name, purpose=purpose, application=application, action="verify")
-        return Verification(row, self.check(s, row))
-
     async def verify_read(self, p: auth.Principal, name: str, *, purpose: str,
                           application: str) -> Verification:
-        """``verify`` for VerifyCertificate. A holder verifying their own certificate is
-        answered by short reads (``Database.read``); every other caller — a read under a
-        grant, which must be logged, or a refusal — takes ``verify``'s path.
+        """VerifyCertificate: recomputes what was signed, checks signature, key, issuer,
+        window and status. A holder verifying their own certificate is answered by short
+        reads (``Database.read``); every other caller — a read under a grant, which must be
+        logged, or a refusal — takes ``_verify_under_grant``.
 
         The holder's answer is made again only when something it depends on changed: one
         small query reads the certificate's version (a new one on every write to its row,
@@ -573,15 +601,7 @@ class Certificates:
             if not domain.is_holder(p, row.holder):
                 return None
 
-            def key(kid: str) -> Any:
-                if kid != row.key_id:  # a payload naming another key than the record's
-                    return _ISSUER_KEY.first(conn, {"kid": kid})
-                if row.key_agency is None:
-                    return None
-                return _IssuerKey(row.key_agency, row.key_public_jwk)
-
-            done = Verification(row, self._check(
-                row, key, lambda: [r.agency for r in _KEY_AGENCIES.all(conn, {})], now=now))
+            done = Verification(row, self._check_core(conn, row, now))
             claims = domain.signed_claims(row.signed_payload.encode())
             if claims is not None and claims.kid == row.key_id and row.key_agency is not None:
                 # Only the record's own, known key was consulted: the answer depends on
@@ -596,8 +616,42 @@ class Certificates:
         done = await self.db.read(read)
         if done is not None:
             return done
-        return await self.db.run(lambda s: self.verify(
-            s, p, name, purpose=purpose, application=application))
+        return await self.db.write(lambda conn: self._verify_under_grant(
+            conn, p, name, purpose=purpose, application=application))
+
+    def _verify_under_grant(self, conn: Connection, p: auth.Principal, name: str, *,
+                            purpose: str, application: str) -> Verification:
+        """The verification for a caller who is not the holder, in Core statements (one
+        transaction, Database.write): the certificate with its key, the caller's live
+        grants on it, then the access-log row and audit entry of the read."""
+        cid = _cert_id(name)
+        row = _CERTIFICATE_AND_KEY.first(conn, {"id": cid}) if cid else None
+        if row is None:
+            raise _not_found(name)
+        if not domain.is_holder(p, row.holder):
+            party = domain.caller_party(p, application)
+            if party is None:
+                raise _not_found(name)
+            now = self.clock()
+            grants = _LIVE_GRANTS.all(conn, {"party": party, "certificate_id": row.id,
+                                             "now": now})
+            grant = self._matching(grants, purpose, _not_found(name))[0]
+            self._log(conn, p, row, "verify", purpose, application, grant)
+        return Verification(row, self._check_core(conn, row, self.clock()))
+
+    def _check_core(self, conn: Connection, row: Any, now: dt.datetime) -> list[domain.Failure]:
+        """``_check`` of a Core row of _CERTIFICATE_AND_KEY (the certificate with the key its
+        record names)."""
+
+        def key(kid: str) -> Any:
+            if kid != row.key_id:  # a payload naming another key than the record's
+                return _ISSUER_KEY.first(conn, {"kid": kid})
+            if row.key_agency is None:
+                return None
+            return _IssuerKey(row.key_agency, row.key_public_jwk)
+
+        return self._check(row, key, lambda: [r.agency for r in _KEY_AGENCIES.all(conn, {})],
+                           now=now)
 
     def check(self, s: Session, row: CertificateRow) -> list[domain.Failure]:
         return self._check(row, lambda kid: s.get(IssuerKeyRow, kid),
@@ -663,7 +717,8 @@ class Certificates:
         return row
 
     # ------------------------------------------------------------ consent
-    def _grant_once(self, s: Session, p: auth.Principal, req: GrantRequest) -> ConsentRow:
+    def _grant_once(self, conn: Connection, p: auth.Principal, req: GrantRequest) -> ConsentRow:
+        """One attempt at ``grant``, in Core statements (Database.write)."""
         now = domain.whole_seconds(self.clock())
         worker = domain.may_pull(p) and p.kind == auth.SERVICE
         problems: dict[str, str] = {}
@@ -696,43 +751,37 @@ class Certificates:
         if by_type:
             if not (worker or domain.is_holder(p, req.holder)):
                 raise NotFound(f"{req.holder} not found", reason="HOLDER_NOT_FOUND")
-            row = s.exec(select(CertificateRow).where(
-                CertificateRow.holder == req.holder,
-                CertificateRow.type_code == _type_code(req.certificate_type),
-                CertificateRow.status == domain.ACTIVE,
-                sa.or_(col(CertificateRow.valid_until).is_(None),
-                       col(CertificateRow.valid_until) > now)).order_by(
-                # Issue times are whole seconds; within one, the later slot is the newer.
-                col(CertificateRow.issue_time).desc(),
-                col(CertificateRow.status_list_index).desc())).first()
+            row = _NEWEST_ACTIVE.first(conn, {"holder": req.holder, "active": domain.ACTIVE,
+                                              "type_code": _type_code(req.certificate_type),
+                                              "now": now})
             if row is None:
                 raise NotFound(f"{req.holder} holds no active {req.certificate_type}",
                                reason="CERTIFICATE_NOT_FOUND")
         else:
-            row = self._get_row(s, req.certificate)
-            if not (worker or domain.is_holder(p, row.holder)):
+            cid = _cert_id(req.certificate)
+            row = _CERTIFICATE_HOLDER.first(conn, {"id": cid})
+            if row is None or not (worker or domain.is_holder(p, row.holder)):
                 raise _not_found(req.certificate)
 
         key = domain.consent_live_key(row.id, req.party, req.purpose)
-        existing = s.exec(select(ConsentRow).where(ConsentRow.live_key == key)).first()
+        existing = _LIVE_KEY.first(conn, {"live_key": key})
         if existing is not None:
             if domain.consent_state(existing.revoke_time, existing.expire_time,
                                     now) == domain.CONSENT_ACTIVE:
-                return existing
-            existing.live_key = None  # expired: it no longer stands in the way of a new one
-            s.add(existing)
-            s.flush()
+                return ConsentRow(**existing._asdict())
+            # Expired: it no longer stands in the way of a new one.
+            conn.execute(_CLEAR_LIVE_KEY, {"consent_id": existing.id})
         grant = ConsentRow(id=new_id(), certificate_id=row.id, holder=row.holder,
                            party=req.party, purpose=req.purpose, expire_time=expire,
                            granted_by=p.subject, create_time=now, live_key=key)
-        s.add(grant)
-        s.flush()
+        conn.execute(_CONSENT_INSERT, grant.model_dump())
         return grant
 
     async def grant(self, p: auth.Principal, req: GrantRequest) -> ConsentRow:
         """Grants once per live (certificate, party, purpose): a concurrent duplicate loses
         the insert on the live key and, on retry, returns the winner's grant."""
-        return await self._with_retries(lambda s: self._grant_once(s, p, req))
+        return await self._with_retries(lambda conn: self._grant_once(conn, p, req),
+                                        run=self.db.write)
 
     def revoke_consent(self, s: Session, p: auth.Principal, name: str) -> ConsentRow:
         """The holder ends a grant at once; repeating it is harmless."""
@@ -770,7 +819,7 @@ class Certificates:
         q = q.order_by(col(ConsentRow.create_time).desc(), col(ConsentRow.id).desc())
         return list(s.exec(q.offset(offset).limit(limit)))
 
-    def release_application(self, s: Session, p: auth.Principal, application: str) -> int:
+    def release_application(self, conn: Connection, p: auth.Principal, application: str) -> int:
         """Ends every grant made to ``application``: its grants end when it ends."""
         if not (domain.may_pull(p) and p.kind == auth.SERVICE):
             raise PermissionDenied("only Govflow's worker releases application grants",
@@ -778,10 +827,11 @@ class Certificates:
         bad = domain.application_problem(application)
         if bad:
             raise InvalidArgument(fields={"application": bad})
-        result = s.execute(sa.update(ConsentRow).where(
-            col(ConsentRow.party) == application, col(ConsentRow.revoke_time).is_(None)).values(
-            revoke_time=self.clock(), live_key=None))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        # One Core statement (Database.write): no ORM object of these rows is loaded, so
+        # a session's bulk-update bookkeeping would have nothing to do but cost.
+        result = conn.execute(_RELEASE, {"application": application,
+                                                   "now": self.clock()})
+        return int(result.rowcount)
 
     # ------------------------------------------------------------ status lists
     def status_list(self, s: Session, issuer: str) -> SignedStatusList:
@@ -850,7 +900,7 @@ class Certificates:
         return await self._with_retries(lambda s: self._rotate_once(s, p, agency))
 
 
-def _audit(s: Session, p: auth.Principal, action: str, row: CertificateRow,
+def _audit(s: Session | Connection, p: auth.Principal, action: str, row: CertificateRow | Any,
            details: dict[str, object]) -> None:
     """Appends to the audit chain in the caller's transaction (see govflow/audit.py)."""
     audit.append(s, AuditEntryRow, AuditHeadRow, chain=AUDIT_CHAIN, action=action,

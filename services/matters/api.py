@@ -300,8 +300,9 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
                 "explanations": list(request.decision_receipt.explanations),
             }) if request.HasField("decision_receipt") else None,
         }
-        await self.db.run(lambda s: self.m.record_event(
-            s, request.application.removeprefix("applications/"), ev))
+        # A Core transaction (Database.write): record_event is Core statements only.
+        await self.db.write(lambda conn: self.m.record_event(
+            conn, request.application.removeprefix("applications/"), ev))
         return pb.RecordApplicationEventResponse()
 
     async def UpsertTask(self, request: pb.UpsertTaskRequest, context: object) -> pb.UpsertTaskResponse:

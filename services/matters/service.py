@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import (
@@ -339,7 +340,7 @@ class Matters:
         return row, events
 
     # ------------------------------------------------------------ read model (worker)
-    def record_event(self, s: Session, app_id: str, ev: dict[str, Any]) -> None:
+    def record_event(self, s: Session | Connection, app_id: str, ev: dict[str, Any]) -> None:
         """Appends a timeline event and applies what it carries to the application's row.
         Core statements (three round trips, no ORM loading): the event is inserted unless
         it is there already (a retried activity then changes nothing), then the row is
@@ -487,7 +488,7 @@ class Matters:
         return desc.status is not None and desc.status.name != "RUNNING"
 
 
-def audit_decision(s: Session, *, action: str, actor: str, subject: str,
+def audit_decision(s: Session | Connection, *, action: str, actor: str, subject: str,
                    details: dict[str, Any]) -> None:
     """Appends to matters' audit chain in the caller's transaction."""
     audit.append(s, AuditEntryRow, AuditHeadRow, chain=AUDIT_CHAIN, action=action, actor=actor,
