@@ -156,6 +156,16 @@ async def test_consent_matrix(env: Env) -> None:
     err = await _error(env.certs.ListConsents(pb.ListConsentsRequest(parent=env.alice_name),
                                               metadata=env.bob))
     assert err.code() == grpc.StatusCode.NOT_FOUND
+    # An expired grant does not stand in the way of the same grant made again: a new one.
+    renewed = await _grant(env, env.alice, certificate=cert.name, party="partners/scj-system",
+                           purpose="short")
+    assert renewed.name != soon.name and renewed.state == pb.CONSENT_STATE_ACTIVE
+    assert await _get(env, env.scj_partner, cert.name, "short") == cert
+    states = {c.name: c.state for c in (await env.certs.ListConsents(pb.ListConsentsRequest(
+        parent=env.alice_name, filter="party=partners/scj-system", page_size=100),
+        metadata=env.alice)).consents}
+    assert states[soon.name] == pb.CONSENT_STATE_EXPIRED
+    assert states[renewed.name] == pb.CONSENT_STATE_ACTIVE
 
 
 def dave_subject(seen: pb.ListAccessRecordsResponse) -> str:

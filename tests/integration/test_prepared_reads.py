@@ -118,3 +118,30 @@ async def test_a_read_refused_for_a_lock_on_the_loop_is_retried_in_a_thread(
         assert ran_on == [True, False, True]  # and inline again on a fresh connection
     finally:
         db.dispose()
+
+
+async def test_write_commits_all_or_nothing(db: Database) -> None:
+    """Database.write runs Core statements in one transaction: committed when the function
+    returns, rolled back — nothing of it left — when it raises."""
+    when = dt.datetime(2026, 12, 6, 9, 30, tzinfo=dt.UTC)
+
+    def task(name: str) -> dict[str, object]:
+        return {"name": name, "application_id": "a1", "matter": "matters/m", "step": "review",
+                "display_name": "Review", "role": "reviewer", "agency": "agencies/x",
+                "status": "OPEN", "assignee": "", "overdue": False, "decision": "",
+                "reasons": "[]", "kind": "step", "workflow_id": "", "create_time": when,
+                "update_time": when}
+
+    def two(conn: sa.Connection) -> int:
+        conn.execute(sa.insert(TASKS), [task("tasks/w1"), task("tasks/w2")])
+        return 2
+
+    def one_then_fail(conn: sa.Connection) -> None:
+        conn.execute(sa.insert(TASKS), task("tasks/w3"))
+        conn.execute(sa.insert(TASKS), task("tasks/w1"))  # the key is taken: IntegrityError
+
+    names = Prepared(sa.select(TASKS.c.name).order_by(TASKS.c.name))
+    assert await db.write(two) == 2
+    with pytest.raises(sa.exc.IntegrityError):
+        await db.write(one_then_fail)
+    assert [r.name for r in await db.read(lambda c: names.all(c, {}))] == ["tasks/w1", "tasks/w2"]
