@@ -13,13 +13,14 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from govflow.db import dialect_insert
 from govflow.errors import ResourceExhausted
 
 
-def hit(s: Session, table: Any, key: str, *, limit: int, window_seconds: int,
+def hit(s: Session | Connection, table: Any, key: str, *, limit: int, window_seconds: int,
         what: str, now: float | None = None) -> None:
     """Counts one call of ``key`` in the current window; RESOURCE_EXHAUSTED (reason
     RATE_LIMITED, with the seconds to wait) once more than ``limit`` calls fall in it.

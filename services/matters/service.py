@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -24,7 +26,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from govflow import audit, auth, faults, log, ratelimit, temporal_data
-from govflow.db import Database, dialect_insert
+from govflow.db import Database
 from govflow.errors import (
     DomainError,
     FailedPrecondition,
@@ -104,6 +106,34 @@ def aware(t: dt.datetime | None) -> dt.datetime | None:
     if t is None:
         return None
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+_APPLICATIONS: sa.Table = ApplicationRow.__table__  # type: ignore[attr-defined]
+# A started workflow noted on its application (resume_unstarted skips it after a restart).
+_MARK_STARTED = sa.update(_APPLICATIONS).where(
+    _APPLICATIONS.c.id == sa.bindparam("app_id")).values(workflow_started=True)
+
+
+_EVENTS: sa.Table = ApplicationEventRow.__table__  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _event_insert(dialect: str) -> Any:
+    """A timeline event's INSERT, doing nothing if the event is there already."""
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return make(_EVENTS).on_conflict_do_nothing(index_elements=["application_id", "event_id"])
+
+
+@functools.cache
+def _row_update(columns: tuple[str, ...], decided: bool) -> Any:
+    """The application row's UPDATE for one set of columns (each bound as ``new_<column>``);
+    a decision's time is the first one's (kept once set)."""
+    values: dict[str, Any] = {c: sa.bindparam(f"new_{c}") for c in columns}
+    if decided:
+        values["decided_time"] = sa.func.coalesce(_APPLICATIONS.c.decided_time,
+                                                  sa.bindparam("new_decided_time"))
+    return sa.update(_APPLICATIONS).where(
+        _APPLICATIONS.c.id == sa.bindparam("app_id")).values(**values)
 
 
 class TemporalLink:
@@ -203,8 +233,8 @@ class Matters:
         code = matter.removeprefix("matters/")
         if self.submit_rate_limit > 0:
             # In a transaction of its own, so that submissions which then fail count too.
-            await self.db.run(lambda s: ratelimit.hit(
-                s, SubmissionRateRow, f"submit:{p.subject}", limit=self.submit_rate_limit,
+            await self.db.write(lambda conn: ratelimit.hit(
+                conn, SubmissionRateRow, f"submit:{p.subject}", limit=self.submit_rate_limit,
                 window_seconds=self.rate_window_seconds, what="submissions"))
 
         pledges = sorted(set(pledges or []))
@@ -307,13 +337,7 @@ class Matters:
             raise Unavailable("could not start the application's workflow; retry with the "
                               "same request_id", reason="WORKFLOW_START_FAILED") from exc
 
-        def mark(s: Session) -> None:
-            r = s.get(ApplicationRow, row.id)
-            if r is not None:
-                r.workflow_started = True
-                s.add(r)
-
-        await self.db.run(mark)
+        await self.db.write(lambda conn: conn.execute(_MARK_STARTED, {"app_id": row.id}))
         row.workflow_started = True
 
     async def resume_unstarted(self) -> int:
@@ -345,27 +369,31 @@ class Matters:
         Core statements (three round trips, no ORM loading): the event is inserted unless
         it is there already (a retried activity then changes nothing), then the row is
         updated; an application that is not there undoes the insert (NOT_FOUND)."""
-        apps: sa.Table = ApplicationRow.__table__  # type: ignore[attr-defined]
-        events: sa.Table = ApplicationEventRow.__table__  # type: ignore[attr-defined]
-        insert = dialect_insert(s, events).values(
-            application_id=app_id, event_id=ev["event_id"], kind=ev["kind"],
-            message=ev["message"], time=ev["time"], status=ev["status"], actor=ev["actor"],
-        ).on_conflict_do_nothing(index_elements=["application_id", "event_id"])
-        if s.execute(insert).rowcount == 0:  # type: ignore[attr-defined]
+        # The statements are built once (per dialect; per set of columns updated), so a
+        # call pays for executing them, not for building and keying them again.
+        conn = s if isinstance(s, Connection) else s.connection()
+        inserted = conn.execute(_event_insert(conn.dialect.name), {
+            "application_id": app_id, "event_id": ev["event_id"], "kind": ev["kind"],
+            "message": ev["message"], "time": ev["time"], "status": ev["status"],
+            "actor": ev["actor"]})
+        if inserted.rowcount == 0:
             return  # a retried activity: already recorded
         values: dict[str, Any] = {"update_time": utcnow()}
         if ev["status"]:
             values["status"] = ev["status"]
-            if ev["status"] in DECIDED_STATUSES:
-                values["decided_time"] = sa.func.coalesce(apps.c.decided_time, ev["time"])
         for key in ("result_certificate", "receipt_json", "due_time", "current_steps",
                     "missing_materials", "supplement_due_time", "result_certificates"):
             if ev.get(key) is not None and ev.get(key) != "":
                 values[key] = ev[key]
         if ev.get("overdue"):
             values["overdue"] = True
-        updated = s.execute(sa.update(apps).where(apps.c.id == app_id).values(**values))
-        if updated.rowcount == 0:  # type: ignore[attr-defined]
+        decided = ev["status"] in DECIDED_STATUSES
+        if decided:
+            values["decided_time"] = ev["time"]  # kept if the row has one: see _row_update
+        params = {f"new_{k}": v for k, v in values.items()}
+        params["app_id"] = app_id
+        updated = conn.execute(_row_update(tuple(sorted(values)), decided), params)
+        if updated.rowcount == 0:
             raise NotFound(f"applications/{app_id} not found", reason="APPLICATION_NOT_FOUND")
         if ev.get("receipt_json"):
             # A rule decided (秒批 or not): the receipt is what the decision rested on.
@@ -522,7 +550,7 @@ class Ratings:
                                          reason="ALREADY_RATED")
             row.rating, row.rating_comment = score, comment
             s.add(row)
-            s.add(ApplicationEventRow(application_id=row.id, event_id=f"9000-rated",
+            s.add(ApplicationEventRow(application_id=row.id, event_id="9000-rated",
                                       kind="rated", message=f"Rated {score}/5: {comment[:200]}",
                                       time=utcnow(), actor=p.subject))
             return row
@@ -530,7 +558,7 @@ class Ratings:
         row = await self.m.db.run(work)
         if score <= 2:
             client = await self.m.temporal.client()
-            from workflows.application import FollowUpWorkflow
+            from workflows.follow_up import FollowUpWorkflow
 
             await client.start_workflow(
                 FollowUpWorkflow.run,
