@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import (
-    RetryPolicy,
     SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
@@ -30,6 +29,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import rules, working_days
+    from workflows.activity_policy import ACTIVITY_TIMEOUT, RETRY
+    from workflows.officer_checks import officer_may_act
     from workflows.models import (
         SA_AGENCY,
         SA_APPLICANT,
@@ -43,7 +44,6 @@ with workflow.unsafe.imports_passed_through():
         ApplicationResult,
         ChildApplication,
         Event,
-        FollowUpInput,
         IssueRequest,
         MaterialSpec,
         OfficerAction,
@@ -62,14 +62,6 @@ MATTER_KEY = SearchAttributeKey.for_keyword(SA_MATTER)
 AGENCY_KEY = SearchAttributeKey.for_keyword(SA_AGENCY)
 APPLICANT_KEY = SearchAttributeKey.for_keyword(SA_APPLICANT)
 
-ACTIVITY_TIMEOUT = dt.timedelta(seconds=30)
-RETRY = RetryPolicy(
-    initial_interval=dt.timedelta(milliseconds=200),
-    backoff_coefficient=2.0,
-    maximum_interval=dt.timedelta(seconds=30),
-    non_retryable_error_types=["INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_DENIED",
-                               "FAILED_PRECONDITION", "ALREADY_EXISTS"],
-)
 ASSURANCE_ORDER = {"account": 1, "real_name": 2, "face": 3}
 DECIDED = {"APPROVED", "COMPLETED", "REJECTED", "WITHDRAWN", "REVOKED", "FAILED"}
 OPEN_TASK = ("OPEN", "CLAIMED")
@@ -100,21 +92,6 @@ class Refused(Exception):
 
 class Withdrawn(Exception):
     """Internal: the applicant withdrew; undo and end."""
-
-
-def officer_may_act(task: TaskRecord, action: OfficerAction, applicant: str, submitted_by: str,
-                    interested: Collection[str] = ()) -> None:
-    """The checks every officer action shares (raises ApplicationError with a status type)."""
-    if action.agency != task.agency:
-        raise ApplicationError("no such task", type="NOT_FOUND")
-    if task.role not in action.roles:
-        raise ApplicationError(f"the task needs the {task.role} role", type="PERMISSION_DENIED")
-    if action.officer in (submitted_by, applicant):
-        raise ApplicationError("officers may not decide their own applications",
-                               type="PERMISSION_DENIED")
-    if action.officer in interested:
-        raise ApplicationError("officers may not decide applications of an organisation they "
-                               "represent", type="PERMISSION_DENIED")
 
 
 @workflow.defn(name="ApplicationWorkflow")
@@ -780,60 +757,3 @@ class ApplicationWorkflow:
                    missing_materials=missing_materials, supplement_due_time=supplement_due_time,
                    result_certificates=result_certificates)
         return ev
-
-
-@workflow.defn(name="FollowUpWorkflow")
-class FollowUpWorkflow:
-    """A low rating (1 or 2) opens a follow-up task for the agency's supervisor."""
-
-    @workflow.init
-    def __init__(self, inp: FollowUpInput) -> None:
-        self.inp = inp
-        now = workflow.now()
-        due = working_days.due_time(now, 5)
-        self.task = TaskRecord(
-            name=f"tasks/{inp.application_id}-follow-up", application_id=inp.application_id,
-            matter=inp.matter, step="follow-up",
-            display_name=f"Follow up a rating of {inp.score}: {inp.comment[:80]}",
-            role="supervisor", agency=inp.agency, status="OPEN", due_time=due.isoformat(),
-            create_time=now.isoformat(), kind="follow_up", workflow_id=workflow.info().workflow_id)
-
-    @workflow.run
-    async def run(self, inp: FollowUpInput) -> str:
-        await self.write()
-        await workflow.wait_condition(lambda: self.task.status == "DECIDED")
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.task.decision
-
-    async def write(self) -> None:
-        await workflow.execute_activity("upsert_task", self.task,
-                                        start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
-
-    @workflow.update(name="claim_task")
-    async def claim_task(self, action: OfficerAction) -> TaskRecord:
-        if self.task.status == "OPEN":
-            self.task.status, self.task.assignee = "CLAIMED", action.officer
-            await self.write()
-        return self.task
-
-    @claim_task.validator
-    def validate_claim(self, action: OfficerAction) -> None:
-        officer_may_act(self.task, action, self.inp.applicant, "")
-        if self.task.status != "OPEN" and self.task.assignee != action.officer:
-            raise ApplicationError(f"the task is {self.task.status.lower()}",
-                                   type="FAILED_PRECONDITION")
-
-    @workflow.update(name="decide_task")
-    async def decide_task(self, action: OfficerAction) -> TaskRecord:
-        if self.task.status != "CLAIMED":
-            raise ApplicationError("the task is already decided", type="FAILED_PRECONDITION")
-        self.task.status, self.task.decision = "DECIDED", action.decision
-        self.task.reasons = list(action.reasons)
-        await self.write()
-        return self.task
-
-    @decide_task.validator
-    def validate_decide(self, action: OfficerAction) -> None:
-        officer_may_act(self.task, action, self.inp.applicant, "")
-        if self.task.status != "CLAIMED" or self.task.assignee != action.officer:
-            raise ApplicationError("claim the task before deciding it", type="FAILED_PRECONDITION")

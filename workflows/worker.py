@@ -38,7 +38,8 @@ from govflow.matters.v1 import matters_pb2_grpc
 from govflow.service_client import ServiceToken
 from govflow.settings import Settings
 from workflows.activities import ApplicationActivities
-from workflows.application import ApplicationWorkflow, FollowUpWorkflow
+from workflows.application import ApplicationWorkflow
+from workflows.follow_up import FollowUpWorkflow
 from workflows.fault_injection import HoldActivities
 
 WORKFLOWS: Sequence[type] = (ApplicationWorkflow, FollowUpWorkflow)
@@ -55,7 +56,8 @@ def sandbox_runner(data_converter: DataConverter | None = None) -> WorkflowRunne
     needs no serialization context for the payloads it carries: see ContextFreeRunner."""
     sandbox = SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(
-            "workflows.models", "workflows.rules", "workflows.working_days", "chinese_calendar",
+            "workflows.models", "workflows.rules", "workflows.working_days",
+            "workflows.activity_policy", "workflows.officer_checks", "chinese_calendar",
         )
     )
     dc = data_converter or DataConverter.default
