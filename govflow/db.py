@@ -295,16 +295,45 @@ class Database:
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Runs ``fn(connection)`` — SQLAlchemy Core statements, no ORM session — in one
-        transaction in a worker thread: committed on success, rolled back on error. For
-        the short writes the worker makes on every application (timeline events, grant
+        transaction: committed on success, rolled back on error. For the short writes the
+        worker makes on every application (timeline events, grants, reads under a grant,
         releases), where a Session's unit of work and the ORM's execution path cost
-        several times the statements' own work."""
+        several times the statements' own work. ``fn`` may run twice (see below), so it
+        must do nothing but its statements.
+
+        On SQLite it runs inline on the event loop, on ``read``'s connection, which never
+        waits for a lock (busy_timeout 0): a write of a few rows in WAL mode takes tens of
+        microseconds, less than the hop to a thread and back. If another connection holds
+        the write lock (a session's write in a worker thread, another process), SQLite
+        refuses at once; the transaction is rolled back and ``fn`` runs again in a worker
+        thread with the usual busy timeout, so the loop never waits on a lock. On
+        PostgreSQL it runs in a worker thread."""
+        if self.sqlite and threading.get_ident() == self._loop_thread():
+            conn = None
+            try:
+                conn = self._inline or await self._open_inline()
+                return self._write_inline(conn, fn)
+            except sa.exc.OperationalError:
+                # Locked (or, opening the connection, its pragmas met a lock), or the
+                # connection broke: the slow path.
+                if conn is not None:
+                    self._drop_inline(conn)
 
         def work() -> T:
             with self.engine.begin() as conn:
                 return fn(conn)
 
         return await asyncio.to_thread(work)
+
+    @staticmethod
+    def _write_inline(conn: Connection, fn: Callable[[Connection], T]) -> T:
+        try:
+            result = fn(conn)
+            conn.commit()
+            return result
+        except BaseException:
+            conn.rollback()
+            raise
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Runs the short, read-only ``fn(connection)`` (SQLAlchemy Core, no ORM session)
@@ -319,11 +348,13 @@ class Database:
         timeout, so the loop is never held up by a lock. On PostgreSQL (a network round
         trip) it runs in a worker thread."""
         if self.sqlite and threading.get_ident() == self._loop_thread():
-            conn = self._inline or await self._open_inline()
+            conn = None
             try:
+                conn = self._inline or await self._open_inline()
                 return self._read_inline(conn, fn)
             except sa.exc.OperationalError:
-                self._drop_inline(conn)  # locked, or the connection broke: the slow path
+                if conn is not None:  # locked, or the connection broke: the slow path
+                    self._drop_inline(conn)
         return await asyncio.to_thread(self._read_pooled, fn)
 
     def _loop_thread(self) -> int:

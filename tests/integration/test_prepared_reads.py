@@ -120,17 +120,19 @@ async def test_a_read_refused_for_a_lock_on_the_loop_is_retried_in_a_thread(
         db.dispose()
 
 
+def task(name: str) -> dict[str, object]:
+    """The columns of an open task, for writing one."""
+    when = dt.datetime(2026, 12, 6, 9, 30, tzinfo=dt.UTC)
+    return {"name": name, "application_id": "a1", "matter": "matters/m", "step": "review",
+            "display_name": "Review", "role": "reviewer", "agency": "agencies/x",
+            "status": "OPEN", "assignee": "", "overdue": False, "decision": "",
+            "reasons": "[]", "kind": "step", "workflow_id": "", "create_time": when,
+            "update_time": when}
+
+
 async def test_write_commits_all_or_nothing(db: Database) -> None:
     """Database.write runs Core statements in one transaction: committed when the function
     returns, rolled back — nothing of it left — when it raises."""
-    when = dt.datetime(2026, 12, 6, 9, 30, tzinfo=dt.UTC)
-
-    def task(name: str) -> dict[str, object]:
-        return {"name": name, "application_id": "a1", "matter": "matters/m", "step": "review",
-                "display_name": "Review", "role": "reviewer", "agency": "agencies/x",
-                "status": "OPEN", "assignee": "", "overdue": False, "decision": "",
-                "reasons": "[]", "kind": "step", "workflow_id": "", "create_time": when,
-                "update_time": when}
 
     def two(conn: sa.Connection) -> int:
         conn.execute(sa.insert(TASKS), [task("tasks/w1"), task("tasks/w2")])
@@ -145,3 +147,48 @@ async def test_write_commits_all_or_nothing(db: Database) -> None:
     with pytest.raises(sa.exc.IntegrityError):
         await db.write(one_then_fail)
     assert [r.name for r in await db.read(lambda c: names.all(c, {}))] == ["tasks/w1", "tasks/w2"]
+
+
+async def test_a_write_that_meets_a_lock_waits_in_a_thread_not_on_the_loop(
+        tmp_path: pathlib.Path) -> None:
+    """On SQLite a write runs on the loop's thread, but never waits there: while another
+    connection holds the write lock it is refused at once, rolled back, and made again in a
+    worker thread, which waits for the lock; the next write is inline again."""
+    import asyncio
+    import sqlite3
+    import threading
+
+    path = tmp_path / "matters.sqlite3"
+    db = Database(f"sqlite:///{path}", MIGRATIONS)
+    db.migrate()
+    loop_thread = threading.get_ident()
+    ran_on_loop: list[bool] = []
+
+    def insert(name: str):  # type: ignore[no-untyped-def]
+        def write(conn: sa.Connection) -> str:
+            ran_on_loop.append(threading.get_ident() == loop_thread)
+            conn.execute(sa.insert(TASKS), task(name))
+            return name
+        return write
+
+    names = Prepared(sa.select(TASKS.c.name).order_by(TASKS.c.name))
+    # A service's database is in WAL mode, with its connections open, before any lock.
+    assert await db.write(insert("tasks/l0")) == "tasks/l0"
+    await asyncio.to_thread(lambda: db.engine.connect().close())
+    ran_on_loop.clear()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        pending = asyncio.ensure_future(db.write(insert("tasks/l1")))
+        await asyncio.sleep(0.3)  # the loop runs meanwhile
+        assert not pending.done()  # waiting for the lock in a thread, not failed
+        assert ran_on_loop == [True, False]  # refused on the loop at once, retried in a thread
+        other.execute("COMMIT")
+        assert await pending == "tasks/l1"
+        assert await db.write(insert("tasks/l2")) == "tasks/l2"
+        assert ran_on_loop == [True, False, True]  # inline again
+        assert [r.name for r in await db.read(lambda c: names.all(c, {}))] == [
+            "tasks/l0", "tasks/l1", "tasks/l2"]  # each written once
+    finally:
+        other.close()
+        db.dispose()
