@@ -10,7 +10,7 @@ import contextlib
 import pathlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from alembic import command
@@ -195,6 +195,7 @@ class Prepared:
 
 
 _REQUIRED = object()  # a parameter the caller must give
+_NOT_INLINE = object()  # Database._try_inline did not run the function
 
 
 class _Plan:
@@ -308,16 +309,9 @@ class Database:
         refuses at once; the transaction is rolled back and ``fn`` runs again in a worker
         thread with the usual busy timeout, so the loop never waits on a lock. On
         PostgreSQL it runs in a worker thread."""
-        if self.sqlite and threading.get_ident() == self._loop_thread():
-            conn = None
-            try:
-                conn = self._inline or await self._open_inline()
-                return self._write_inline(conn, fn)
-            except sa.exc.OperationalError:
-                # Locked (or, opening the connection, its pragmas met a lock), or the
-                # connection broke: the slow path.
-                if conn is not None:
-                    self._drop_inline(conn)
+        done = await self._try_inline(self._write_inline, fn)
+        if done is not _NOT_INLINE:
+            return cast(T, done)
 
         def work() -> T:
             with self.engine.begin() as conn:
@@ -347,15 +341,26 @@ class Database:
         broken connection) is retried in a worker thread on the pool, with the usual busy
         timeout, so the loop is never held up by a lock. On PostgreSQL (a network round
         trip) it runs in a worker thread."""
-        if self.sqlite and threading.get_ident() == self._loop_thread():
-            conn = None
-            try:
-                conn = self._inline or await self._open_inline()
-                return self._read_inline(conn, fn)
-            except sa.exc.OperationalError:
-                if conn is not None:  # locked, or the connection broke: the slow path
-                    self._drop_inline(conn)
+        done = await self._try_inline(self._read_inline, fn)
+        if done is not _NOT_INLINE:
+            return cast(T, done)
         return await asyncio.to_thread(self._read_pooled, fn)
+
+    async def _try_inline(self, run: Callable[[Connection, Callable[[Connection], T]], T],
+                          fn: Callable[[Connection], T]) -> T | object:
+        """``run(connection, fn)`` on the loop's own connection, on SQLite and on the loop's
+        thread; otherwise, or when it met a lock (or, opening the connection, its pragmas
+        did) or a broken connection, _NOT_INLINE: the caller takes the slow path."""
+        if not (self.sqlite and threading.get_ident() == self._loop_thread()):
+            return _NOT_INLINE
+        conn = None
+        try:
+            conn = self._inline or await self._open_inline()
+            return run(conn, fn)
+        except sa.exc.OperationalError:
+            if conn is not None:
+                self._drop_inline(conn)
+            return _NOT_INLINE
 
     def _loop_thread(self) -> int:
         if not self._inline_thread:
