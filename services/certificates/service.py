@@ -628,16 +628,16 @@ class Certificates:
         row = _CERTIFICATE_AND_KEY.first(conn, {"id": cid}) if cid else None
         if row is None:
             raise _not_found(name)
+        now = self.clock()
         if not domain.is_holder(p, row.holder):
             party = domain.caller_party(p, application)
             if party is None:
                 raise _not_found(name)
-            now = self.clock()
             grants = _LIVE_GRANTS.all(conn, {"party": party, "certificate_id": row.id,
                                              "now": now})
             grant = self._matching(grants, purpose, _not_found(name))[0]
             self._log(conn, p, row, "verify", purpose, application, grant)
-        return Verification(row, self._check_core(conn, row, self.clock()))
+        return Verification(row, self._check_core(conn, row, now))
 
     def _check_core(self, conn: Connection, row: Any, now: dt.datetime) -> list[domain.Failure]:
         """``_check`` of a Core row of _CERTIFICATE_AND_KEY (the certificate with the key its
@@ -829,8 +829,7 @@ class Certificates:
             raise InvalidArgument(fields={"application": bad})
         # One Core statement (Database.write): no ORM object of these rows is loaded, so
         # a session's bulk-update bookkeeping would have nothing to do but cost.
-        result = conn.execute(_RELEASE, {"application": application,
-                                                   "now": self.clock()})
+        result = conn.execute(_RELEASE, {"application": application, "now": self.clock()})
         return int(result.rowcount)
 
     # ------------------------------------------------------------ status lists

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -26,7 +25,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from govflow import audit, auth, faults, log, ratelimit, temporal_data
-from govflow.db import Database
+from govflow.db import Database, dialect_insert
 from govflow.errors import (
     DomainError,
     FailedPrecondition,
@@ -109,19 +108,21 @@ def aware(t: dt.datetime | None) -> dt.datetime | None:
 
 
 _APPLICATIONS: sa.Table = ApplicationRow.__table__  # type: ignore[attr-defined]
+_EVENTS: sa.Table = ApplicationEventRow.__table__  # type: ignore[attr-defined]
 # A started workflow noted on its application (resume_unstarted skips it after a restart).
 _MARK_STARTED = sa.update(_APPLICATIONS).where(
     _APPLICATIONS.c.id == sa.bindparam("app_id")).values(workflow_started=True)
+_EVENT_INSERTS: dict[str, Any] = {}  # by dialect name
 
 
-_EVENTS: sa.Table = ApplicationEventRow.__table__  # type: ignore[attr-defined]
-
-
-@functools.cache
-def _event_insert(dialect: str) -> Any:
-    """A timeline event's INSERT, doing nothing if the event is there already."""
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return make(_EVENTS).on_conflict_do_nothing(index_elements=["application_id", "event_id"])
+def _event_insert(conn: Connection) -> Any:
+    """A timeline event's INSERT, doing nothing if the event is there already (built once
+    per dialect)."""
+    stmt = _EVENT_INSERTS.get(conn.dialect.name)
+    if stmt is None:
+        stmt = _EVENT_INSERTS[conn.dialect.name] = dialect_insert(
+            conn, _EVENTS).on_conflict_do_nothing(index_elements=["application_id", "event_id"])
+    return stmt
 
 
 @functools.cache
@@ -364,15 +365,14 @@ class Matters:
         return row, events
 
     # ------------------------------------------------------------ read model (worker)
-    def record_event(self, s: Session | Connection, app_id: str, ev: dict[str, Any]) -> None:
+    def record_event(self, conn: Connection, app_id: str, ev: dict[str, Any]) -> None:
         """Appends a timeline event and applies what it carries to the application's row.
         Core statements (three round trips, no ORM loading): the event is inserted unless
         it is there already (a retried activity then changes nothing), then the row is
         updated; an application that is not there undoes the insert (NOT_FOUND)."""
         # The statements are built once (per dialect; per set of columns updated), so a
         # call pays for executing them, not for building and keying them again.
-        conn = s if isinstance(s, Connection) else s.connection()
-        inserted = conn.execute(_event_insert(conn.dialect.name), {
+        inserted = conn.execute(_event_insert(conn), {
             "application_id": app_id, "event_id": ev["event_id"], "kind": ev["kind"],
             "message": ev["message"], "time": ev["time"], "status": ev["status"],
             "actor": ev["actor"]})
@@ -398,7 +398,7 @@ class Matters:
         if ev.get("receipt_json"):
             # A rule decided (秒批 or not): the receipt is what the decision rested on.
             receipt = json.loads(ev["receipt_json"])
-            audit_decision(s, action="rule.decided", actor=ev["actor"],
+            audit_decision(conn, action="rule.decided", actor=ev["actor"],
                            subject=f"applications/{app_id}", details={
                                "event": ev["event_id"], "kind": ev["kind"],
                                "outcome": receipt["outcome"],
