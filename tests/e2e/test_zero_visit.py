@@ -76,7 +76,10 @@ async def test_instant_approval_issues_a_verifiable_certificate(stack: Stack) ->
     assert released.message.startswith("2 certificate access grant(s)"), released.message
 
     # The admin sees it in Temporal under its readable id, with its search attributes.
+    # The read model shows the end before the workflow closes (it still records its last
+    # events and releases the grants): wait for the close before asking Temporal.
     handle = stack.client.get_workflow_handle(app.workflow_id)
+    await asyncio.wait_for(handle.result(), 60)
     desc = await handle.describe()
     assert desc.status is not None and desc.status.name == "COMPLETED"
     sa = {k.name: v for k, v in desc.typed_search_attributes}  # type: ignore[attr-defined]

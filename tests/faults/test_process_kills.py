@@ -157,9 +157,17 @@ async def test_matters_killed_between_insert_and_workflow_start(running: ProcSta
     names = {again.application.name, *(r.application.name for r in racing)}
     assert names == {f"applications/{rows[0].id}"}
     wid = f"application-{rows[0].id}"
-    runs = [w async for w in stack.client.list_workflows(f'WorkflowId = "{wid}"')]
-    assert len(runs) == 1, runs
     done = await wait_completed(stack, [again.application.name])
+    # Temporal's list is eventually consistent: count the runs once the one has closed
+    # and the list shows it.
+    await asyncio.wait_for(stack.client.get_workflow_handle(wid).result(), 60)
+    runs: list[object] = []
+    for _ in range(50):
+        runs = [w async for w in stack.client.list_workflows(f'WorkflowId = "{wid}"')]
+        if runs:
+            break
+        await asyncio.sleep(0.2)
+    assert len(runs) == 1, runs
     figures.applications, figures.completed = 1, len(done)
     figures.duplicates = await check_exactly_once(stack, done, seniors=[again.application.name],
                                                   permits=[], wallet_before=wallet_before)
