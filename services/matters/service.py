@@ -92,6 +92,24 @@ def may_see(p: auth.Principal, row: Any, has_task_of_agency: Callable[[], bool])
     return False
 
 
+def same_request(row: Any, request_id: str, *, matter_code: str, applicant: str,
+                 pledges: list[str]) -> None:
+    """AIP-155: a request_id names one request. Sent again with that request, it gets the
+    application the first made; sent with another (another matter, applicant or pledges),
+    it is refused — INVALID_ARGUMENT on ``request_id`` (REQUEST_ID_REUSED), naming the
+    application it was used for (the caller's own: ids are per submitter)."""
+    differs = [what for what, same in (("matter", row.matter_code == matter_code),
+                                       ("applicant", row.applicant == applicant),
+                                       ("pledges", row.pledges == ",".join(pledges)))
+               if not same]
+    if differs:
+        raise InvalidArgument(
+            f"request_id {request_id} was already used for applications/{row.id}, a request "
+            f"with another {' and '.join(differs)}; send a new request_id for a new "
+            "application", fields={"request_id": "already used for a different request"},
+            reason="REQUEST_ID_REUSED", metadata={"application": f"applications/{row.id}"})
+
+
 def spec_from_json(text: str) -> MatterSpec:
     d = json.loads(text)
     d["materials"] = [MaterialSpec(**m) for m in d.get("materials", [])]
@@ -245,6 +263,8 @@ class Matters:
                 ApplicationRow.submitted_by == p.subject,
                 ApplicationRow.request_id == request_id)).first()
             if existing is not None:
+                same_request(existing, request_id, matter_code=code, applicant=applicant,
+                             pledges=pledges)
                 return existing, self.input_spec(s, existing)
             mv = self.latest(s, code)
             assert mv is not None

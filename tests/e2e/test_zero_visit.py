@@ -118,6 +118,52 @@ async def test_same_request_id_gives_one_application(stack: Stack) -> None:
     assert sum(1 for a in listed.applications if a.name == first.application.name) == 1
 
 
+async def test_request_id_reused_for_another_request_is_refused(stack: Stack) -> None:
+    """AIP-155: the same request_id with the same request gets the same application; with
+    another request (matter, applicant or pledges) it is refused and nothing is written."""
+    young = person("li-wei")  # refused by the card's rules: holds no card afterwards
+    md = await stack.login(young.id_number, DEMO_PASSWORD)
+    enterprise = stack.seeded.organisations["lotus-catering"]  # type: ignore[attr-defined]
+    for_enterprise = await stack.login(young.id_number, DEMO_PASSWORD, acting_for=enterprise)
+    rid = uuid.uuid4().hex
+    first = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+        matter="matters/senior-citizen-card", request_id=rid), metadata=md)
+    # Li Wei's and the enterprise's applications, newest first.
+    listing = mpb.ListApplicationsRequest(page_size=100)
+    before = {a.name for a in (await stack.matters.ListApplications(
+        listing, metadata=for_enterprise)).applications}
+
+    others = [
+        (mpb.SubmitApplicationRequest(matter="matters/individual-business-registration",
+                                      request_id=rid), md, "matter"),
+        (mpb.SubmitApplicationRequest(matter="matters/senior-citizen-card", request_id=rid,
+                                      pledges=["household"]), md, "pledges"),
+        (mpb.SubmitApplicationRequest(matter="matters/food-business-permit",
+                                      applicant=enterprise, request_id=rid), for_enterprise,
+         "matter and applicant"),
+    ]
+    for req, caller, what in others:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stack.matters.SubmitApplication(req, metadata=caller)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, what
+        status = rpc_status.from_call(err.value)
+        assert status is not None
+        info = error_info(status)
+        assert info is not None and info.reason == "REQUEST_ID_REUSED", what
+        assert info.metadata["application"] == first.application.name
+        assert set(field_violations(status)) == {"request_id"}
+        assert first.application.name in err.value.details() and what in err.value.details()
+
+    # The same request again: the same application, as before.
+    again = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+        matter="matters/senior-citizen-card", request_id=rid), metadata=md)
+    assert again.application.name == first.application.name
+    after = {a.name for a in (await stack.matters.ListApplications(
+        listing, metadata=for_enterprise)).applications}
+    assert after == before and first.application.name in after
+    await wait_done(stack, first.application.name, md)
+
+
 async def test_bad_submission_is_refused_with_fields_and_changes_nothing(stack: Stack) -> None:
     citizen = person("wang-fang")
     md = await stack.login(citizen.id_number, DEMO_PASSWORD)
