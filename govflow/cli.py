@@ -8,6 +8,7 @@
     govflow verify TOKEN  verify a compact certificate token offline with those files
     govflow audit verify  check every service's tamper-evident audit chain (exit 0/1)
     govflow audit head    print (and save) the chains' heads, to anchor them elsewhere
+    govflow calendar import FILE.yaml  publish a year of holidays (list, show: read them)
 """
 
 from __future__ import annotations
@@ -315,6 +316,18 @@ def main(argv: list[str] | None = None) -> None:
     p_audit_head = audit_sub.add_parser("head", help="print the chains' heads as JSON")
     p_audit_head.add_argument("--out", type=pathlib.Path, default=None,
                               help="also write them to this file")
+    p_cal = sub.add_parser("calendar", help="working-day calendars: import a year, list, show")
+    cal_sub = p_cal.add_subparsers(dest="calendar_cmd", required=True)
+    p_cal_import = cal_sub.add_parser("import", help="publish one region's year from a YAML "
+                                      "file (e.g. deploy/calendars/CN-2027.yaml)")
+    p_cal_import.add_argument("file", type=pathlib.Path)
+    p_cal_import.add_argument("--dry-run", action="store_true",
+                              help="check the file with the service; publish nothing")
+    p_cal_list = cal_sub.add_parser("list", help="the published years of a region")
+    p_cal_show = cal_sub.add_parser("show", help="one year's days, as YAML")
+    p_cal_show.add_argument("year", type=int)
+    for p_cal_any in (p_cal_list, p_cal_show):
+        p_cal_any.add_argument("--region", default="CN")
     p_bench = sub.add_parser("bench", help="measure the embedded stack against bare "
                              "baselines; writes JSON and Markdown")
     p_bench.add_argument("--quick", action="store_true", help="small sizes, seconds (for CI)")
@@ -357,6 +370,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.audit_cmd == "verify":
             raise SystemExit(audit_cli.verify_command(settings, args.anchors))
         raise SystemExit(audit_cli.head_command(settings, args.out))
+    if args.cmd == "calendar":
+        from govflow import calendar_cli
+
+        raise SystemExit(calendar_cli.command(load_secrets(settings), args))
     if args.cmd in ("trust-bundle", "verify"):
         from services.certificates import offline_cli
 

@@ -9,6 +9,8 @@ import json
 
 import grpc
 from google.protobuf import timestamp_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -22,6 +24,8 @@ from govflow.matters.v1 import matters_pb2_grpc
 from govflow.service_client import ServiceToken
 from workflows.models import (
     ApplicantFacts,
+    DueAnswer,
+    DueRequest,
     Event,
     IssueRequest,
     PulledCertificate,
@@ -43,6 +47,16 @@ _ASSURANCE = {1: "account", 2: "real_name", 3: "face"}
 CONSENT_PURPOSE = "application-processing"
 
 logger = log.get_logger("govflow.activities")
+
+
+def _error_info(err: grpc.aio.AioRpcError) -> dict[str, object]:
+    """The ErrorInfo of a rich status (reason and metadata), or an empty dict."""
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return {"reason": info.reason, "metadata": dict(info.metadata)}
+    return {}
 
 
 def _ts(iso: str) -> timestamp_pb2.Timestamp | None:
@@ -80,8 +94,8 @@ class ApplicationActivities:
                 self.token.invalidate()  # e.g. keys rotated; the retry logs in again
             if err.code() in FINAL_CODES:
                 raise ApplicationError(
-                    f"{err.code().name}: {err.details()}", type=err.code().name, non_retryable=True
-                ) from None
+                    f"{err.code().name}: {err.details()}", _error_info(err),
+                    type=err.code().name, non_retryable=True) from None
             raise
         finally:
             log.request_id_var.reset(token)
@@ -128,15 +142,24 @@ class ApplicationActivities:
         VerifyCertificate, which answers with the certificate as verified, so the pull is
         one read in the holder's access log and the audit chain."""
         application = f"applications/{req.application_id}"
+        not_active: PulledCertificate | None = None
         for ctype in req.certificate_types:
             try:
                 granted = await self._call(self.certificates.GrantConsent, cpb.GrantConsentRequest(
                     holder=req.holder, certificate_type=ctype, party=application,
                     purpose=CONSENT_PURPOSE))
             except ApplicationError as err:
-                if err.type == grpc.StatusCode.NOT_FOUND.name:
-                    continue  # the holder has no active certificate of this type
-                raise
+                if err.type != grpc.StatusCode.NOT_FOUND.name:
+                    raise
+                info = err.details[0] if err.details else {}
+                meta = info.get("metadata", {}) if isinstance(info, dict) else {}
+                if meta.get("certificate") and not_active is None:
+                    # One of this type is held, but suspended, revoked or expired: say so.
+                    not_active = PulledCertificate(
+                        name=meta["certificate"], type=ctype, fields={}, valid=False,
+                        failures=[meta.get("state", "NOT_ACTIVE")],
+                        state=meta.get("state", "NOT_ACTIVE"))
+                continue  # no active certificate of this type
             name = granted.consent.certificate
             ver = await self._call(self.certificates.VerifyCertificate, cpb.VerifyCertificateRequest(
                 name=name, purpose=CONSENT_PURPOSE, application=application))
@@ -144,7 +167,7 @@ class ApplicationActivities:
             return PulledCertificate(
                 name=cert.name, type=cert.type, fields=dict(cert.fields), valid=ver.valid,
                 failures=[cpb.VerificationFailure.Name(f) for f in ver.failures])
-        return None
+        return not_active
 
     @activity.defn(name="release_grants")
     async def release_grants(self, application_id: str) -> int:
@@ -187,12 +210,15 @@ class ApplicationActivities:
             req.missing_materials.extend(ev.missing_materials or ["-"])
         if ev.result_certificates is not None:
             req.result_certificates.extend(ev.result_certificates)
+        if ev.reasons:
+            req.reasons.extend(ev.reasons)
         supplement_due = _ts(ev.supplement_due_time)
         if supplement_due is not None:
             req.supplement_due_time.CopyFrom(supplement_due)
         due = _ts(ev.due_time)
         if due is not None:
             req.due_time.CopyFrom(due)
+            req.due_time_provisional = ev.due_provisional
         await self._call(self.matters.RecordApplicationEvent, req)
 
     @activity.defn(name="upsert_task")
@@ -203,6 +229,7 @@ class ApplicationActivities:
             display_name=t.display_name, role=t.role, agency=t.agency,
             status=mpb.TaskStatus.Value(f"TASK_STATUS_{t.status}"), assignee=t.assignee,
             overdue=t.overdue, matter=t.matter, kind=t.kind, reasons=t.reasons,
+            due_time_provisional=t.due_provisional,
             decision=mpb.Decision.Value(f"DECISION_{t.decision}") if t.decision else 0)
         for field, iso in (("due_time", t.due_time), ("create_time", t.create_time)):
             ts = _ts(iso)
@@ -210,6 +237,18 @@ class ApplicationActivities:
                 getattr(task, field).CopyFrom(ts)
         await self._call(self.matters.UpsertTask,
                          mpb.UpsertTaskRequest(task=task, workflow_id=t.workflow_id))
+
+    @activity.defn(name="due_times")
+    async def due_times(self, req: DueRequest) -> list[DueAnswer]:
+        """Due times counted on the calendar as published now (the matters service owns
+        the calendars). Workflows take time limits only from here, as recorded results,
+        so a calendar published later never changes a replay."""
+        resp = await self._call(self.matters.ComputeDueTimes, mpb.ComputeDueTimesRequest(
+            region=req.region, queries=[mpb.DueTimeQuery(start_time=_ts(q.start), working_days=q.days)
+                                        for q in req.queries]))
+        return [DueAnswer(time=a.due_time.ToDatetime(tzinfo=dt.UTC).isoformat(),
+                          provisional=a.provisional, missing_years=list(a.missing_years))
+                for a in resp.answers]
 
     @activity.defn(name="change_certificate_status")
     async def change_certificate_status(self, change: StatusChange) -> None:
@@ -223,4 +262,4 @@ class ApplicationActivities:
     def all(self) -> list[object]:
         return [self.verify_applicant, self.pull_certificate, self.issue_certificate,
                 self.record_event, self.upsert_task, self.change_certificate_status,
-                self.release_grants]
+                self.release_grants, self.due_times]

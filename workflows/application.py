@@ -28,12 +28,14 @@ from temporalio.common import (
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import rules, working_days
+    from workflows import rules
     from workflows.activity_policy import ACTIVITY_TIMEOUT, RETRY
     from workflows.officer_checks import officer_may_act
     from workflows.models import (
+        CHINA_TZ,
         SA_AGENCY,
         SA_APPLICANT,
+        SA_DUE_PROVISIONAL,
         SA_DUE_TIME,
         SA_MATTER,
         SA_OVERDUE,
@@ -43,6 +45,9 @@ with workflow.unsafe.imports_passed_through():
         ApplicationInput,
         ApplicationResult,
         ChildApplication,
+        DueAnswer,
+        DueQuery,
+        DueRequest,
         Event,
         IssueRequest,
         MaterialSpec,
@@ -61,25 +66,30 @@ OVERDUE_KEY = SearchAttributeKey.for_bool(SA_OVERDUE)
 MATTER_KEY = SearchAttributeKey.for_keyword(SA_MATTER)
 AGENCY_KEY = SearchAttributeKey.for_keyword(SA_AGENCY)
 APPLICANT_KEY = SearchAttributeKey.for_keyword(SA_APPLICANT)
+PROVISIONAL_KEY = SearchAttributeKey.for_bool(SA_DUE_PROVISIONAL)
 
 ASSURANCE_ORDER = {"account": 1, "real_name": 2, "face": 3}
 DECIDED = {"APPROVED", "COMPLETED", "REJECTED", "WITHDRAWN", "REVOKED", "FAILED"}
 OPEN_TASK = ("OPEN", "CLAIMED")
-# Patch id: record_event and upsert_task run as local activities (govflow bench).
-READ_MODEL_LOCAL = "read-model-local-activities"
-# Patch id: officer Updates (claim, decide, reassign) answer as soon as the workflow's state
-# has changed; their read-model writes follow as regular activities scheduled in the same
-# workflow task (durable with the Update's completion), so the officer's inbox and the
-# timeline catch up a few milliseconds after the answer.
-OFFICER_ANSWER_FIRST = "officer-updates-answer-first"
-# Patch id: the main path takes up a decided step only once the decided task's own write
-# (the first of the decision's read-model writes) has landed, in the workflow task that
-# write's completion brings, instead of in the workflow task that completes the Update.
-# That task then carries the decision alone (the Update's messages and one scheduled
-# write), so the officer's answer waits for less; the step's follow-up (its timers
-# cancelled, its timeline events, the next step) comes in a workflow task there is
-# anyway.
-DECISION_AFTER_TASK_WRITE = "decision-follows-task-write"
+# Officer Updates (claim, decide, reassign) answer as soon as the workflow's state has
+# changed; their read-model writes follow as regular activities scheduled in the same
+# workflow task (durable with the Update's completion), so the inbox and the timeline catch
+# up a few milliseconds after the answer. The main path takes up a decided step only once
+# the decided task's own write has landed, so the Update's workflow task carries the
+# decision alone.
+
+
+@dataclasses.dataclass
+class Clock:
+    """A time limit of the application: ``days`` working days from ``start`` (plus the
+    time the clock stood still), as the due_times activity counted it."""
+
+    start: dt.datetime
+    days: int
+    due: dt.datetime
+    provisional: bool
+    paused: dt.timedelta = dt.timedelta(0)
+    label: str = ""
 
 
 class Refused(Exception):
@@ -106,7 +116,17 @@ class ApplicationWorkflow:
         self.seq = 0
         self.tasks: dict[str, TaskRecord] = {}
         self.result_certificate = ""
-        self.due: dt.datetime | None = None
+        # The application's time limits now running, by purpose: "application" (the
+        # promised limit), "step", "supplement", "pledge". Each comes from the due_times
+        # activity (or, for the promised limit, the workflow's input): recorded results.
+        self.clocks: dict[str, Clock] = {}
+        # Bumped when a clock's due time moves (a calendar published): waits re-arm.
+        self.clock_version = 0
+        self.recomputing = False
+        # The tasks of the step now open (their due time is the "step" clock's).
+        self.step_tasks: list[str] = []
+        # Why a material could not be pulled, by material code (a certificate's state).
+        self.material_problems: dict[str, str] = {}
         self.withdraw_reason: str | None = None
         self.supplied: ApplicantAction | None = None
         self.pledged: list[MaterialSpec] = []
@@ -114,18 +134,17 @@ class ApplicationWorkflow:
         # Who may not decide this application's tasks besides applicant and submitter
         # (ApplicantFacts.interested; only a validator reads it, so no replay concern).
         self.interested: list[str] = []
-        # Read-model writes started by Update handlers that answered first (see
-        # OFFICER_ANSWER_FIRST); the run awaits them before it ends.
+        # Read-model writes started by officer Updates that answered first; the run
+        # awaits them before it ends.
         self.background: list[asyncio.Task[None]] = []
         # Set when an officer Update answered first: the next read-model write of the main
         # path is a regular activity, so the workflow task that completes the Update ends at
         # once instead of waiting for local activities the decision set off.
         self.update_answered = False
         # Writes of a task that officer Updates started and that have not landed yet, by
-        # task (a claim's may still be running when the decision comes), and whether a
-        # decided step waits for them (DECISION_AFTER_TASK_WRITE).
+        # task (a claim's may still be running when the decision comes); a decided step
+        # waits for them.
         self.writing: dict[str, int] = {}
-        self.decision_after_write = False
 
     # ------------------------------------------------------------------ the path
     @workflow.run
@@ -157,10 +176,10 @@ class ApplicationWorkflow:
 
     async def carry(self) -> ApplicationResult:
         m = self.inp.matter
-        self.due = working_days.due_time(workflow.now(), m.promised_limit_days, self.calendar)
-        workflow.upsert_search_attributes([DUE_KEY.value_set(self.due)])
-        await self.event("verification_started", "Checking the applicant's identity",
-                         status="VERIFYING", due_time=self.due.isoformat())
+        due = await self.promised_clock()
+        await self.event("verification_started", "Checking the applicant's identity"
+                         + self.provisional_note(due), status="VERIFYING",
+                         due_time=due.due.isoformat(), due_provisional=due.provisional)
         applicant = await self.verify_applicant()
         materials = await self.gather_materials()
         facts = self.facts(applicant, materials)
@@ -214,8 +233,9 @@ class ApplicationWorkflow:
             elif mat.upload_allowed:
                 uploads_needed.append(mat.code)
             elif mat.required:
-                refused.append(f"required material missing: {mat.display_name}")
-                await self.event("material_missing", f"{mat.display_name}: no certificate found")
+                why = self.material_problems.get(mat.code, "no certificate found")
+                refused.append(f"required material missing: {mat.display_name} ({why})")
+                await self.event("material_missing", f"{mat.display_name}: {why}")
         if refused:
             raise Refused(refused)
         if uploads_needed:
@@ -233,10 +253,18 @@ class ApplicationWorkflow:
                         purpose=f"{self.inp.matter.rule_version} material {mat.code}"),
             result_type=PulledCertificate | None)  # type: ignore[arg-type]
         if cert is not None and cert.valid:
+            self.material_problems.pop(mat.code, None)
             await self.event("material_verified",
                              f"{mat.display_name}: {cert.name} pulled and verified")
             return cert
-        if cert is not None:
+        if cert is not None and cert.state:
+            # Held, but not usable: name the certificate and its state.
+            self.material_problems[mat.code] = f"{cert.name} is {cert.state.lower()}"
+            await self.event("material_invalid", f"{mat.display_name}: {cert.name} is "
+                             f"{cert.state.lower()}, so it cannot be used")
+        elif cert is not None:
+            self.material_problems[mat.code] = (f"{cert.name} failed verification: "
+                                                f"{', '.join(cert.failures)}")
             await self.event("material_invalid", f"{mat.display_name}: {cert.name} failed "
                              f"verification ({', '.join(cert.failures)})")
         return None
@@ -255,7 +283,7 @@ class ApplicationWorkflow:
 
     def facts(self, applicant: ApplicantFacts,
               materials: dict[str, PulledCertificate | None]) -> dict[str, Any]:
-        today = workflow.now().astimezone(working_days.CHINA_TZ).date()
+        today = workflow.now().astimezone(CHINA_TZ).date()
         facts = rules.build_facts(applicant, materials, today)
         for code, uri in self.uploads.items():
             facts[f"materials.{code}.upload"] = uri
@@ -301,10 +329,12 @@ class ApplicationWorkflow:
     async def check_pledges(self, result: ApplicationResult) -> None:
         """告知承诺: approved on the pledge; checked later; the result goes if it failed."""
         m = self.inp.matter
-        check_at = working_days.due_time(workflow.now(), m.pledge_check_days, self.calendar)
-        await self.event("pledge_check_scheduled",
-                         f"Pledged materials will be checked at {check_at.isoformat()}")
-        await workflow.sleep(check_at - workflow.now())
+        clock = await self.start_clock("pledge", workflow.now(), m.pledge_check_days,
+                                       "pledge check")
+        await self.event("pledge_check_scheduled", "Pledged materials will be checked at "
+                         f"{clock.due.isoformat()}" + self.provisional_note(clock))
+        await self.wait_until(lambda: False, lambda: clock.due)
+        self.stop_clock("pledge")
         missing = [mat for mat in self.pledged if await self.pull(mat) is None]
         if not missing:
             await self.event("pledge_verified", "Every pledged material is now held")
@@ -317,25 +347,27 @@ class ApplicationWorkflow:
         result.status = "REVOKED"
         result.reasons = [reason]
         await self.event("pledge_check_failed", f"{reason}; {result.result_certificate} "
-                         f"{target.lower()}", status="REVOKED")
+                         f"{target.lower()}", status="REVOKED", reasons=[reason])
 
     async def reject(self, reasons: list[str]) -> ApplicationResult:
         await self.cancel_open_tasks()
-        await self.event("rejected", "; ".join(reasons), status="REJECTED", current_steps=[])
+        await self.event("rejected", "; ".join(reasons), status="REJECTED", current_steps=[],
+                         reasons=reasons)
         return ApplicationResult(status="REJECTED", reasons=reasons)
 
     async def failed(self, err: ActivityError) -> ApplicationResult:
         await self.cancel_open_tasks()
         cause = err.cause.message if err.cause is not None else str(err)
         reason = f"{err.activity_type} could not be completed: {cause}"
-        await self.event("failed", reason, status="FAILED", current_steps=[])
+        await self.event("failed", reason, status="FAILED", current_steps=[], reasons=[reason])
         return ApplicationResult(status="FAILED", reasons=[reason])
 
     async def withdrawn(self) -> ApplicationResult:
         await self.cancel_open_tasks()
         reason = self.withdraw_reason or "withdrawn by the applicant"
         await self.event("withdrawn", f"Withdrawn: {reason}; nothing was issued",
-                         status="WITHDRAWN", current_steps=[], actor=self.inp.submitted_by)
+                         status="WITHDRAWN", current_steps=[], actor=self.inp.submitted_by,
+                         reasons=[reason])
         return ApplicationResult(status="WITHDRAWN", reasons=[reason])
 
     async def cancel_open_tasks(self) -> None:
@@ -349,7 +381,8 @@ class ApplicationWorkflow:
         """Opens the step's tasks and waits for its outcome: APPROVE or SUPPLEMENT
         (a rejection raises Refused). Reminds a day before the due time; escalates at it."""
         now = workflow.now()
-        due = working_days.due_time(now, step.time_limit_days, self.calendar)
+        clock = await self.start_clock("step", now, step.time_limit_days, step.display_name)
+        due = clock.due
         names = []
         suffix = "" if round_no == 1 else f"-r{round_no}"
         for agency in step.agencies:
@@ -358,35 +391,36 @@ class ApplicationWorkflow:
             task = TaskRecord(name=name, application_id=self.inp.application_id,
                               matter=f"matters/{self.inp.matter.code}", step=step.code,
                               display_name=step.display_name, role=step.role, agency=agency,
-                              status="OPEN", due_time=due.isoformat(), create_time=now.isoformat())
+                              status="OPEN", due_time=due.isoformat(), create_time=now.isoformat(),
+                              due_provisional=clock.provisional)
             self.tasks[name] = task
             names.append(name)
             await self.write_task(task)
+        self.step_tasks = names
         await self.event("step_opened", f"{step.display_name}: waiting for {step.role} at "
-                         f"{', '.join(step.agencies)} (due {due.isoformat()})",
+                         f"{', '.join(step.agencies)} (due {due.isoformat()}"
+                         f"{self.provisional_note(clock, inline=True)})",
                          current_steps=[step.code])
-
-        # Asked here, where the step opens (a workflow task there is anyway), so the
-        # patch's marker never rides on the workflow task of an officer's Update.
-        self.decision_after_write = workflow.patched(DECISION_AFTER_TASK_WRITE)
 
         def decided() -> bool:
             return self.step_outcome(step, names) is not None
 
         def settled() -> bool:
-            if self.decision_after_write and any(n in self.writing for n in names):
-                return False
-            return decided()
+            # A decided step is taken up once the decided task's own write has landed.
+            return not any(n in self.writing for n in names) and decided()
 
         # A timer that fires while a decided task's write is still landing (the matters
-        # service down, say) finds the step decided: no reminder, no escalation.
-        remind_at = max(due - dt.timedelta(days=1), now)
-        if not await self.wait(settled, remind_at - workflow.now()) and not decided():
-            await self.event("reminder", f"{step.display_name} is due at {due.isoformat()}")
-        if not await self.wait(settled, due - workflow.now()):
+        # service down, say) finds the step decided: no reminder, no escalation. The
+        # timers follow the clock when a published calendar moves its due time.
+        if not await self.wait_until(settled, lambda: max(clock.due - dt.timedelta(days=1), now)) \
+                and not decided():
+            await self.event("reminder", f"{step.display_name} is due at {clock.due.isoformat()}")
+        if not await self.wait_until(settled, lambda: clock.due):
             if not decided():
                 await self.escalate(step, names)
             await self.wait(settled)
+        self.stop_clock("step")
+        self.step_tasks = []
         outcome = self.step_outcome(step, names)
         await self.cancel_open_tasks()  # with quorum "any", the others are not needed
         if outcome == "REJECT":
@@ -422,23 +456,29 @@ class ApplicationWorkflow:
     async def supplement_round(self, missing: list[str]) -> ApplicantAction:
         """Asks the applicant for materials; the statutory clock stops meanwhile."""
         paused_at = workflow.now()
-        deadline = working_days.due_time(paused_at, self.inp.matter.supplement_limit_days,
-                                         self.calendar)
+        clock = await self.start_clock("supplement", paused_at,
+                                       self.inp.matter.supplement_limit_days, "supplement")
         self.supplied = None
-        await self.event("supplement_requested", "Please supply: " + ", ".join(missing),
+        await self.event("supplement_requested", "Please supply: " + ", ".join(missing)
+                         + self.provisional_note(clock),
                          status="SUPPLEMENT_REQUESTED", missing_materials=missing,
-                         supplement_due_time=deadline.isoformat())
-        if not await self.wait(lambda: self.supplied is not None, deadline - workflow.now()):
-            raise Refused([f"the requested materials were not supplied by {deadline.isoformat()}"])
+                         supplement_due_time=clock.due.isoformat())
+        if not await self.wait_until(lambda: self.supplied is not None, lambda: clock.due):
+            raise Refused([f"the requested materials were not supplied by {clock.due.isoformat()}"])
+        self.stop_clock("supplement")
         supplied = self.supplied
         assert supplied is not None
-        if self.due is not None:
-            self.due += workflow.now() - paused_at  # the clock stood still
-            workflow.upsert_search_attributes([DUE_KEY.value_set(self.due)])
+        promised = self.clocks.get("application")
+        if promised is not None:
+            # The statutory clock stood still while the applicant was asked.
+            promised.paused += workflow.now() - paused_at
+            promised.due += workflow.now() - paused_at
+            self.clocks_changed()
         await self.event("materials_supplied",
                          "Supplied: " + ", ".join(m.code for m in supplied.materials),
                          status="IN_REVIEW", actor=supplied.caller, missing_materials=[],
-                         due_time=self.due.isoformat() if self.due else "")
+                         due_time=promised.due.isoformat() if promised else "",
+                         due_provisional=bool(promised and promised.provisional))
         return supplied
 
     # ------------------------------------------------------------------ life events
@@ -483,11 +523,16 @@ class ApplicationWorkflow:
         return ApplicationResult(status="COMPLETED", result_certificates=certs)
 
     async def start_child(self, child: ChildApplication) -> workflow.ChildWorkflowHandle[Any, Any]:
+        # A bundled matter's promised limit runs from when its turn comes.
+        (due,) = await self.due_times(child.matter.calendar,
+                                      [(workflow.now(), child.matter.promised_limit_days)])
         inp = ApplicationInput(application_id=child.application_id, matter=child.matter,
                                applicant=self.inp.applicant, submitted_by=self.inp.submitted_by,
                                request_id=f"{self.inp.request_id}/{child.matter.code}",
                                submitted_at=self.inp.submitted_at, pledges=self.inp.pledges,
-                               parent_id=self.inp.application_id)
+                               parent_id=self.inp.application_id, due_time=due.time,
+                               due_provisional=due.provisional,
+                               log_request_id=self.inp.log_request_id)
         return await workflow.start_child_workflow(
             ApplicationWorkflow.run, inp, id=workflow_id(child.application_id),
             search_attributes=TypedSearchAttributes([
@@ -495,6 +540,9 @@ class ApplicationWorkflow:
                 SearchAttributePair(AGENCY_KEY, child.matter.agency),
                 SearchAttributePair(APPLICANT_KEY, self.inp.applicant),
                 SearchAttributePair(STATUS_KEY, "SUBMITTED"),
+                SearchAttributePair(DUE_KEY, dt.datetime.fromisoformat(due.time)),
+                SearchAttributePair(OVERDUE_KEY, False),
+                SearchAttributePair(PROVISIONAL_KEY, due.provisional),
             ]),
             memo={"matter": child.matter.display_name, "applicant": self.inp.applicant,
                   "parent": f"applications/{self.inp.application_id}"})
@@ -631,14 +679,126 @@ class ApplicationWorkflow:
 
     @workflow.query(name="status")
     def query_status(self) -> dict[str, Any]:
-        return {"status": self.status, "due_time": self.due.isoformat() if self.due else "",
+        promised = self.clocks.get("application")
+        return {"status": self.status, "due_time": promised.due.isoformat() if promised else "",
+                "due_provisional": any(c.provisional for c in self.clocks.values()),
                 "result_certificate": self.result_certificate,
                 "tasks": [dataclasses.asdict(t) for t in self.tasks.values()]}
 
     # ------------------------------------------------------------------ plumbing
-    @property
-    def calendar(self) -> working_days.Calendar:
-        return working_days.CALENDARS.get(self.inp.matter.calendar, working_days.CALENDARS["CN"])
+    # ------------------------------------------------------------------ time limits
+    async def due_times(self, region: str, queries: list[tuple[dt.datetime, int]]) -> list[DueAnswer]:
+        """Due times counted by the matters service on the calendar as published now: a
+        local activity's recorded result, so a later calendar never changes a replay."""
+        answers: list[DueAnswer] = await workflow.execute_local_activity(
+            "due_times", DueRequest(region=region, queries=[
+                DueQuery(start=start.isoformat(), days=days) for start, days in queries]),
+            result_type=list[DueAnswer], start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RETRY)
+        return answers
+
+    async def promised_clock(self) -> Clock:
+        """The promised limit: counted at submission (the input), or here for a bundled
+        matter started without one."""
+        submitted = dt.datetime.fromisoformat(self.inp.submitted_at)
+        days = self.inp.matter.promised_limit_days
+        if self.inp.due_time:
+            clock = Clock(start=submitted, days=days, label="promised",
+                          due=dt.datetime.fromisoformat(self.inp.due_time),
+                          provisional=self.inp.due_provisional)
+        else:
+            (answer,) = await self.due_times(self.inp.matter.calendar, [(submitted, days)])
+            clock = Clock(start=submitted, days=days, label="promised",
+                          due=dt.datetime.fromisoformat(answer.time),
+                          provisional=answer.provisional)
+        self.clocks["application"] = clock
+        self.clocks_changed()
+        return clock
+
+    async def start_clock(self, key: str, start: dt.datetime, days: int, label: str) -> Clock:
+        (answer,) = await self.due_times(self.inp.matter.calendar, [(start, days)])
+        clock = Clock(start=start, days=days, due=dt.datetime.fromisoformat(answer.time),
+                      provisional=answer.provisional, label=label)
+        self.clocks[key] = clock
+        if clock.provisional:
+            self.clocks_changed()
+        return clock
+
+    def stop_clock(self, key: str) -> None:
+        clock = self.clocks.pop(key, None)
+        if clock is not None and clock.provisional:
+            self.clocks_changed()
+
+    def clocks_changed(self) -> None:
+        """Keeps the due-time search attributes in step with the clocks."""
+        promised = self.clocks.get("application")
+        attrs = [PROVISIONAL_KEY.value_set(any(c.provisional for c in self.clocks.values()))]
+        if promised is not None:
+            attrs.append(DUE_KEY.value_set(promised.due))
+        workflow.upsert_search_attributes(attrs)
+
+    @staticmethod
+    def provisional_note(clock: Clock, *, inline: bool = False) -> str:
+        if not clock.provisional:
+            return ""
+        note = "provisional: counted Monday to Friday where no holiday calendar is published yet"
+        return f", {note}" if inline else f" (due {clock.due.isoformat()}, {note})"
+
+    async def wait_until(self, cond: Callable[[], bool],
+                         deadline: Callable[[], dt.datetime]) -> bool:
+        """Waits for ``cond`` until ``deadline()``; False when the deadline passes first.
+        When a published calendar moves the deadline, the wait re-arms at the new one."""
+        while True:
+            version = self.clock_version
+            await self.wait(lambda: cond() or self.clock_version != version,
+                            deadline() - workflow.now())
+            if cond():
+                return True
+            if self.clock_version == version:
+                return False
+
+    @workflow.signal(name="calendar_published")
+    async def calendar_published(self, calendar_year: str) -> None:
+        """A holiday calendar year was published: recounts every provisional time limit,
+        moves its timers and says so in the timeline (the matters service signals the
+        applications whose GovflowDueProvisional is true)."""
+        await workflow.wait_condition(lambda: not self.recomputing)
+        provisional = [(k, c) for k, c in self.clocks.items() if c.provisional]
+        if not provisional:
+            return
+        self.recomputing = True
+        try:
+            answers = await self.due_times(self.inp.matter.calendar,
+                                           [(c.start, c.days) for _, c in provisional])
+            changes = []
+            for (key, clock), answer in zip(provisional, answers, strict=True):
+                if self.clocks.get(key) is not clock:
+                    continue  # ended while the count was made
+                due = dt.datetime.fromisoformat(answer.time) + clock.paused
+                if due == clock.due and answer.provisional == clock.provisional:
+                    continue
+                changes.append(f"{clock.label} {clock.due.isoformat()} -> {due.isoformat()}"
+                               + (" (still provisional)" if answer.provisional else ""))
+                clock.due, clock.provisional = due, answer.provisional
+                if key == "step":
+                    for name in self.step_tasks:
+                        task = self.tasks[name]
+                        if task.status in OPEN_TASK:
+                            task.due_time, task.due_provisional = due.isoformat(), answer.provisional
+                            await self.write_task(task)
+            if not changes:
+                return
+            self.clock_version += 1
+            self.clocks_changed()
+            promised = self.clocks.get("application")
+            supplement = self.clocks.get("supplement")
+            await self.event("due_times_recomputed", f"{calendar_year} published; due times "
+                             "recomputed: " + "; ".join(changes),
+                             due_time=promised.due.isoformat() if promised else "",
+                             due_provisional=bool(promised and promised.provisional),
+                             supplement_due_time=supplement.due.isoformat() if supplement else "")
+        finally:
+            self.recomputing = False
 
     def check_withdrawn(self) -> None:
         if self.withdraw_reason is not None:
@@ -667,16 +827,11 @@ class ApplicationWorkflow:
     async def officer_writes(self, task: TaskRecord, kind: str, message: str, *,
                              actor: str) -> None:
         """The read-model writes of an officer Update: the task, then its timeline event.
-        Since OFFICER_ANSWER_FIRST the Update answers without waiting for them: the event
-        takes its place in the timeline now, and both writes are scheduled as regular
-        activities in the workflow task that completes the Update (so they are as durable as
-        the decision; the run waits for them before it ends). Older histories replay the
-        writes inside the handler, as they were made. The task is in ``writing`` until its
-        write lands (see DECISION_AFTER_TASK_WRITE)."""
-        if not workflow.patched(OFFICER_ANSWER_FIRST):
-            await self.write_task(task)
-            await self.event(kind, message, actor=actor)
-            return
+        The Update answers without waiting for them: the event takes its place in the
+        timeline now, and both writes are scheduled as regular activities in the workflow
+        task that completes the Update (so they are as durable as the decision; the run
+        waits for them before it ends). The task is in ``writing`` until its write lands
+        (a decided step is taken up only then)."""
         snapshot = dataclasses.replace(task, reasons=list(task.reasons))
         ev = self.new_event(kind, message, actor=actor)
         self.update_answered = True
@@ -705,16 +860,15 @@ class ApplicationWorkflow:
         await self.read_model_write("upsert_task", task)
 
     async def read_model_write(self, name: str, arg: Any) -> None:
-        """Read-model writes are short and idempotent: local activities since the patch
-        (no activity task round trip through the server); old histories replay as before.
-        Update handlers keep regular activities: an Update is durably accepted only when
+        """Read-model writes are short and idempotent: local activities (no activity task
+        round trip through the server). Update handlers keep regular activities: an Update is durably accepted only when
         its workflow task completes, which a pending local activity would hold back, so a
         worker crash then would lose an officer's decision instead of retrying its write.
         The first write after an officer Update that answered first is regular too (see
         update_answered)."""
         local = not self.update_answered
         self.update_answered = False
-        if local and workflow.current_update_info() is None and workflow.patched(READ_MODEL_LOCAL):
+        if local and workflow.current_update_info() is None:
             await workflow.execute_local_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
                                                   retry_policy=RETRY)
         else:
@@ -726,14 +880,16 @@ class ApplicationWorkflow:
                     current_steps: list[str] | None = None, due_time: str = "",
                     overdue: bool = False, missing_materials: list[str] | None = None,
                     supplement_due_time: str = "",
-                    result_certificates: list[str] | None = None) -> None:
+                    result_certificates: list[str] | None = None,
+                    due_provisional: bool = False, reasons: list[str] | None = None) -> None:
         """Records a timeline event in the read model (idempotent by its sequence id)."""
         ev = self.new_event(kind, message, status=status, actor=actor, receipt=receipt,
                             result_certificate=result_certificate, current_steps=current_steps,
                             due_time=due_time, overdue=overdue,
                             missing_materials=missing_materials,
                             supplement_due_time=supplement_due_time,
-                            result_certificates=result_certificates)
+                            result_certificates=result_certificates,
+                            due_provisional=due_provisional, reasons=reasons)
         await self.read_model_write("record_event", ev)
         if status:
             self.recorded_status = status
@@ -743,7 +899,8 @@ class ApplicationWorkflow:
                   current_steps: list[str] | None = None, due_time: str = "",
                   overdue: bool = False, missing_materials: list[str] | None = None,
                   supplement_due_time: str = "",
-                  result_certificates: list[str] | None = None) -> Event:
+                  result_certificates: list[str] | None = None,
+                  due_provisional: bool = False, reasons: list[str] | None = None) -> Event:
         """The next timeline event: its place in the sequence and its time are taken now."""
         self.seq += 1
         if status:
@@ -755,5 +912,6 @@ class ApplicationWorkflow:
                    actor=actor, receipt=receipt, result_certificate=result_certificate,
                    current_steps=current_steps, due_time=due_time, overdue=overdue,
                    missing_materials=missing_materials, supplement_due_time=supplement_due_time,
-                   result_certificates=result_certificates)
+                   result_certificates=result_certificates, due_provisional=due_provisional,
+                   reasons=reasons)
         return ev

@@ -8,7 +8,6 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import working_days
     from workflows.activity_policy import ACTIVITY_TIMEOUT, RETRY
     from workflows.models import FollowUpInput, OfficerAction, TaskRecord
     from workflows.officer_checks import officer_may_act
@@ -22,13 +21,15 @@ class FollowUpWorkflow:
     def __init__(self, inp: FollowUpInput) -> None:
         self.inp = inp
         now = workflow.now()
-        due = working_days.due_time(now, 5)
+        # Five working days, counted by the matters service when it started this workflow
+        # (a recorded input: a calendar published later never changes the replay).
         self.task = TaskRecord(
             name=f"tasks/{inp.application_id}-follow-up", application_id=inp.application_id,
             matter=inp.matter, step="follow-up",
             display_name=f"Follow up a rating of {inp.score}: {inp.comment[:80]}",
-            role="supervisor", agency=inp.agency, status="OPEN", due_time=due.isoformat(),
-            create_time=now.isoformat(), kind="follow_up", workflow_id=workflow.info().workflow_id)
+            role="supervisor", agency=inp.agency, status="OPEN", due_time=inp.due_time,
+            due_provisional=inp.due_provisional, create_time=now.isoformat(), kind="follow_up",
+            workflow_id=workflow.info().workflow_id)
 
     @workflow.run
     async def run(self, inp: FollowUpInput) -> str:

@@ -7,9 +7,12 @@ with defaults; never removed or renamed, so running workflows keep replaying.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Any
 
 TASK_QUEUE = "govflow-applications"
+# China Standard Time (no daylight saving): the day a rule's "today" falls on.
+CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
 WORKFLOW_ID_PREFIX = "application-"
 
 # Search attributes admins filter on in the Temporal UI (registered at start).
@@ -19,6 +22,8 @@ SA_APPLICANT = "GovflowApplicant"
 SA_STATUS = "GovflowStatus"
 SA_DUE_TIME = "GovflowDueTime"
 SA_OVERDUE = "GovflowOverdue"
+# True while a time limit of the application reaches into a year with no published calendar.
+SA_DUE_PROVISIONAL = "GovflowDueProvisional"
 SEARCH_ATTRIBUTES = {
     SA_MATTER: "Keyword",
     SA_AGENCY: "Keyword",
@@ -26,6 +31,7 @@ SEARCH_ATTRIBUTES = {
     SA_STATUS: "Keyword",
     SA_DUE_TIME: "Datetime",
     SA_OVERDUE: "Bool",
+    SA_DUE_PROVISIONAL: "Bool",
 }
 
 
@@ -120,6 +126,13 @@ class ApplicationInput:
     parent_id: str = ""
     # Life events: the applications of the bundled matters, created with the parent.
     children: list[ChildApplication] = dataclasses.field(default_factory=list)
+    # The promised due time (ISO 8601), counted by the matters service at submission on
+    # the calendar as published then; provisional when it reaches into a year with no
+    # published calendar. Empty for a bundled matter: its workflow asks due_times.
+    due_time: str = ""
+    due_provisional: bool = False
+    # The request id of the submission's call, carried into the activities' log lines.
+    log_request_id: str = ""
 
 
 @dataclasses.dataclass
@@ -149,6 +162,29 @@ class Event:
     missing_materials: list[str] | None = None
     supplement_due_time: str = ""
     result_certificates: list[str] | None = None
+    due_provisional: bool = False  # with due_time
+    reasons: list[str] | None = None  # why it ended, with a final status
+
+
+@dataclasses.dataclass
+class DueQuery:
+    """A limit to count: ``days`` working days after ``start`` (ISO 8601)."""
+
+    start: str
+    days: int
+
+
+@dataclasses.dataclass
+class DueRequest:
+    region: str
+    queries: list[DueQuery]
+
+
+@dataclasses.dataclass
+class DueAnswer:
+    time: str  # ISO 8601, UTC
+    provisional: bool
+    missing_years: list[int] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -172,6 +208,9 @@ class PulledCertificate:
     fields: dict[str, str]
     valid: bool
     failures: list[str] = dataclasses.field(default_factory=list)
+    # The certificate's state when it is not active (SUSPENDED, REVOKED, EXPIRED): the
+    # holder has one of the type, but none usable.
+    state: str = ""
 
 
 @dataclasses.dataclass
@@ -212,6 +251,7 @@ class TaskRecord:
     create_time: str = ""
     kind: str = "step"  # step | follow_up
     workflow_id: str = ""
+    due_provisional: bool = False
 
 
 @dataclasses.dataclass
@@ -261,3 +301,5 @@ class FollowUpInput:
     score: int
     comment: str
     applicant: str
+    due_time: str = ""
+    due_provisional: bool = False

@@ -50,14 +50,13 @@ WORKER_HEALTH_NAME = "govflow.worker"
 
 
 def sandbox_runner(data_converter: DataConverter | None = None) -> WorkflowRunner:
-    """The sandbox every workflow runs in. Our own pure modules and the calendar data are
-    passed through, so the sandbox does not re-import them for every workflow run. With a
-    data converter that has no payload codec and no external storage (ours), the worker
+    """The sandbox every workflow runs in. Our own pure modules are passed through, so the
+    sandbox does not re-import them for every workflow run. With a data converter that has no payload codec and no external storage (ours), the worker
     needs no serialization context for the payloads it carries: see ContextFreeRunner."""
     sandbox = SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(
-            "workflows.models", "workflows.rules", "workflows.working_days",
-            "workflows.activity_policy", "workflows.officer_checks", "chinese_calendar",
+            "workflows.models", "workflows.rules",
+            "workflows.activity_policy", "workflows.officer_checks",
         )
     )
     dc = data_converter or DataConverter.default

@@ -189,6 +189,12 @@ _NEWEST_ACTIVE = Prepared(sa.select(_CERTIFICATES.c.id, _CERTIFICATES.c.holder).
     sa.or_(_CERTIFICATES.c.valid_until.is_(None),
            _CERTIFICATES.c.valid_until > sa.bindparam("now"))).order_by(
     _CERTIFICATES.c.issue_time.desc(), _CERTIFICATES.c.status_list_index.desc()).limit(1))
+# The holder's newest certificate of a type in any state: what to name when none is active.
+_NEWEST_ANY = Prepared(sa.select(_CERTIFICATES.c.id, _CERTIFICATES.c.status,
+                                 _CERTIFICATES.c.valid_until).where(
+    _CERTIFICATES.c.holder == sa.bindparam("holder"),
+    _CERTIFICATES.c.type_code == sa.bindparam("type_code")).order_by(
+    _CERTIFICATES.c.issue_time.desc(), _CERTIFICATES.c.status_list_index.desc()).limit(1))
 _CERTIFICATE_HOLDER = Prepared(sa.select(_CERTIFICATES.c.id, _CERTIFICATES.c.holder).where(
     _CERTIFICATES.c.id == sa.bindparam("id")))
 _LIVE_KEY = Prepared(sa.select(_CONSENTS).where(_CONSENTS.c.live_key == sa.bindparam("live_key")))
@@ -755,6 +761,17 @@ class Certificates:
                                               "type_code": _type_code(req.certificate_type),
                                               "now": now})
             if row is None:
+                # Holder and worker may learn which certificate there is and why it does
+                # not serve (the holder's own; the worker acts on the holder's submission).
+                newest = _NEWEST_ANY.first(conn, {"holder": req.holder,
+                                                  "type_code": _type_code(req.certificate_type)})
+                if newest is not None:
+                    state = domain.effective_status(newest.status, newest.valid_until, now)
+                    raise NotFound(f"{req.holder} holds no active {req.certificate_type}: "
+                                   f"certificates/{newest.id} is {state}",
+                                   reason="CERTIFICATE_NOT_ACTIVE",
+                                   metadata={"certificate": f"certificates/{newest.id}",
+                                             "state": state.upper()})
                 raise NotFound(f"{req.holder} holds no active {req.certificate_type}",
                                reason="CERTIFICATE_NOT_FOUND")
         else:

@@ -17,11 +17,13 @@ from govflow.matters.v1 import matters_pb2 as pb
 from govflow.matters.v1 import matters_pb2_grpc
 from govflow.paging import next_token, page, parse_filter
 from services.matters import reads
+from services.matters.calendars import PublishedYear, year_from_entries
 from services.matters.service import Matters, Ratings, aware, spec_from_json, statistics
 from services.matters.store import ApplicationEventRow, ApplicationRow, MatterVersionRow, TaskRow
 from workflows.models import ApplicantAction, SuppliedMaterial, TaskRecord, workflow_id
 
-PUBLIC_METHODS = {"ListMatters", "GetMatter"}
+PUBLIC_METHODS = {"ListMatters", "GetMatter", "GetCalendarYear", "ListCalendarYears",
+                  "ComputeDueTimes"}
 _KIND = {"person": pb.APPLICANT_KIND_PERSON, "organisation": pb.APPLICANT_KIND_ORGANISATION}
 STATUSES = {n.removeprefix("APPLICATION_STATUS_") for n in pb.ApplicationStatus.keys()} - {"UNSPECIFIED"}
 TASK_STATUSES = {n.removeprefix("TASK_STATUS_") for n in pb.TaskStatus.keys()} - {"UNSPECIFIED"}
@@ -71,7 +73,9 @@ def application_pb(row: ApplicationRow | Any, events: Sequence[ApplicationEventR
         current_steps=_list(row.current_steps), missing_materials=_list(row.missing_materials),
         rating=row.rating, parent=f"applications/{row.parent_id}" if row.parent_id else "",
         children=[f"applications/{c}" for c in children],
-        result_certificates=_list(row.result_certificates), pledges=_list(row.pledges))
+        result_certificates=_list(row.result_certificates), pledges=_list(row.pledges),
+        due_time_provisional=bool(row.due_provisional),
+        reasons=json.loads(row.reasons) if row.reasons else [])
     for field, value in (("create_time", row.create_time), ("update_time", row.update_time),
                          ("due_time", row.due_time),
                          ("supplement_due_time", row.supplement_due_time)):
@@ -113,6 +117,7 @@ def build_task(row: TaskRow | Any) -> pb.Task:
                 status=pb.TaskStatus.Value(f"TASK_STATUS_{row.status}"), assignee=row.assignee,
                 overdue=row.overdue, matter=row.matter, kind=row.kind,
                 reasons=json.loads(row.reasons) if row.reasons else [],
+                due_time_provisional=bool(row.due_provisional),
                 decision=pb.Decision.Value(f"DECISION_{row.decision}") if row.decision else 0)
     for field, value in (("due_time", row.due_time), ("create_time", row.create_time)):
         ts = _ts(value)
@@ -126,10 +131,24 @@ def record_pb(t: TaskRecord) -> pb.Task:
                    display_name=t.display_name, role=t.role, agency=t.agency,
                    status=pb.TaskStatus.Value(f"TASK_STATUS_{t.status}"), assignee=t.assignee,
                    overdue=t.overdue, matter=t.matter, kind=t.kind, reasons=t.reasons,
+                   due_time_provisional=t.due_provisional,
                    decision=pb.Decision.Value(f"DECISION_{t.decision}") if t.decision else 0)
     if t.due_time:
         task.due_time.FromDatetime(dt.datetime.fromisoformat(t.due_time))
     return task
+
+
+def calendar_year_pb(y: PublishedYear, *, days: bool = True) -> pb.CalendarYear:
+    out = pb.CalendarYear(
+        name=f"calendars/{y.days.region}/years/{y.days.year}", region=y.days.region,
+        year=y.days.year, source=y.days.source, published_by=y.published_by,
+        revision=y.revision, publish_time=_ts(y.publish_time))
+    if days:
+        out.holidays.extend(pb.CalendarDay(date=d.isoformat(), name=n)
+                            for d, n in sorted(y.days.holidays.items()))
+        out.working_days.extend(pb.CalendarDay(date=d.isoformat(), name=n)
+                                for d, n in sorted(y.days.working_days.items()))
+    return out
 
 
 def _status_filter(f: dict[str, str], allowed: set[str]) -> None:
@@ -176,6 +195,50 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
             raise PermissionDenied("only administrators publish matters", reason="ADMIN_ONLY")
         row = await self.db.run(lambda s: self.m.publish(s, request.definition_yaml, p))
         return pb.PublishMatterResponse(matter=matter_pb(row))
+
+    async def PublishCalendarYear(self, request: pb.PublishCalendarYearRequest, context: object) -> pb.PublishCalendarYearResponse:
+        """Publishes a region's year (platform administrators); see the proto."""
+        p = auth.principal()
+        if not p.is_admin or p.kind == auth.OFFICIAL:
+            raise PermissionDenied("only platform administrators publish calendars",
+                                   reason="PLATFORM_ADMIN_ONLY")
+        c = request.calendar_year
+        days = year_from_entries(
+            c.region, c.year,
+            [{"date": d.date, "name": d.name} for d in c.holidays],
+            [{"date": d.date, "name": d.name} for d in c.working_days],
+            c.source, prefix="calendar_year.")
+        stored, asked = await self.m.calendars.publish(p, days, validate_only=request.validate_only)
+        return pb.PublishCalendarYearResponse(calendar_year=calendar_year_pb(stored),
+                                              applications_recomputed=asked)
+
+    async def GetCalendarYear(self, request: pb.GetCalendarYearRequest, context: object) -> pb.GetCalendarYearResponse:
+        return pb.GetCalendarYearResponse(
+            calendar_year=calendar_year_pb(await self.m.calendars.get(request.name)))
+
+    async def ListCalendarYears(self, request: pb.ListCalendarYearsRequest, context: object) -> pb.ListCalendarYearsResponse:
+        offset, limit = page(request.page_size, request.page_token)
+        years = await self.m.calendars.listing(request.parent, offset=offset, limit=limit)
+        return pb.ListCalendarYearsResponse(
+            calendar_years=[calendar_year_pb(y, days=False) for y in years],
+            next_page_token=next_token(offset, limit, len(years)))
+
+    async def ComputeDueTimes(self, request: pb.ComputeDueTimesRequest, context: object) -> pb.ComputeDueTimesResponse:
+        problems: dict[str, str] = {}
+        if not 1 <= len(request.queries) <= 50:
+            problems["queries"] = "give 1 to 50 queries"
+        for i, q in enumerate(request.queries):
+            if not q.HasField("start_time"):
+                problems[f"queries[{i}].start_time"] = "required"
+            if not 0 <= q.working_days <= 3660:
+                problems[f"queries[{i}].working_days"] = "must be 0 to 3660"
+        if problems:
+            raise InvalidArgument(fields=problems)
+        dues = await self.m.calendars.due_times(request.region, [
+            (q.start_time.ToDatetime(tzinfo=dt.UTC), q.working_days) for q in request.queries])
+        return pb.ComputeDueTimesResponse(answers=[
+            pb.DueTimeAnswer(due_time=_ts(d.time), provisional=d.provisional,
+                             missing_years=list(d.missing_years)) for d in dues])
 
     async def SubmitApplication(self, request: pb.SubmitApplicationRequest, context: object) -> pb.SubmitApplicationResponse:
         row = await self.m.submit(auth.principal(), matter=request.matter,
@@ -286,6 +349,9 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
             "result_certificate": request.result_certificate or None,
             "overdue": request.overdue,
             "due_time": request.due_time.ToDatetime(tzinfo=dt.UTC) if request.HasField("due_time") else None,
+            "due_provisional": request.due_time_provisional,
+            "reasons": json.dumps(list(request.reasons), ensure_ascii=False)
+            if request.reasons else None,
             "current_steps": ",".join(request.current_steps) if request.current_steps else None,
             "missing_materials": ",".join(request.missing_materials)
             if request.missing_materials else None,
@@ -318,7 +384,7 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
             "decision": pb.Decision.Name(t.decision).removeprefix("DECISION_") if t.decision else "",
             "due_time": t.due_time.ToDatetime(tzinfo=dt.UTC) if t.HasField("due_time") else None,
             "kind": t.kind or "step", "reasons": json.dumps(list(t.reasons)),
-            "workflow_id": request.workflow_id,
+            "workflow_id": request.workflow_id, "due_provisional": t.due_time_provisional,
         }
         if t.HasField("create_time"):
             fields["create_time"] = t.create_time.ToDatetime(tzinfo=dt.UTC)

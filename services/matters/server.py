@@ -25,6 +25,10 @@ async def create_server(settings: Settings, *, port: int | None = None) -> tuple
                                        settings.temporal_task_queue),
                       submit_rate_limit=settings.submit_rate_limit,
                       rate_window_seconds=settings.rate_limit_window_seconds)
+    # The years the chinese-calendar package covers, where nobody has published them yet.
+    seeded = await db.run(matters.calendars.seed)
+    if seeded:
+        log.get_logger().info("matters.calendars_seeded", region="CN", years=seeded)
     jwks = JwksSource(settings.identity_addr)
     server, bound = build_server(
         domain="govflow.matters",

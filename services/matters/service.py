@@ -36,6 +36,8 @@ from govflow.errors import (
 )
 from govflow.lru import Lru
 from services.matters import catalogue
+from services.matters import working_days as wd
+from services.matters.calendars import Calendars, CalendarStore
 from services.matters.store import (
     ApplicationEventRow,
     ApplicationRow,
@@ -50,7 +52,10 @@ from workflows.application import ApplicationWorkflow
 from workflows.models import (
     SA_AGENCY,
     SA_APPLICANT,
+    SA_DUE_PROVISIONAL,
+    SA_DUE_TIME,
     SA_MATTER,
+    SA_OVERDUE,
     SA_STATUS,
     ApplicantAction,
     ApplicationInput,
@@ -184,6 +189,7 @@ class Matters:
         # an officer's claim-then-decide looks the task up once (bounded; any replica may
         # hold a different subset, and a miss just reads the row).
         self.task_routes: Lru[str, tuple[str, str]] = Lru(10_000)
+        self.calendars = Calendars(db, temporal)
 
     # ------------------------------------------------------------ catalogue
     def publish(self, s: Session, text: str,
@@ -334,11 +340,18 @@ class Matters:
     async def start_workflow(self, row: ApplicationRow, spec: MatterSpec) -> None:
         client = await self.temporal.client()
         children = await self.db.run(lambda s: self.children_of(s, row)) if spec.bundle else []
+        submitted = aware(row.create_time)
+        assert submitted is not None
+        # The promised due time, counted here and handed to the workflow as input: a
+        # recorded value, so a later change of the calendar never changes its replay.
+        (due,) = await self.calendars.due_times(spec.calendar, [(submitted, spec.promised_limit_days)])
         inp = ApplicationInput(application_id=row.id, matter=spec, applicant=row.applicant,
                                submitted_by=row.submitted_by, request_id=row.request_id,
-                               submitted_at=aware(row.create_time).isoformat(),  # type: ignore[union-attr]
+                               submitted_at=submitted.isoformat(),
                                pledges=[c for c in row.pledges.split(",") if c],
-                               children=children)
+                               children=children, due_time=due.time.isoformat(),
+                               due_provisional=due.provisional,
+                               log_request_id=log.request_id_var.get())
         try:
             await client.start_workflow(
                 ApplicationWorkflow.run, inp, id=workflow_id(row.id),
@@ -350,6 +363,12 @@ class Matters:
                     SearchAttributePair(SearchAttributeKey.for_keyword(SA_AGENCY), spec.agency),
                     SearchAttributePair(SearchAttributeKey.for_keyword(SA_APPLICANT), row.applicant),
                     SearchAttributePair(SearchAttributeKey.for_keyword(SA_STATUS), "SUBMITTED"),
+                    # Every attribute from the start, so `GovflowOverdue = false` finds the
+                    # applications that are not overdue.
+                    SearchAttributePair(SearchAttributeKey.for_datetime(SA_DUE_TIME), due.time),
+                    SearchAttributePair(SearchAttributeKey.for_bool(SA_OVERDUE), False),
+                    SearchAttributePair(SearchAttributeKey.for_bool(SA_DUE_PROVISIONAL),
+                                        due.provisional),
                 ]),
                 memo={"matter": spec.display_name, "applicant": row.applicant,
                       "matter_version": spec.version},
@@ -402,9 +421,12 @@ class Matters:
         if ev["status"]:
             values["status"] = ev["status"]
         for key in ("result_certificate", "receipt_json", "due_time", "current_steps",
-                    "missing_materials", "supplement_due_time", "result_certificates"):
+                    "missing_materials", "supplement_due_time", "result_certificates",
+                    "reasons"):
             if ev.get(key) is not None and ev.get(key) != "":
                 values[key] = ev[key]
+        if ev.get("due_time") is not None:
+            values["due_provisional"] = bool(ev.get("due_provisional"))
         if ev.get("overdue"):
             values["overdue"] = True
         decided = ev["status"] in DECIDED_STATUSES
@@ -578,13 +600,16 @@ class Ratings:
         row = await self.m.db.run(work)
         if score <= 2:
             client = await self.m.temporal.client()
+            # The follow-up's limit: 5 working days (a recorded input, as for applications).
+            (due,) = await self.m.calendars.due_times("CN", [(utcnow(), 5)])
             from workflows.follow_up import FollowUpWorkflow
 
             await client.start_workflow(
                 FollowUpWorkflow.run,
                 FollowUpInput(application_id=row.id, matter=f"matters/{row.matter_code}",
                               agency=row.agency, score=score, comment=comment,
-                              applicant=row.applicant),
+                              applicant=row.applicant, due_time=due.time.isoformat(),
+                              due_provisional=due.provisional),
                 id=f"followup-{row.id}", task_queue=self.m.temporal.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
         return row
@@ -592,8 +617,6 @@ class Ratings:
 
 def statistics(s: Session, p: auth.Principal, f: dict[str, str]) -> list[dict[str, Any]]:
     """Counts by status, on-time rate, average working days and rating per matter/agency."""
-    from workflows.working_days import working_days_between
-
     if p.kind == auth.OFFICIAL:
         if f.get("agency", p.agency) != p.agency:
             raise PermissionDenied("officials see their own agency's figures",
@@ -622,12 +645,17 @@ def statistics(s: Session, p: auth.Principal, f: dict[str, str]) -> list[dict[st
     if "matter" in f:
         decided = decided.where(ApplicationRow.matter_code == f["matter"].removeprefix("matters/"))
     sums: dict[tuple[str, str], list[float]] = {}
-    for row in s.exec(decided.limit(100000)):
+    rows = list(s.exec(decided.limit(100000)))
+    # Counted on the mainland calendar as published (Monday to Friday where a year is not).
+    years = {y for r in rows for y in (aware(r.create_time).astimezone(wd.CHINA_TZ).year,  # type: ignore[union-attr]
+                                        aware(r.decided_time).astimezone(wd.CHINA_TZ).year)}  # type: ignore[union-attr]
+    cal = wd.Calendar("CN", CalendarStore.years(s, "CN", years))
+    for row in rows:
         acc = sums.setdefault((row.matter_code, row.agency), [0, 0, 0, 0, 0])
         acc[0] += 1
         end, due = aware(row.decided_time), aware(row.due_time)
         acc[1] += 1 if due is None or (end is not None and end <= due) else 0
-        acc[2] += working_days_between(aware(row.create_time), end)  # type: ignore[arg-type]
+        acc[2] += wd.working_days_between(aware(row.create_time), end, cal)  # type: ignore[arg-type]
         if row.rating:
             acc[3] += row.rating
             acc[4] += 1

@@ -67,6 +67,10 @@ class ApplicationRow(SQLModel, table=True):
     rating: int = 0
     rating_comment: str = ""
     decided_time: dt.datetime | None = None
+    # True while due_time reaches into a year with no published calendar.
+    due_provisional: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # Why it ended (rejected, withdrawn, failed, revoked): a JSON list, "" while open.
+    reasons: str = Field(default="", sa_column_kwargs={"server_default": ""})
     # Bumped by triggers (see migration a3c1e07d5b21) on every write to the row, its
     # timeline or its children: what GetApplication's response cache is checked against.
     # Never written by the application.
@@ -110,6 +114,23 @@ class TaskRow(SQLModel, table=True):
     kind: str = "step"
     reasons: str = ""  # JSON list
     workflow_id: str = ""
+    due_provisional: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+
+
+class CalendarYearRow(SQLModel, table=True):
+    """One published year of a region's working-day calendar (services/matters/working_days.py).
+    Written by PublishCalendarYear and by seeding from the chinese-calendar package; the
+    audit chain records each publication."""
+
+    __tablename__ = "calendar_years"
+    region: str = Field(primary_key=True)
+    year: int = Field(primary_key=True)
+    holidays_json: str  # {"YYYY-MM-DD": "name", ...}
+    working_days_json: str  # {"YYYY-MM-DD": "name", ...}
+    source: str = ""
+    published_by: str = "system"
+    publish_time: dt.datetime = Field(default_factory=utcnow)
+    revision: int = 1
 
 
 class InboxVersionRow(SQLModel, table=True):

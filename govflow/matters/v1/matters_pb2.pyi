@@ -207,7 +207,7 @@ class DecisionReceipt(_message.Message):
     def __init__(self, rule_version: _Optional[str] = ..., inputs_json: _Optional[str] = ..., outcome: _Optional[str] = ..., explanations: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Application(_message.Message):
-    __slots__ = ("name", "matter", "matter_version", "applicant", "submitted_by", "status", "create_time", "update_time", "due_time", "overdue", "timeline", "decision_receipt", "result_certificate", "workflow_id", "current_steps", "agency", "missing_materials", "supplement_due_time", "rating", "parent", "children", "result_certificates", "pledges")
+    __slots__ = ("name", "matter", "matter_version", "applicant", "submitted_by", "status", "create_time", "update_time", "due_time", "overdue", "timeline", "decision_receipt", "result_certificate", "workflow_id", "current_steps", "agency", "missing_materials", "supplement_due_time", "rating", "parent", "children", "result_certificates", "pledges", "due_time_provisional", "reasons")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MATTER_FIELD_NUMBER: _ClassVar[int]
     MATTER_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -231,6 +231,8 @@ class Application(_message.Message):
     CHILDREN_FIELD_NUMBER: _ClassVar[int]
     RESULT_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
     PLEDGES_FIELD_NUMBER: _ClassVar[int]
+    DUE_TIME_PROVISIONAL_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
     name: str
     matter: str
     matter_version: int
@@ -254,7 +256,9 @@ class Application(_message.Message):
     children: _containers.RepeatedScalarFieldContainer[str]
     result_certificates: _containers.RepeatedScalarFieldContainer[str]
     pledges: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., matter: _Optional[str] = ..., matter_version: _Optional[int] = ..., applicant: _Optional[str] = ..., submitted_by: _Optional[str] = ..., status: _Optional[_Union[ApplicationStatus, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: _Optional[bool] = ..., timeline: _Optional[_Iterable[_Union[TimelineEvent, _Mapping]]] = ..., decision_receipt: _Optional[_Union[DecisionReceipt, _Mapping]] = ..., result_certificate: _Optional[str] = ..., workflow_id: _Optional[str] = ..., current_steps: _Optional[_Iterable[str]] = ..., agency: _Optional[str] = ..., missing_materials: _Optional[_Iterable[str]] = ..., supplement_due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rating: _Optional[int] = ..., parent: _Optional[str] = ..., children: _Optional[_Iterable[str]] = ..., result_certificates: _Optional[_Iterable[str]] = ..., pledges: _Optional[_Iterable[str]] = ...) -> None: ...
+    due_time_provisional: bool
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., matter: _Optional[str] = ..., matter_version: _Optional[int] = ..., applicant: _Optional[str] = ..., submitted_by: _Optional[str] = ..., status: _Optional[_Union[ApplicationStatus, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: _Optional[bool] = ..., timeline: _Optional[_Iterable[_Union[TimelineEvent, _Mapping]]] = ..., decision_receipt: _Optional[_Union[DecisionReceipt, _Mapping]] = ..., result_certificate: _Optional[str] = ..., workflow_id: _Optional[str] = ..., current_steps: _Optional[_Iterable[str]] = ..., agency: _Optional[str] = ..., missing_materials: _Optional[_Iterable[str]] = ..., supplement_due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rating: _Optional[int] = ..., parent: _Optional[str] = ..., children: _Optional[_Iterable[str]] = ..., result_certificates: _Optional[_Iterable[str]] = ..., pledges: _Optional[_Iterable[str]] = ..., due_time_provisional: _Optional[bool] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubmitApplicationRequest(_message.Message):
     __slots__ = ("matter", "applicant", "request_id", "pledges")
@@ -305,7 +309,7 @@ class ListApplicationsResponse(_message.Message):
     def __init__(self, applications: _Optional[_Iterable[_Union[Application, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("name", "application", "step", "display_name", "role", "agency", "status", "assignee", "due_time", "overdue", "decision", "create_time", "matter", "kind", "reasons")
+    __slots__ = ("name", "application", "step", "display_name", "role", "agency", "status", "assignee", "due_time", "overdue", "decision", "create_time", "matter", "kind", "reasons", "due_time_provisional")
     NAME_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
@@ -321,6 +325,7 @@ class Task(_message.Message):
     MATTER_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
+    DUE_TIME_PROVISIONAL_FIELD_NUMBER: _ClassVar[int]
     name: str
     application: str
     step: str
@@ -336,7 +341,8 @@ class Task(_message.Message):
     matter: str
     kind: str
     reasons: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., application: _Optional[str] = ..., step: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[str] = ..., agency: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., assignee: _Optional[str] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: _Optional[bool] = ..., decision: _Optional[_Union[Decision, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., matter: _Optional[str] = ..., kind: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+    due_time_provisional: bool
+    def __init__(self, name: _Optional[str] = ..., application: _Optional[str] = ..., step: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[str] = ..., agency: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., assignee: _Optional[str] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: _Optional[bool] = ..., decision: _Optional[_Union[Decision, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., matter: _Optional[str] = ..., kind: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., due_time_provisional: _Optional[bool] = ...) -> None: ...
 
 class ListTasksRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "filter")
@@ -494,7 +500,7 @@ class DecideTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class RecordApplicationEventRequest(_message.Message):
-    __slots__ = ("application", "event", "decision_receipt", "result_certificate", "current_steps", "due_time", "overdue", "missing_materials", "supplement_due_time", "result_certificates")
+    __slots__ = ("application", "event", "decision_receipt", "result_certificate", "current_steps", "due_time", "overdue", "missing_materials", "supplement_due_time", "result_certificates", "due_time_provisional", "reasons")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
     DECISION_RECEIPT_FIELD_NUMBER: _ClassVar[int]
@@ -505,6 +511,8 @@ class RecordApplicationEventRequest(_message.Message):
     MISSING_MATERIALS_FIELD_NUMBER: _ClassVar[int]
     SUPPLEMENT_DUE_TIME_FIELD_NUMBER: _ClassVar[int]
     RESULT_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
+    DUE_TIME_PROVISIONAL_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
     application: str
     event: TimelineEvent
     decision_receipt: DecisionReceipt
@@ -515,7 +523,9 @@ class RecordApplicationEventRequest(_message.Message):
     missing_materials: _containers.RepeatedScalarFieldContainer[str]
     supplement_due_time: _timestamp_pb2.Timestamp
     result_certificates: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, application: _Optional[str] = ..., event: _Optional[_Union[TimelineEvent, _Mapping]] = ..., decision_receipt: _Optional[_Union[DecisionReceipt, _Mapping]] = ..., result_certificate: _Optional[str] = ..., current_steps: _Optional[_Iterable[str]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: _Optional[bool] = ..., missing_materials: _Optional[_Iterable[str]] = ..., supplement_due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result_certificates: _Optional[_Iterable[str]] = ...) -> None: ...
+    due_time_provisional: bool
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, application: _Optional[str] = ..., event: _Optional[_Union[TimelineEvent, _Mapping]] = ..., decision_receipt: _Optional[_Union[DecisionReceipt, _Mapping]] = ..., result_certificate: _Optional[str] = ..., current_steps: _Optional[_Iterable[str]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: _Optional[bool] = ..., missing_materials: _Optional[_Iterable[str]] = ..., supplement_due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result_certificates: _Optional[_Iterable[str]] = ..., due_time_provisional: _Optional[bool] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RecordApplicationEventResponse(_message.Message):
     __slots__ = ()
@@ -534,3 +544,111 @@ class UpsertTaskResponse(_message.Message):
     TASK_FIELD_NUMBER: _ClassVar[int]
     task: Task
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
+
+class CalendarDay(_message.Message):
+    __slots__ = ("date", "name")
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    name: str
+    def __init__(self, date: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class CalendarYear(_message.Message):
+    __slots__ = ("name", "region", "year", "holidays", "working_days", "source", "published_by", "publish_time", "revision")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    YEAR_FIELD_NUMBER: _ClassVar[int]
+    HOLIDAYS_FIELD_NUMBER: _ClassVar[int]
+    WORKING_DAYS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_BY_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    region: str
+    year: int
+    holidays: _containers.RepeatedCompositeFieldContainer[CalendarDay]
+    working_days: _containers.RepeatedCompositeFieldContainer[CalendarDay]
+    source: str
+    published_by: str
+    publish_time: _timestamp_pb2.Timestamp
+    revision: int
+    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., year: _Optional[int] = ..., holidays: _Optional[_Iterable[_Union[CalendarDay, _Mapping]]] = ..., working_days: _Optional[_Iterable[_Union[CalendarDay, _Mapping]]] = ..., source: _Optional[str] = ..., published_by: _Optional[str] = ..., publish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class PublishCalendarYearRequest(_message.Message):
+    __slots__ = ("calendar_year", "validate_only")
+    CALENDAR_YEAR_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    calendar_year: CalendarYear
+    validate_only: bool
+    def __init__(self, calendar_year: _Optional[_Union[CalendarYear, _Mapping]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class PublishCalendarYearResponse(_message.Message):
+    __slots__ = ("calendar_year", "applications_recomputed")
+    CALENDAR_YEAR_FIELD_NUMBER: _ClassVar[int]
+    APPLICATIONS_RECOMPUTED_FIELD_NUMBER: _ClassVar[int]
+    calendar_year: CalendarYear
+    applications_recomputed: int
+    def __init__(self, calendar_year: _Optional[_Union[CalendarYear, _Mapping]] = ..., applications_recomputed: _Optional[int] = ...) -> None: ...
+
+class GetCalendarYearRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetCalendarYearResponse(_message.Message):
+    __slots__ = ("calendar_year",)
+    CALENDAR_YEAR_FIELD_NUMBER: _ClassVar[int]
+    calendar_year: CalendarYear
+    def __init__(self, calendar_year: _Optional[_Union[CalendarYear, _Mapping]] = ...) -> None: ...
+
+class ListCalendarYearsRequest(_message.Message):
+    __slots__ = ("parent", "page_size", "page_token")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    page_size: int
+    page_token: str
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListCalendarYearsResponse(_message.Message):
+    __slots__ = ("calendar_years", "next_page_token")
+    CALENDAR_YEARS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    calendar_years: _containers.RepeatedCompositeFieldContainer[CalendarYear]
+    next_page_token: str
+    def __init__(self, calendar_years: _Optional[_Iterable[_Union[CalendarYear, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DueTimeQuery(_message.Message):
+    __slots__ = ("start_time", "working_days")
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    WORKING_DAYS_FIELD_NUMBER: _ClassVar[int]
+    start_time: _timestamp_pb2.Timestamp
+    working_days: int
+    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., working_days: _Optional[int] = ...) -> None: ...
+
+class DueTimeAnswer(_message.Message):
+    __slots__ = ("due_time", "provisional", "missing_years")
+    DUE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PROVISIONAL_FIELD_NUMBER: _ClassVar[int]
+    MISSING_YEARS_FIELD_NUMBER: _ClassVar[int]
+    due_time: _timestamp_pb2.Timestamp
+    provisional: bool
+    missing_years: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., provisional: _Optional[bool] = ..., missing_years: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ComputeDueTimesRequest(_message.Message):
+    __slots__ = ("region", "queries")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    region: str
+    queries: _containers.RepeatedCompositeFieldContainer[DueTimeQuery]
+    def __init__(self, region: _Optional[str] = ..., queries: _Optional[_Iterable[_Union[DueTimeQuery, _Mapping]]] = ...) -> None: ...
+
+class ComputeDueTimesResponse(_message.Message):
+    __slots__ = ("answers",)
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    answers: _containers.RepeatedCompositeFieldContainer[DueTimeAnswer]
+    def __init__(self, answers: _Optional[_Iterable[_Union[DueTimeAnswer, _Mapping]]] = ...) -> None: ...

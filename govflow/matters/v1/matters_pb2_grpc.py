@@ -117,6 +117,26 @@ class MattersServiceStub:
                 request_serializer=govflow_dot_matters_dot_v1_dot_matters__pb2.UpsertTaskRequest.SerializeToString,
                 response_deserializer=govflow_dot_matters_dot_v1_dot_matters__pb2.UpsertTaskResponse.FromString,
                 _registered_method=True)
+        self.PublishCalendarYear = channel.unary_unary(
+                '/govflow.matters.v1.MattersService/PublishCalendarYear',
+                request_serializer=govflow_dot_matters_dot_v1_dot_matters__pb2.PublishCalendarYearRequest.SerializeToString,
+                response_deserializer=govflow_dot_matters_dot_v1_dot_matters__pb2.PublishCalendarYearResponse.FromString,
+                _registered_method=True)
+        self.GetCalendarYear = channel.unary_unary(
+                '/govflow.matters.v1.MattersService/GetCalendarYear',
+                request_serializer=govflow_dot_matters_dot_v1_dot_matters__pb2.GetCalendarYearRequest.SerializeToString,
+                response_deserializer=govflow_dot_matters_dot_v1_dot_matters__pb2.GetCalendarYearResponse.FromString,
+                _registered_method=True)
+        self.ListCalendarYears = channel.unary_unary(
+                '/govflow.matters.v1.MattersService/ListCalendarYears',
+                request_serializer=govflow_dot_matters_dot_v1_dot_matters__pb2.ListCalendarYearsRequest.SerializeToString,
+                response_deserializer=govflow_dot_matters_dot_v1_dot_matters__pb2.ListCalendarYearsResponse.FromString,
+                _registered_method=True)
+        self.ComputeDueTimes = channel.unary_unary(
+                '/govflow.matters.v1.MattersService/ComputeDueTimes',
+                request_serializer=govflow_dot_matters_dot_v1_dot_matters__pb2.ComputeDueTimesRequest.SerializeToString,
+                response_deserializer=govflow_dot_matters_dot_v1_dot_matters__pb2.ComputeDueTimesResponse.FromString,
+                _registered_method=True)
 
 
 class MattersServiceServicer:
@@ -239,6 +259,41 @@ class MattersServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PublishCalendarYear(self, request, context):
+        """Publishes one year of a region's working-day calendar: its public holidays and
+        adjusted working days (admins). A year may be published again to correct it; every
+        publication is in the audit chain. Open applications whose due times were
+        provisional for want of this year have them recomputed and their timers moved.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCalendarYear(self, request, context):
+        """Gets one published year of a region's calendar (public).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCalendarYears(self, request, context):
+        """Lists the published years of a region's calendar, newest first (public).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ComputeDueTimes(self, request, context):
+        """Counts working days: the due time of a limit of N working days from a start time
+        (public). The day of the start does not count; the limit ends at the end
+        (23:59:59, China time for `CN`) of the Nth working day after it. Where a day counted
+        lies in a year with no published calendar, Monday to Friday are counted there and
+        the answer is marked provisional.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MattersServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -321,6 +376,26 @@ def add_MattersServiceServicer_to_server(servicer, server):
                     servicer.UpsertTask,
                     request_deserializer=govflow_dot_matters_dot_v1_dot_matters__pb2.UpsertTaskRequest.FromString,
                     response_serializer=govflow_dot_matters_dot_v1_dot_matters__pb2.UpsertTaskResponse.SerializeToString,
+            ),
+            'PublishCalendarYear': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishCalendarYear,
+                    request_deserializer=govflow_dot_matters_dot_v1_dot_matters__pb2.PublishCalendarYearRequest.FromString,
+                    response_serializer=govflow_dot_matters_dot_v1_dot_matters__pb2.PublishCalendarYearResponse.SerializeToString,
+            ),
+            'GetCalendarYear': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCalendarYear,
+                    request_deserializer=govflow_dot_matters_dot_v1_dot_matters__pb2.GetCalendarYearRequest.FromString,
+                    response_serializer=govflow_dot_matters_dot_v1_dot_matters__pb2.GetCalendarYearResponse.SerializeToString,
+            ),
+            'ListCalendarYears': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCalendarYears,
+                    request_deserializer=govflow_dot_matters_dot_v1_dot_matters__pb2.ListCalendarYearsRequest.FromString,
+                    response_serializer=govflow_dot_matters_dot_v1_dot_matters__pb2.ListCalendarYearsResponse.SerializeToString,
+            ),
+            'ComputeDueTimes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ComputeDueTimes,
+                    request_deserializer=govflow_dot_matters_dot_v1_dot_matters__pb2.ComputeDueTimesRequest.FromString,
+                    response_serializer=govflow_dot_matters_dot_v1_dot_matters__pb2.ComputeDueTimesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -758,6 +833,114 @@ class MattersService:
             '/govflow.matters.v1.MattersService/UpsertTask',
             govflow_dot_matters_dot_v1_dot_matters__pb2.UpsertTaskRequest.SerializeToString,
             govflow_dot_matters_dot_v1_dot_matters__pb2.UpsertTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishCalendarYear(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.matters.v1.MattersService/PublishCalendarYear',
+            govflow_dot_matters_dot_v1_dot_matters__pb2.PublishCalendarYearRequest.SerializeToString,
+            govflow_dot_matters_dot_v1_dot_matters__pb2.PublishCalendarYearResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCalendarYear(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.matters.v1.MattersService/GetCalendarYear',
+            govflow_dot_matters_dot_v1_dot_matters__pb2.GetCalendarYearRequest.SerializeToString,
+            govflow_dot_matters_dot_v1_dot_matters__pb2.GetCalendarYearResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCalendarYears(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.matters.v1.MattersService/ListCalendarYears',
+            govflow_dot_matters_dot_v1_dot_matters__pb2.ListCalendarYearsRequest.SerializeToString,
+            govflow_dot_matters_dot_v1_dot_matters__pb2.ListCalendarYearsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ComputeDueTimes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.matters.v1.MattersService/ComputeDueTimes',
+            govflow_dot_matters_dot_v1_dot_matters__pb2.ComputeDueTimesRequest.SerializeToString,
+            govflow_dot_matters_dot_v1_dot_matters__pb2.ComputeDueTimesResponse.FromString,
             options,
             channel_credentials,
             insecure,
