@@ -131,8 +131,16 @@ def _inbox_statement(shape: tuple[int, int, bool, bool, bool, bool, bool]) -> Pr
     if supervisor:
         # Supervisors also see every overdue (escalated) task of their agency.
         mine = sa.or_(mine, t.overdue.is_(True))
-    q = sa.select(_TASKS).where(t.agency == sa.bindparam("agency"), mine, t.status.in_(
-        [sa.bindparam(f"status_{i}") for i in range(statuses)]))
+    # Not the caller's own applications' tasks, which the workflow would not let them
+    # claim (workflows/officer_checks.py): not as the applicant (or for the organisation
+    # their token acts for), nor as the submitter (a follow-up checks the applicant only).
+    a = _APPS.c
+    not_own = sa.or_(a.id.is_(None), sa.and_(
+        a.applicant != sa.bindparam("me"), a.applicant != sa.bindparam("acting_for"),
+        sa.or_(t.kind == "follow_up", a.submitted_by != sa.bindparam("me"))))
+    q = sa.select(_TASKS).select_from(_TASKS.outerjoin(_APPS, a.id == t.application_id)).where(
+        t.agency == sa.bindparam("agency"), mine, t.status.in_(
+            [sa.bindparam(f"status_{i}") for i in range(statuses)]), not_own)
     if overdue:
         q = q.where(t.overdue == sa.bindparam("overdue", type_=t.overdue.type))
     if due_before:
@@ -154,7 +162,8 @@ def list_tasks(p: auth.Principal, f: dict[str, str], *, offset: int, limit: int,
                build: Callable[[Any], V], respond: Callable[[list[V]], R],
                cache: VersionedCache[R] | None = None) -> Callable[[Connection], R]:
     """An official's inbox (their agency and roles; supervisors also every overdue task
-    of their agency), open and claimed tasks by default, soonest due first: a function
+    of their agency; never their own applications' tasks, which they may not decide),
+    open and claimed tasks by default, soonest due first: a function
     for ``Database.read`` returning ``respond`` of the page, a list of ``build`` of each
     Core row with TaskRow's columns (reused for rows read before with the same values; see
     Prepared.all_built).
@@ -169,6 +178,7 @@ def list_tasks(p: auth.Principal, f: dict[str, str], *, offset: int, limit: int,
     status = f.get("status", "").upper()
     statuses = [status] if status else ["OPEN", "CLAIMED"]
     params: dict[str, Any] = {"agency": p.agency, "offset": offset, "limit": limit,
+                              "me": p.subject, "acting_for": p.acting_for,
                               **{f"role_{i}": r for i, r in enumerate(p.roles)},
                               **{f"status_{i}": s for i, s in enumerate(statuses)}}
     if "overdue" in f:

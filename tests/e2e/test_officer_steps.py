@@ -12,7 +12,7 @@ from temporalio.api.enums.v1 import EventType
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.demo_data import DEMO_PASSWORD, person
 from govflow.matters.v1 import matters_pb2 as mpb
-from tests.e2e.helpers import wait_for
+from tests.e2e.helpers import person_name, wait_for
 from tests.e2e.test_zero_visit import wait_done
 from tests.stack import Stack
 from workflows.models import workflow_id
@@ -217,9 +217,16 @@ async def test_officer_cannot_decide_own_application(stack: Stack, ) -> None:
             matter="matters/food-business-permit", applicant=org, request_id=uuid.uuid4().hex,
             pledges=["fire-safety"]), metadata=as_rep)
         acceptor = await officer(stack, "chen-jing")
-        accept = await task_for(stack, acceptor, sub.application.name, "acceptance")
+        # Her inbox leaves out the task she may not take (she submitted the application);
+        # named all the same, it is refused.
+        app = await wait_for(stack, as_rep, sub.application.name,
+                             lambda a: "acceptance" in a.current_steps)
+        own = f"tasks/{app.name.removeprefix('applications/')}-acceptance-sz-amr"
+        inbox = await stack.matters.ListTasks(mpb.ListTasksRequest(page_size=100),
+                                              metadata=acceptor)
+        assert app.name not in {t.application for t in inbox.tasks}
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stack.matters.ClaimTask(mpb.ClaimTaskRequest(name=accept.name), metadata=acceptor)
+            await stack.matters.ClaimTask(mpb.ClaimTaskRequest(name=own), metadata=acceptor)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
         by_li, _, _ = await submit_permit(stack)
@@ -237,3 +244,56 @@ async def test_officer_cannot_decide_own_application(stack: Stack, ) -> None:
     finally:
         await stack.identity.RevokeRepresentation(ipb.RevokeRepresentationRequest(
             organisation=org, person=chen), metadata=admin)
+
+
+async def test_inbox_leaves_out_the_officers_own_applications(stack: Stack) -> None:
+    # Zhao Lei, a reviewer at sz-amr, applies as a citizen for a matter his agency reviews.
+    # The review task is in his colleague's inbox, not in his: he may not take it.
+    admin = await stack.service_md()
+    zhao = person("zhao-lei")
+    await stack.certificates.IssueCertificate(cpb.IssueCertificateRequest(
+        certificate=cpb.Certificate(type="certificateTypes/resident-id-card",
+                                    holder=person_name(stack, "zhao-lei"),
+                                    fields={"id_number": zhao.id_number, "name": zhao.name,
+                                            "birth_date": "1987-09-23", "gender": "M"}),
+        request_id=uuid.uuid4().hex), metadata=admin)
+    as_citizen = await stack.login(zhao.id_number, DEMO_PASSWORD)
+    sub = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+        matter="matters/individual-business-registration", request_id=uuid.uuid4().hex),
+        metadata=as_citizen)
+    name = sub.application.name
+    try:
+        accept = await task_for(stack, await officer(stack, "chen-jing"), name, "acceptance")
+        await claim_and_decide(stack, await officer(stack, "chen-jing"), accept.name)
+        colleague = await officer(stack, "qian-hao")
+        review = await task_for(stack, colleague, name, "review")
+        as_official = await officer(stack, "zhao-lei")
+        for filter_ in ("", "status=OPEN", "assignee=me"):
+            inbox = await stack.matters.ListTasks(mpb.ListTasksRequest(
+                page_size=100, filter=filter_), metadata=as_official)
+            assert name not in {t.application for t in inbox.tasks}, filter_
+        with pytest.raises(grpc.aio.AioRpcError) as err:  # as the workflow refuses it
+            await stack.matters.ClaimTask(mpb.ClaimTaskRequest(name=review.name),
+                                          metadata=as_official)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        # The colleague's inbox still has it, and it stays out of his once claimed.
+        await stack.matters.ClaimTask(mpb.ClaimTaskRequest(name=review.name), metadata=colleague)
+        await wait_for_inbox(stack, colleague, review.name, "status=CLAIMED")
+        inbox = await stack.matters.ListTasks(mpb.ListTasksRequest(
+            page_size=100, filter="status=CLAIMED"), metadata=as_official)
+        assert review.name not in {t.name for t in inbox.tasks}
+    finally:
+        await stack.matters.WithdrawApplication(mpb.WithdrawApplicationRequest(
+            name=name, reason="test done"), metadata=as_citizen)
+
+
+async def wait_for_inbox(stack: Stack, md, task: str, filter_: str, timeout: float = 10) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        inbox = await stack.matters.ListTasks(mpb.ListTasksRequest(
+            page_size=100, filter=filter_), metadata=md)
+        if task in {t.name for t in inbox.tasks}:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{task} not in the inbox under {filter_!r}")
