@@ -14,7 +14,7 @@ from govflow.settings import Settings
 
 _armed: frozenset[str] = frozenset()
 
-# The points the code offers (documented in README "Reliability and audit").
+# The points the code offers (documented in docs/operations.md, "Faults and recovery").
 CRASH_POINTS = (
     "matters.submit.after_insert",  # the application row is committed, its workflow not started
     "certificates.issue.after_commit",  # the certificate is committed, the answer not sent

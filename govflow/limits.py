@@ -5,8 +5,8 @@ NUL character (PostgreSQL cannot store one, and no Govflow field needs one) and 
 than its limit; a repeated field or map holds at most ``MAX_REPEATED`` items; an enum holds
 one of its defined values; a timestamp lies between ``TIMESTAMP_MIN`` and ``TIMESTAMP_MAX``
 with nanos in [0, 1e9). Every violation is named in one INVALID_ARGUMENT. The services then
-apply their own, tighter rules (ID formats, codes, purposes, ...). The README's "Limits"
-section lists these figures; keep the two in step.
+apply their own, tighter rules (ID formats, codes, purposes, ...). docs/security.md
+("Limits") lists these figures; keep the two in step.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ of its fields (the encoder recurses into the values itself) instead of the SDK's
 ``dataclasses.asdict``, which deep-copies every value and calls ``isinstance`` several
 times per field. Inside the workflow sandbox ``isinstance`` is a thread-local wrapper that
 unwraps both arguments, so asdict was ~23% of the decision Update's activation CPU
-(cProfile in the worker, README "Figure 3").
+(cProfile in the worker during figure 3 of docs/performance.md).
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ class ProcStack:
 
 @dataclasses.dataclass
 class Figures:
-    """What a fault test did, for the README's table (printed with -s)."""
+    """What a fault test did, for the table in docs/operations.md (printed with -s)."""
 
     fault: str
     injected: int = 0

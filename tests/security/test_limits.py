@@ -1,4 +1,4 @@
-"""The documented limits (README, "Limits"): message size, page sizes and tokens, filters,
+"""The documented limits (docs/security.md, "Limits"): message size, page sizes and tokens, filters,
 field lengths, enums, timestamps — and the per-caller rate limits on Login,
 AuthenticatePartner and SubmitApplication, which hold across replicas because they are
 counted in the service's own database."""
