@@ -33,6 +33,14 @@ call_fields: contextvars.ContextVar[dict[str, object] | None] = contextvars.Cont
 CALL_KEYS = ("request_id", "rpc", "caller")
 
 
+def note_call(**fields: object) -> None:
+    """Adds ``fields`` to the access line of the call being served (e.g. what it created:
+    ``application=applications/...``); nothing outside a call."""
+    line = call_fields.get()
+    if line is not None:
+        line.update(fields)
+
+
 def merge_call_fields(_logger: object, _method: str,
                       event_dict: structlog.typing.EventDict) -> structlog.typing.EventDict:
     """structlog processor: adds the current call's fields (``call_fields``) that the

@@ -22,9 +22,10 @@ from __future__ import annotations
 import dataclasses
 import typing
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.converter import (
     AdvancedJSONEncoder,
     CompositePayloadConverter,
@@ -152,8 +153,10 @@ DATA_CONVERTER = dataclasses.replace(DataConverter.default,
                                      payload_converter_class=PayloadConverter)
 
 
-async def connect(address: str, namespace: str = "default") -> Client:
-    return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER)
+async def connect(address: str, namespace: str = "default",
+                  interceptors: Sequence[Interceptor] = ()) -> Client:
+    return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER,
+                                interceptors=interceptors)
 
 
 def with_converter(client: Client) -> Client:

@@ -82,9 +82,9 @@ class ApplicationActivities:
         self.matters = matters
         self.token = token
 
-    async def _call(self, method, request, trace_id: str = ""):  # type: ignore[no-untyped-def]
-        info = activity.info()
-        rid = trace_id or info.workflow_id
+    async def _call(self, method, request):  # type: ignore[no-untyped-def]
+        # The caller's request id (request_ids.py), else the workflow id.
+        rid = log.request_id_var.get() or activity.info().workflow_id
         token = log.request_id_var.set(rid)
         try:
             md = await self.token.metadata()

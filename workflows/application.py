@@ -531,8 +531,7 @@ class ApplicationWorkflow:
                                request_id=f"{self.inp.request_id}/{child.matter.code}",
                                submitted_at=self.inp.submitted_at, pledges=self.inp.pledges,
                                parent_id=self.inp.application_id, due_time=due.time,
-                               due_provisional=due.provisional,
-                               log_request_id=self.inp.log_request_id)
+                               due_provisional=due.provisional)
         return await workflow.start_child_workflow(
             ApplicationWorkflow.run, inp, id=workflow_id(child.application_id),
             search_attributes=TypedSearchAttributes([

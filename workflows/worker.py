@@ -37,6 +37,7 @@ from govflow.identity.v1 import identity_pb2_grpc
 from govflow.matters.v1 import matters_pb2_grpc
 from govflow.service_client import ServiceToken
 from govflow.settings import Settings
+from workflows import request_ids
 from workflows.activities import ApplicationActivities
 from workflows.application import ApplicationWorkflow
 from workflows.follow_up import FollowUpWorkflow
@@ -158,8 +159,10 @@ class WorkerStack:
             # None keeps the SDK's default (pid@host); tests name workers to tell them apart.
             identity=identity,
             # Test-only fault hook (tests/faults/): empty settings add nothing.
-            interceptors=[HoldActivities(held)] if (held := faults.names(
-                settings.fault_hold_activity)) else [],
+            # The caller's request id into every activity's log lines (request_ids.py).
+            interceptors=[request_ids.WorkerInterceptor(), *(
+                [HoldActivities(held)] if (held := faults.names(settings.fault_hold_activity))
+                else [])],
         )
 
     async def close(self) -> None:

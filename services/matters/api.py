@@ -11,7 +11,7 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from govflow import auth
+from govflow import auth, log
 from govflow.errors import InvalidArgument, PermissionDenied
 from govflow.matters.v1 import matters_pb2 as pb
 from govflow.matters.v1 import matters_pb2_grpc
@@ -53,7 +53,8 @@ def matter_pb(row: MatterVersionRow) -> pb.Matter:
         instant_approval=spec.instant_approval,
         result_certificate_type=spec.result_certificate_type,
         definition_yaml=row.definition_yaml,
-        bundled_matters=[f"matters/{b.matter}" for b in spec.bundle])
+        bundled_matters=[f"matters/{b.matter}" for b in spec.bundle],
+        one_per_holder=spec.one_per_holder)
 
 
 def _list(text: str) -> list[str]:
@@ -244,6 +245,7 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
         row = await self.m.submit(auth.principal(), matter=request.matter,
                                   applicant=request.applicant, request_id=request.request_id,
                                   pledges=list(request.pledges))
+        log.note_call(application=f"applications/{row.id}")
         return pb.SubmitApplicationResponse(application=application_pb(row))
 
     async def GetApplication(self, request: pb.GetApplicationRequest, context: object) -> pb.GetApplicationResponse:

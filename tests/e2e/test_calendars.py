@@ -4,8 +4,10 @@ skipping for the timers)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import uuid
 
 import grpc
 import pytest
@@ -235,18 +237,43 @@ async def test_every_search_attribute_is_set_from_the_start(stack: Stack) -> Non
     assert found == [wid]
 
 
-async def test_a_revoked_certificate_is_named_with_its_state(stack: Stack) -> None:
-    applicant = await citizen(stack, "wang-fang")
+async def test_a_suspended_certificate_is_named_with_its_state(stack: Stack) -> None:
+    applicant = await citizen(stack, "li-wei")
     wallet = await stack.certificates.ListCertificates(cpb.ListCertificatesRequest(
-        parent=stack.seeded.persons["wang-fang"], page_size=50), metadata=applicant)  # type: ignore[attr-defined]
-    register = next(c for c in wallet.certificates if "household" in c.type)
-    await stack.certificates.RevokeCertificate(cpb.RevokeCertificateRequest(
-        name=register.name, reason="moved out of Shenzhen"), metadata=await stack.service_md())
-    name = await submit(stack, applicant, "matters/senior-citizen-card")
-    app = await wait_for(stack, applicant, name,
-                         lambda a: a.status == mpb.APPLICATION_STATUS_REJECTED)
-    assert app.reasons and register.name in app.reasons[0] and "revoked" in app.reasons[0]
-    assert any(register.name in e.message and "revoked" in e.message for e in app.timeline
+        parent=stack.seeded.persons["li-wei"], page_size=50), metadata=applicant)  # type: ignore[attr-defined]
+    card = next(c for c in wallet.certificates if c.type.endswith("resident-id-card"))
+    admin = await stack.service_md()
+    await stack.certificates.SuspendCertificate(cpb.SuspendCertificateRequest(
+        name=card.name, reason="reported lost"), metadata=admin)
+    try:
+        name = await submit(stack, applicant, "matters/individual-business-registration")
+        app = await wait_for(stack, applicant, name,
+                             lambda a: a.status == mpb.APPLICATION_STATUS_REJECTED)
+    finally:
+        await stack.certificates.ReinstateCertificate(cpb.ReinstateCertificateRequest(
+            name=card.name, reason="found again"), metadata=admin)
+    # The application itself says why, naming the certificate and its state.
+    assert app.reasons and card.name in app.reasons[0] and "suspended" in app.reasons[0]
+    assert any(card.name in e.message and "suspended" in e.message for e in app.timeline
                if e.kind == "material_invalid")
     assert not any("no certificate found" in r for r in app.reasons)
 
+
+async def test_one_request_id_follows_a_submission_into_the_activities(
+        stack: Stack, capfd: pytest.CaptureFixture[str]) -> None:
+    applicant = await citizen(stack, "li-wei")
+    rid = "trace-" + uuid.uuid4().hex
+    resp = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+        matter="matters/individual-business-registration", request_id=uuid.uuid4().hex),
+        metadata=(*applicant, ("x-request-id", rid)))
+    name = resp.application.name
+    acceptor = await official(stack, "chen-jing", AMR)
+    await task_for(stack, acceptor, name, "acceptance")
+    await asyncio.sleep(0.3)  # access lines are written in small batches
+    lines = [x for x in capfd.readouterr().out.splitlines() if rid in x]
+    # The submission's access line names what it created ...
+    assert any("SubmitApplication" in x and name in x for x in lines), lines
+    # ... and the workflow's activities call the services under the same request id.
+    for rpc in ("GetPerson", "GrantConsent", "VerifyCertificate", "ComputeDueTimes",
+                "RecordApplicationEvent", "UpsertTask"):
+        assert any(f"rpc={rpc}" in x or f'"rpc": "{rpc}"' in x for x in lines), rpc
