@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(audit_cli.verify_command(settings, args.anchors))
         raise SystemExit(audit_cli.head_command(settings, args.out))
     if args.cmd == "calendar":
-        from govflow import calendar_cli
+        from services.matters import calendar_cli
 
         raise SystemExit(calendar_cli.command(load_secrets(settings), args))
     if args.cmd in ("trust-bundle", "verify"):

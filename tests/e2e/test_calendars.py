@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import pathlib
 import uuid
 
 import grpc
@@ -277,3 +278,38 @@ async def test_one_request_id_follows_a_submission_into_the_activities(
     for rpc in ("GetPerson", "GrantConsent", "VerifyCertificate", "ComputeDueTimes",
                 "RecordApplicationEvent", "UpsertTask"):
         assert any(f"rpc={rpc}" in x or f'"rpc": "{rpc}"' in x for x in lines), rpc
+
+
+async def test_govflow_calendar_import_refuses_a_bad_file_and_publishes_a_good_one(
+        stack: Stack, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from services.matters import calendar_cli
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("region: XX\nyear: 2032\nholidays:\n"
+                   "  - {date: 2032-01-01, name: New Year's Day}\n"
+                   "  - {date: 2032-01-01, name: twice}\n"
+                   "  - {from: 2032-02-10, to: 2032-02-08, name: backwards}\n"
+                   "working_days:\n  - {date: 2033-01-08, name: next year}\n")
+    assert await calendar_cli.import_year(stack.settings, bad, dry_run=False) == 1
+    err = capsys.readouterr().err
+    for field in ("region", "holidays[1]", "holidays[2]", "working_days[0]"):
+        assert f"  {field}: " in err, (field, err)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("region: CN\nyear: 2032\nholidays:\n  - {date: 2032-13-01, name: x}\n")
+    assert await calendar_cli.import_year(stack.settings, broken, dry_run=False) == 1
+    assert "month must be in 1..12" in capsys.readouterr().err
+
+    good = tmp_path / "CN-2032.yaml"
+    good.write_text("region: CN\nyear: 2032\nsource: test\nholidays:\n"
+                    "  - {from: 2032-10-01, to: 2032-10-07, name: National Day}\n"
+                    "working_days:\n  - {date: 2032-10-09, name: National Day}\n")
+    assert await calendar_cli.import_year(stack.settings, good, dry_run=True) == 0
+    assert "not published" in capsys.readouterr().out
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stack.matters.GetCalendarYear(mpb.GetCalendarYearRequest(name="calendars/CN/years/2032"))
+    assert await calendar_cli.import_year(stack.settings, good, dry_run=False) == 0
+    assert "published calendars/CN/years/2032 (revision 1)" in capsys.readouterr().out
+    got = (await stack.matters.GetCalendarYear(mpb.GetCalendarYearRequest(
+        name="calendars/CN/years/2032"))).calendar_year
+    assert len(got.holidays) == 7 and [d.date for d in got.working_days] == ["2032-10-09"]
+    assert got.published_by == "partners/govflow-admin"

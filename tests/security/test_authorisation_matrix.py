@@ -104,6 +104,12 @@ MATRIX = {
     "GetMatter":                    "O   O   O   O   O   O   O   O   O   O   O   O",
     "PublishMatter(own agency)":    "U   P   P   P   P   P   P   O   P   P   P   O",
     "PublishMatter(other agency's)":"U   P   P   P   P   P   P   P   P   P   P   O",
+    # Calendars: one national calendar, so platform administrators only (not an agency's).
+    "PublishCalendarYear(validate only)":
+                                    "U   P   P   P   P   P   P   P   P   P   P   O",
+    "GetCalendarYear":              "O   O   O   O   O   O   O   O   O   O   O   O",
+    "ListCalendarYears":            "O   O   O   O   O   O   O   O   O   O   O   O",
+    "ComputeDueTimes":              "O   O   O   O   O   O   O   O   O   O   O   O",
     "SubmitApplication(for owner's org)":
                                     "U   O   P   P   P   P   P   P   P   P   P   O",
     "GetApplication":               "U   O   N   O   O   O   O   O   N   N   O   O",
@@ -440,6 +446,18 @@ async def _calls(stack: Stack, w: World) -> dict[str, Call]:
         "GetStatusList": lambda md, _: c.GetStatusList(cpb.GetStatusListRequest(issuer=AMR),
                                                        metadata=md),
         "ListMatters": lambda md, _: m.ListMatters(mpb.ListMattersRequest(), metadata=md),
+        "PublishCalendarYear(validate only)": lambda md, _: m.PublishCalendarYear(
+            mpb.PublishCalendarYearRequest(validate_only=True, calendar_year=mpb.CalendarYear(
+                region="CN", year=2031, holidays=[mpb.CalendarDay(date="2031-01-01",
+                                                                  name="New Year's Day")])),
+            metadata=md),
+        "GetCalendarYear": lambda md, _: m.GetCalendarYear(mpb.GetCalendarYearRequest(
+            name="calendars/CN/years/2026"), metadata=md),
+        "ListCalendarYears": lambda md, _: m.ListCalendarYears(mpb.ListCalendarYearsRequest(
+            parent="calendars/CN"), metadata=md),
+        "ComputeDueTimes": lambda md, _: m.ComputeDueTimes(mpb.ComputeDueTimesRequest(
+            queries=[mpb.DueTimeQuery(start_time=timestamp_pb2.Timestamp(seconds=1_790_000_000),
+                                      working_days=3)]), metadata=md),
         "GetMatter": lambda md, _: m.GetMatter(mpb.GetMatterRequest(
             name="matters/food-business-permit"), metadata=md),
         "PublishMatter(own agency)": lambda md, _: m.PublishMatter(mpb.PublishMatterRequest(

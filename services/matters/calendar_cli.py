@@ -1,6 +1,6 @@
 """``govflow calendar``: publish and read working-day calendars on a running stack.
 
-    govflow calendar import FILE.yaml [--dry-run]   publish one region's year (platform admin)
+    govflow calendar import FILE.yaml [--dry-run]  publish one region's year (platform admin)
     govflow calendar list [--region CN]            the published years
     govflow calendar show 2027 [--region CN]        one year's holidays and adjusted working days
 
@@ -27,21 +27,24 @@ from govflow.identity.v1 import identity_pb2_grpc
 from govflow.matters.v1 import matters_pb2 as mpb
 from govflow.matters.v1 import matters_pb2_grpc
 from govflow.service_client import ServiceToken
+from govflow.errors import InvalidArgument
 from govflow.settings import Settings
+from services.matters.calendars import year_from_entries
 
 _KEYS = {"region", "year", "source", "holidays", "working_days"}
 
 
 def read_file(path: pathlib.Path) -> tuple[mpb.CalendarYear | None, dict[str, str]]:
-    """The year a YAML file describes, or the problems that stop it being read (the
-    service checks the days themselves)."""
-    problems: dict[str, str] = {}
+    """The year a YAML file describes, checked with the same rules the service applies
+    (every problem named, by its place in the file), or the problems."""
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
-        return None, {str(path): str(err)}
+    except (OSError, yaml.YAMLError, ValueError) as err:
+        # ValueError: YAML reads 2027-13-01 as a date and fails to build it.
+        return None, {str(path): str(err).splitlines()[0]}
     if not isinstance(doc, dict):
         return None, {str(path): "must be a mapping with region, year, holidays, working_days"}
+    problems: dict[str, str] = {}
     unknown = sorted(set(map(str, doc)) - _KEYS)
     if unknown:
         problems["(top level)"] = f"unknown keys: {', '.join(unknown)}"
@@ -49,49 +52,21 @@ def read_file(path: pathlib.Path) -> tuple[mpb.CalendarYear | None, dict[str, st
     if not isinstance(year, int):
         problems["year"] = "required, a number such as 2027"
         year = 0
-    out = mpb.CalendarYear(region=str(doc.get("region") or ""), year=year,
-                           source=str(doc.get("source") or ""))
-    for field in ("holidays", "working_days"):
-        entries = doc.get(field) or []
-        if not isinstance(entries, list):
-            problems[field] = "must be a list of {date, name} or {from, to, name}"
-            continue
-        for i, entry in enumerate(entries):
-            for day in _expand(entry, f"{field}[{i}]", problems):
-                getattr(out, field).append(day)
-    return out, problems
-
-
-def _expand(entry: Any, path: str, problems: dict[str, str]) -> list[mpb.CalendarDay]:
-    """One entry's days. Ranges are expanded here; the service checks each day (in the
-    year, listed once, ...)."""
-    if not isinstance(entry, dict):
-        problems[path] = "must be {date, name} or {from, to, name}"
-        return []
-    name = str(entry.get("name") or "")
-    if "date" in entry:
-        return [mpb.CalendarDay(date=_text(entry["date"]), name=name)]
+    region, source = str(doc.get("region") or ""), str(doc.get("source") or "")
     try:
-        first = _day(entry.get("from"))
-        last = _day(entry.get("to"))
-    except ValueError:
-        problems[path] = "from and to must be dates (YYYY-MM-DD)"
-        return []
-    if last < first or (last - first).days > 31:
-        problems[path] = f"{first} to {last} is not a range of at most a month"
-        return []
-    return [mpb.CalendarDay(date=(first + dt.timedelta(days=n)).isoformat(), name=name)
-            for n in range((last - first).days + 1)]
-
-
-def _text(value: Any) -> str:
-    return value.isoformat() if isinstance(value, dt.date) else str(value)
-
-
-def _day(value: Any) -> dt.date:
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value
-    return dt.date.fromisoformat(str(value))
+        days = year_from_entries(region, year, doc.get("holidays"), doc.get("working_days"),
+                                 source)
+    except InvalidArgument as err:
+        problems.update(err.fields)
+        return None, problems
+    if problems:
+        return None, problems
+    return mpb.CalendarYear(
+        region=days.region, year=days.year, source=days.source,
+        holidays=[mpb.CalendarDay(date=d.isoformat(), name=n)
+                  for d, n in sorted(days.holidays.items())],
+        working_days=[mpb.CalendarDay(date=d.isoformat(), name=n)
+                      for d, n in sorted(days.working_days.items())]), {}
 
 
 def _violations(err: grpc.aio.AioRpcError) -> list[str]:
