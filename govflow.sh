@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Govflow's one entry point. It prepares everything a fresh machine needs (a virtual
-# environment in .venv with the pinned packages, and the buf CLI from npm for the tests),
+# environment in .venv with the pinned packages; the npm workspace, with buf and the
+# TypeScript client's tools, for the tests),
 # then hands over to the Python CLI:
 #   ./govflow.sh up      run the whole stack (Temporal dev server + UI, 3 services, worker, demo data)
 #   ./govflow.sh test    run the test suite (SQLite and PostgreSQL)
 #   ./govflow.sh demo    submit a zero-visit application against a running stack
 #   ./govflow.sh verify  verify a certificate offline
+#   ./govflow.sh gen-clients  regenerate the TypeScript client (clients/ts) from protos/
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -29,13 +31,33 @@ ensure_venv() {
   echo "$want" >"$stamp"
 }
 
-ensure_buf() {
-  if [[ -x "$ROOT/node_modules/.bin/buf" ]]; then return; fi
+ensure_npm() {
+  # npm ci at the root installs exactly what package-lock.json pins and never rewrites it:
+  # buf (proto lint) and the clients/ts workspace (protoc-gen-es, the Connect client, esbuild,
+  # playwright-core, typescript). It runs again whenever the lock file changes.
+  local stamp="$ROOT/node_modules/.govflow-installed"
+  local want
+  want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
   if command -v npm >/dev/null 2>&1; then
-    echo "govflow: installing buf from npm (first run only)" >&2
-    # npm ci installs exactly what package-lock.json pins and never rewrites it.
-    npm ci --silent --no-audit --no-fund --prefix "$ROOT" >&2 || \
-      echo "govflow: could not install buf; the buf lint test will report it" >&2
+    echo "govflow: installing the npm workspace: buf, the TypeScript client's tools (first run only)" >&2
+    if npm ci --silent --no-audit --no-fund --prefix "$ROOT" >&2; then
+      echo "$want" >"$stamp"
+    else
+      echo "govflow: npm ci failed; the tests that need buf or node will report it" >&2
+    fi
+  fi
+}
+
+ensure_chromium() {
+  # The browser test drives Debian's chromium: Playwright's own browser builds cannot be
+  # downloaded here. Installed from apt when missing and we are root (CI is); otherwise the
+  # browser test fails and says how to install it.
+  if [[ -x /usr/bin/chromium ]]; then return; fi
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "govflow: installing chromium from apt for the browser test (first run only)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+      >/dev/null || echo "govflow: could not install chromium; the browser test will report it" >&2
   fi
 }
 
@@ -44,9 +66,14 @@ ensure_venv
 case "$cmd" in
   test)
     shift || true
-    ensure_buf
+    ensure_npm
+    ensure_chromium
     export PATH="$ROOT/node_modules/.bin:$PATH"
     exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  gen-clients)
+    ensure_npm
+    exec "$VENV/bin/python" -m govflow.cli "$@"
     ;;
   *)
     shift || true

@@ -4,6 +4,7 @@
                       demo data; Ctrl-C stops everything
     govflow demo      submit a zero-visit application to a running stack, print its timeline
     govflow gen-protos  regenerate the Python stubs from protos/
+    govflow gen-clients  regenerate the TypeScript client (clients/ts) from protos/
     govflow trust-bundle  save issuer keys and status lists from a running stack
     govflow verify TOKEN  verify a compact certificate token offline with those files
     govflow audit verify  check every service's tamper-evident audit chain (exit 0/1)
@@ -289,6 +290,8 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("seed", help="load the demo data into running services (idempotent; "
                    "the compose file's demo profile runs it)")
     sub.add_parser("gen-protos", help="regenerate the Python stubs")
+    sub.add_parser("gen-clients", help="regenerate the TypeScript client in clients/ts "
+                   "(buf and protoc-gen-es from the npm workspace)")
     p_tb = sub.add_parser("trust-bundle", help="save issuer keys and status lists for offline "
                           "verification, from a running certificates service")
     p_verify = sub.add_parser("verify", help="verify a compact certificate token offline "
@@ -364,6 +367,10 @@ def main(argv: list[str] | None = None) -> None:
         from govflow import protogen
 
         protogen.main()
+    if args.cmd == "gen-clients":
+        from govflow import clientgen
+
+        clientgen.main()
     if args.cmd == "audit":
         from govflow import audit_cli
 
