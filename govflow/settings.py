@@ -58,6 +58,13 @@ class Settings:
     # The worker's gRPC health endpoint (grpc.health.v1; SERVING while it polls Temporal
     # and Temporal answers); 0 turns it off.
     worker_health_port: int = 50054
+    # The HTTP gateway for browsers and plain HTTP clients (services/gateway/): the same
+    # public RPCs over Connect (JSON and binary) and gRPC-Web on one port; 0 leaves it out
+    # of `govflow up`.
+    gateway_port: int = 8080
+    # Comma-separated exact origins (scheme://host[:port]) whose pages may call the gateway
+    # (CORS); empty: no cross-origin access, and a request from any other origin is refused.
+    cors_origins: str = ""
     # Per-caller rate limits, counted in fixed windows in each service's own database so
     # they hold across replicas; 0 turns one off. Over a limit the call is refused with
     # RESOURCE_EXHAUSTED (reason RATE_LIMITED). Generous by default; tighten in production.

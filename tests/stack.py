@@ -28,6 +28,8 @@ from workflows.models import SEARCH_ATTRIBUTES
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SERVICES = ("identity", "certificates", "matters")
+# The origin the browser tests serve their page from: allowed by the stack's gateway.
+TEST_ORIGIN = "http://127.0.0.1:5174"
 
 
 def temporal_binary() -> str:
@@ -93,6 +95,8 @@ class Stack:
     servers: dict[str, object]
     task_queue: str
     seeded: object = None
+    # The HTTP gateway (Connect, gRPC-Web): http://127.0.0.1:PORT
+    gateway_url: str = ""
 
     @property
     def identity(self) -> identity_pb2_grpc.IdentityServiceStub:
@@ -123,8 +127,10 @@ class Stack:
 @contextlib.asynccontextmanager
 async def running_stack(tmp: pathlib.Path, client: Client, *, database_urls: dict[str, str] | None = None,
                         with_worker: bool = True, seed: bool = True) -> AsyncIterator[Stack]:
-    """Starts identity, certificates, matters (port 0) and a worker; seeds demo data."""
+    """Starts identity, certificates, matters and the HTTP gateway (port 0) and a worker;
+    seeds demo data."""
     from services.certificates.server import create_server as certificates_server
+    from services.gateway.server import create_server as gateway_server
     from services.identity.server import create_server as identity_server
     from services.matters.server import create_server as matters_server
     from govflow.temporal_data import with_converter
@@ -141,7 +147,7 @@ async def running_stack(tmp: pathlib.Path, client: Client, *, database_urls: dic
         matters_database_url=urls.get("matters", ""),
         temporal_address=client.service_client.config.target_host,
         temporal_namespace=client.namespace, temporal_task_queue=task_queue,
-        health_interval_seconds=0.5,
+        health_interval_seconds=0.5, cors_origins=TEST_ORIGIN,
     )
     servers: dict[str, object] = {}
     channels: dict[str, grpc.aio.Channel] = {}
@@ -156,9 +162,14 @@ async def running_stack(tmp: pathlib.Path, client: Client, *, database_urls: dic
             await server.start()
             servers[name] = server
             settings = dataclasses.replace(settings, **{f"{name}_addr": f"127.0.0.1:{port}"})
+        gateway, port = await gateway_server(settings, port=0)
+        await gateway.start()
+        servers["gateway"] = gateway
+        settings = dataclasses.replace(settings, gateway_port=port)
         for name in SERVICES:
             channels[name] = grpc.aio.insecure_channel(getattr(settings, f"{name}_addr"))
-        stack = Stack(settings, client, channels, servers, task_queue)
+        stack = Stack(settings, client, channels, servers, task_queue,
+                      gateway_url=f"http://127.0.0.1:{port}")
         if seed:
             from govflow.demo_data import seed as run_seed
 

@@ -1,0 +1,97 @@
+"""The gateway's process: ``create_server(settings) -> (server, port)`` and ``main()``.
+
+uvicorn serves the ASGI application (services/gateway/app.py) on one HTTP/1.1 port; the
+three services are reached over one gRPC channel each, at the addresses in the settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Generator
+
+import grpc
+import uvicorn
+
+from govflow import grpckit, log
+from govflow.settings import Settings
+from services.gateway.app import Gateway
+from services.gateway.routes import SERVICES
+
+logger = log.get_logger("govflow.gateway")
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handlers: the process (or the test) that runs the
+    gateway owns SIGTERM and SIGINT, as for every other Govflow server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class GatewayServer:
+    """The HTTP server with the channels it forwards on: ``start``, ``stop`` and
+    ``wait_for_termination``, as a ``GovflowServer``."""
+
+    def __init__(self, app: Gateway, sock: socket.socket,
+                 channels: dict[str, grpc.aio.Channel]) -> None:
+        self.app = app
+        self.sock = sock
+        self.channels = channels
+        # http="httptools": the C parser (uvicorn's pure-Python h11 costs several times
+        # more per call); no access log of uvicorn's own: the application writes one line
+        # per call through Govflow's logging.
+        config = uvicorn.Config(app, http="httptools", lifespan="off", access_log=False,
+                                log_config=None, server_header=False, timeout_keep_alive=30,
+                                timeout_graceful_shutdown=5)
+        self.server = _Uvicorn(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.server.serve([self.sock]))
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()  # raises what stopped it
+                raise RuntimeError("the gateway stopped while starting")
+            await asyncio.sleep(0.01)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._task, grace + 5)
+        self.sock.close()
+        for ch in self.channels.values():
+            await ch.close()
+
+    async def wait_for_termination(self) -> None:
+        if self._task is not None:
+            await self._task
+
+
+async def create_server(settings: Settings, *, port: int | None = None
+                        ) -> tuple[GatewayServer, int]:
+    """Builds (does not start) the gateway and binds its port; returns it and the port."""
+    channels = {name: grpckit.channel(getattr(settings, f"{name}_addr")) for name in SERVICES}
+    app = Gateway(channels, settings.cors_origins)
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.gateway_port if port is None else port))
+    except OSError as err:
+        sock.close()
+        raise OSError(f"cannot listen on {settings.host}:{port or settings.gateway_port}: "
+                      f"{err.strerror}") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return GatewayServer(app, sock, channels), int(sock.getsockname()[1])
+
+
+def main() -> None:
+    grpckit.run_service("gateway", create_server)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()
