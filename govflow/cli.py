@@ -110,6 +110,30 @@ async def wait_healthy(addr: str, timeout: float, service: str = "") -> None:
             await asyncio.sleep(0.3)
 
 
+def gateway_url(settings: Settings) -> str:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"http://{host}:{settings.gateway_port}"
+
+
+async def wait_gateway(url: str, timeout: float) -> None:
+    """Waits until the HTTP gateway at ``url`` answers its ``/healthz``."""
+    import urllib.error
+    import urllib.request
+
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as resp:
+                return resp.status == 200 and resp.read() == b"ok\n"
+        except (OSError, urllib.error.URLError):
+            return False
+
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(check):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the gateway at {url} did not answer in {timeout:.0f}s")
+        await asyncio.sleep(0.3)
+
+
 async def wait_temporal(address: str, timeout: float) -> None:
     from temporalio.client import Client
 
@@ -205,14 +229,15 @@ async def up(settings: Settings, *, seed: bool = True) -> int:
               ("identity", settings.host, settings.identity_port),
               ("certificates", settings.host, settings.certificates_port),
               ("matters", settings.host, settings.matters_port),
-              ("worker health", settings.host, settings.worker_health_port)]
+              ("worker health", settings.host, settings.worker_health_port),
+              ("gateway", settings.host, settings.gateway_port)]
     busy = [f"{what} port {port} on {host}" for what, host, port in wanted
             if port and not port_free(host, port)]
     if busy:
         print("govflow: cannot start, in use: " + "; ".join(busy) + ".\n"
               "Stop what holds them (is another `govflow up` running?) or choose other ports "
               "with GOVFLOW_IDENTITY_PORT, GOVFLOW_CERTIFICATES_PORT, GOVFLOW_MATTERS_PORT, "
-              "GOVFLOW_WORKER_HEALTH_PORT, GOVFLOW_TEMPORAL_ADDRESS and "
+              "GOVFLOW_WORKER_HEALTH_PORT, GOVFLOW_GATEWAY_PORT, GOVFLOW_TEMPORAL_ADDRESS and "
               "GOVFLOW_TEMPORAL_UI_PORT.", file=sys.stderr)
         return 2
     stack = Stack(settings)
@@ -238,6 +263,11 @@ async def up(settings: Settings, *, seed: bool = True) -> int:
         else:
             await asyncio.sleep(1.0)
             print("  worker                running", flush=True)
+        if settings.gateway_port:
+            stack.spawn("gateway", [py, "-m", "services.gateway.server"])
+            await wait_gateway(gateway_url(settings), 60)
+            print(f"  gateway (HTTP)        {gateway_url(settings)}  (Connect, gRPC-Web)",
+                  flush=True)
         if (why := stack.crashed()):
             raise RuntimeError(why)
         if seed:

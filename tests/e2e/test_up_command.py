@@ -3,6 +3,7 @@ Ctrl-C, keeps its data for the next run, and explains a busy port."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -27,8 +29,9 @@ def free_ports(n: int) -> list[int]:
 
 
 def env_for(data: pathlib.Path) -> dict[str, str]:
-    temporal, ui, ident, certs, matters, worker = free_ports(6)
+    temporal, ui, ident, certs, matters, worker, gateway = free_ports(7)
     return {**os.environ, "GOVFLOW_DATA_DIR": str(data), "GOVFLOW_WORKER_HEALTH_PORT": str(worker),
+            "GOVFLOW_GATEWAY_PORT": str(gateway),
             "GOVFLOW_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal}",
             "GOVFLOW_TEMPORAL_UI_PORT": str(ui), "GOVFLOW_IDENTITY_PORT": str(ident),
             "GOVFLOW_CERTIFICATES_PORT": str(certs), "GOVFLOW_MATTERS_PORT": str(matters),
@@ -73,10 +76,19 @@ def test_up_demo_ctrl_c_and_second_run(tmp_path: pathlib.Path) -> None:
         probe = subprocess.run([sys.executable, "-m", "govflow.healthcheck", worker], env=env,
                                cwd=ROOT, capture_output=True, text=True, timeout=30)
         assert probe.returncode == 0 and "SERVING" in probe.stdout, probe.stdout + probe.stderr
+        # The HTTP gateway is printed with the others and serves Connect JSON.
+        gateway = f"http://127.0.0.1:{env['GOVFLOW_GATEWAY_PORT']}"
+        assert any(gateway in x and "gateway" in x for x in lines), "".join(lines)
+        req = urllib.request.Request(
+            gateway + "/govflow.matters.v1.MattersService/ListMatters", data=b"{}",
+            headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert any(m["name"] == "matters/senior-citizen-card"
+                       for m in json.loads(resp.read())["matters"])
     finally:
         out = stop(proc)
     assert proc.returncode == 0, out
-    for part in ("worker", "matters", "certificates", "identity", "temporal"):
+    for part in ("gateway", "worker", "matters", "certificates", "identity", "temporal"):
         assert f"stopped {part}" in out
     assert (tmp_path / "data" / "temporal.sqlite3").exists()
 
