@@ -8,10 +8,12 @@ import time
 import uuid
 
 import grpc
+from grpc_status import rpc_status
 
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.certificates.v1 import certificates_pb2_grpc
 from govflow.demo_data import DEMO_PASSWORD, person
+from govflow.errors import error_info
 from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.identity.v1 import identity_pb2_grpc
 from govflow.matters.v1 import matters_pb2 as mpb
@@ -39,12 +41,24 @@ async def run(settings: Settings, *, matter: str = "matters/senior-citizen-card"
             return 1
         md = (("authorization", f"Bearer {login.tokens.access_token}"),)
         print(f"Logged in as {who.name}.")
-        sub = await matters.SubmitApplication(mpb.SubmitApplicationRequest(
-            matter=matter, request_id=f"demo-{uuid.uuid4().hex[:8]}"), metadata=md, timeout=20)
-        name = sub.application.name
-        print(f"Submitted {name} for {matter} (workflow {sub.application.workflow_id}).")
+        try:
+            sub = await matters.SubmitApplication(mpb.SubmitApplicationRequest(
+                matter=matter, request_id=f"demo-{uuid.uuid4().hex[:8]}"), metadata=md,
+                timeout=20)
+            app = sub.application
+            print(f"Submitted {app.name} for {matter} (workflow {app.workflow_id}).")
+        except grpc.aio.AioRpcError as err:
+            # One card per holder: a demo run again shows the application that made it.
+            status = rpc_status.from_call(err)
+            info = error_info(status) if status is not None else None
+            if info is None or info.reason != "RESULT_ALREADY_HELD" or \
+                    "application" not in info.metadata:
+                raise
+            print(f"Not submitted again: {err.details()}\nShowing that application.")
+            app = (await matters.GetApplication(mpb.GetApplicationRequest(
+                name=info.metadata["application"]), metadata=md, timeout=10)).application
+        name = app.name
         deadline = time.monotonic() + timeout
-        app = sub.application
         while app.status not in TERMINAL and time.monotonic() < deadline:
             await asyncio.sleep(0.3)
             app = (await matters.GetApplication(mpb.GetApplicationRequest(name=name),

@@ -9,6 +9,8 @@ second ``govflow up`` on the same data changes nothing.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import random
 
 import grpc
 
@@ -19,6 +21,7 @@ from govflow.identity.v1 import identity_pb2_grpc
 from govflow.matters.v1 import matters_pb2 as mpb
 from govflow.matters.v1 import matters_pb2_grpc
 from govflow.service_client import ServiceToken
+from services.identity.domain import id_check_char
 from services.matters.catalogue import bundled_definitions
 
 DEMO_PASSWORD = "govflow-demo"
@@ -196,3 +199,52 @@ async def seed(identity_ch: grpc.aio.Channel, certificates_ch: grpc.aio.Channel,
 
 def person(key: str) -> DemoPerson:
     return next(p for p in PERSONS if p.key == key)
+
+
+@dataclasses.dataclass(frozen=True)
+class AddedPerson:
+    name: str  # persons/{id}
+    id_number: str
+    display_name: str
+    birth_date: str  # YYYY-MM-DD
+
+
+async def add_senior(identity: identity_pb2_grpc.IdentityServiceStub,
+                     certs: certificates_pb2_grpc.CertificatesServiceStub,
+                     admin_md: tuple[tuple[str, str], ...], *,
+                     display_name: str = "") -> AddedPerson:
+    """One more senior citizen like Wang Fang (aged 60 to 85, household in Futian,
+    face-verified, password DEMO_PASSWORD) holding the resident ID card and household
+    register the senior card's rules read, under a new random ID number. The senior card
+    is one per holder, so a demo or a load that applies for it more than once needs a
+    new senior for each application."""
+    rng = random.SystemRandom()
+    today = dt.date.today()
+    while True:
+        born = dt.date(today.year - 85, 1, 1) + dt.timedelta(days=rng.randrange(365 * 24))
+        first17 = f"440304{born:%Y%m%d}{rng.randrange(1000):03d}"
+        id_number = first17 + id_check_char(first17)
+        name = display_name or f"Senior {id_number[-6:]}"
+        try:
+            made = await identity.CreatePerson(ipb.CreatePersonRequest(
+                person=ipb.Person(id_number=id_number, display_name=name,
+                                  assurance_level=ipb.ASSURANCE_LEVEL_FACE),
+                password=DEMO_PASSWORD, request_id=f"senior/{id_number}"), metadata=admin_md)
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.ALREADY_EXISTS:
+                continue  # that number is taken: draw another
+            raise
+        break
+    holder = made.person.name
+    for ctype, fields in (
+            ("resident-id-card", {"id_number": id_number, "name": name,
+                                  "birth_date": born.isoformat(),
+                                  "gender": "M" if int(first17[16]) % 2 else "F"}),
+            ("household-register", {"id_number": id_number, "name": name,
+                                    "division_code": "440304"})):
+        await certs.IssueCertificate(cpb.IssueCertificateRequest(
+            certificate=cpb.Certificate(type=f"certificateTypes/{ctype}", holder=holder,
+                                        fields=fields),
+            request_id=f"senior/{id_number}/{ctype}"), metadata=admin_md)
+    return AddedPerson(name=holder, id_number=id_number, display_name=name,
+                       birth_date=born.isoformat())

@@ -209,7 +209,12 @@ def parse(text: str) -> MatterSpec:
     known = {"code", "display_name", "agency", "applicant_kind", "legal_limit_days",
              "promised_limit_days", "assurance_level", "materials", "steps", "instant_approval",
              "result", "calendar", "description", "supplement_limit_days", "pledge",
-             "bundle"}
+             "bundle", "one_per_holder"}
+    # A holder has one result at a time (a card, not a permit per premises): a second
+    # application is refused while an earlier one is open or its result stands.
+    one_per_holder = doc.get("one_per_holder", False)
+    if not isinstance(one_per_holder, bool):
+        p["one_per_holder"] = "must be true or false"
     supplement_days = doc.get("supplement_limit_days", 5)
     if not isinstance(supplement_days, int) or supplement_days < 1:
         p["supplement_limit_days"] = "must be an integer >= 1"
@@ -239,7 +244,7 @@ def parse(text: str) -> MatterSpec:
         result_certificate_type=str(result_type), result_fields=dict(result_fields),
         result_validity_days=int(validity), calendar=str(doc.get("calendar", "CN")),
         supplement_limit_days=int(supplement_days), pledge_check_days=int(check_days),
-        pledge_failure=str(on_failure), bundle=bundle)
+        pledge_failure=str(on_failure), bundle=bundle, one_per_holder=one_per_holder is True)
 
 
 def fingerprint(text: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -115,6 +116,35 @@ def same_request(row: Any, request_id: str, *, matter_code: str, applicant: str,
             reason="REQUEST_ID_REUSED", metadata={"application": f"applications/{row.id}"})
 
 
+# An application whose result is gone, or never came: its holder may apply again.
+RESULT_GONE = ("REJECTED", "WITHDRAWN", "FAILED", "REVOKED")
+
+
+def refuse_if_held(s: Session, p: auth.Principal, spec: MatterSpec, applicant: str) -> None:
+    """One result per holder (``spec.one_per_holder``): refuses the submission with
+    FAILED_PRECONDITION (RESULT_ALREADY_HELD) while an earlier application of
+    ``applicant`` for the matter is open, or completed with its result standing. The
+    earlier application is named to a caller who may see it (the applicant, one acting
+    for it, its submitter); to a partner that did not submit it, only its existence."""
+    earlier = s.exec(select(ApplicationRow).where(
+        ApplicationRow.matter_code == spec.code, ApplicationRow.applicant == applicant,
+        col(ApplicationRow.status).not_in(RESULT_GONE)).order_by(
+        col(ApplicationRow.create_time)).limit(1)).first()
+    if earlier is None:
+        return
+    shown = may_see(p, earlier, lambda: False)
+    which = f"applications/{earlier.id}" if shown else "an earlier application"
+    state = ("completed, and its result stands" if earlier.status == "COMPLETED"
+             else f"still open ({earlier.status.lower()})")
+    who = "You" if applicant == p.subject else applicant
+    raise FailedPrecondition(
+        f"{who} already applied for the {spec.display_name} in {which}, {state}; one "
+        "is held at a time: apply again once that application is withdrawn, rejected, "
+        "failed or revoked", reason="RESULT_ALREADY_HELD",
+        metadata={"matter": f"matters/{spec.code}",
+                  **({"application": f"applications/{earlier.id}"} if shown else {})})
+
+
 def spec_from_json(text: str) -> MatterSpec:
     d = json.loads(text)
     d["materials"] = [MaterialSpec(**m) for m in d.get("materials", [])]
@@ -136,6 +166,26 @@ _EVENTS: sa.Table = ApplicationEventRow.__table__  # type: ignore[attr-defined]
 _MARK_STARTED = sa.update(_APPLICATIONS).where(
     _APPLICATIONS.c.id == sa.bindparam("app_id")).values(workflow_started=True)
 _EVENT_INSERTS: dict[str, Any] = {}  # by dialect name
+
+# SQLite: a write statement takes the database's write lock until the transaction ends,
+# even one that changes nothing, like this one.
+_TAKE_WRITE_LOCK = sa.update(_APPLICATIONS).where(sa.false()).values(id=_APPLICATIONS.c.id)
+
+
+def lock_holdings(s: Session, keys: list[str]) -> None:
+    """Makes the submissions that could take the same one-per-holder results (``keys``:
+    matter and applicant) take turns until their transactions end: on PostgreSQL through
+    transaction-scoped advisory locks, one per key, across replicas; on SQLite through the
+    database's write lock (one writer at a time; taken here, before the check, rather
+    than at the insert)."""
+    conn = s.connection()
+    if conn.dialect.name == "postgresql":
+        for key in sorted(keys):
+            lock_id = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(),
+                                     "big", signed=True)
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_id)))
+    else:
+        conn.execute(_TAKE_WRITE_LOCK)
 
 
 def _event_insert(conn: Connection) -> Any:
@@ -264,13 +314,18 @@ class Matters:
 
         pledges = sorted(set(pledges or []))
 
-        def insert(s: Session) -> tuple[ApplicationRow, MatterSpec]:
+        def earlier_request(s: Session) -> ApplicationRow | None:
             existing = s.exec(select(ApplicationRow).where(
                 ApplicationRow.submitted_by == p.subject,
                 ApplicationRow.request_id == request_id)).first()
             if existing is not None:
                 same_request(existing, request_id, matter_code=code, applicant=applicant,
                              pledges=pledges)
+            return existing
+
+        def insert(s: Session) -> tuple[ApplicationRow, MatterSpec]:
+            existing = earlier_request(s)
+            if existing is not None:
                 return existing, self.input_spec(s, existing)
             mv = self.latest(s, code)
             assert mv is not None
@@ -290,6 +345,16 @@ class Matters:
                 if child.applicant_kind != kind:
                     raise FailedPrecondition(f"{child.display_name} in this life event is for a "
                                              f"{child.applicant_kind}", reason="WRONG_APPLICANT_KIND")
+            held = [c for c in [spec, *children] if c.one_per_holder]
+            if held:
+                # Submissions that could take the same result take turns from here to the
+                # commit, so two at once cannot both pass the check.
+                lock_holdings(s, [f"{c.code} {applicant}" for c in held])
+                existing = earlier_request(s)  # the same request may have had its turn first
+                if existing is not None:
+                    return existing, self.input_spec(s, existing)
+                for c in held:
+                    refuse_if_held(s, p, c, applicant)
             row = self.new_row(s, spec, mv.version, applicant, p.subject, request_id, pledges)
             for child in children:
                 self.new_row(s, child, child.version, applicant, p.subject,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from temporalio.testing import TimeSkipper
 
-from govflow.demo_data import DEMO_PASSWORD, person
+from govflow.demo_data import DEMO_PASSWORD, AddedPerson, add_senior, person
 from govflow.matters.v1 import matters_pb2 as mpb
 from tests.stack import Stack
 
@@ -25,6 +25,14 @@ async def citizen(stack: Stack, key: str, *, acting_for: str = "") -> Md:
 
 async def official(stack: Stack, key: str, agency: str) -> Md:
     return await stack.login(person(key).id_number, DEMO_PASSWORD, agency=agency)
+
+
+async def new_senior(stack: Stack) -> tuple[AddedPerson, Md]:
+    """A new senior citizen with what the senior card needs, logged in. The card is one
+    per holder, and the stack is shared by the session: each test that applies for it
+    needs its own senior."""
+    senior = await add_senior(stack.identity, stack.certificates, await stack.service_md())
+    return senior, await stack.login(senior.id_number, DEMO_PASSWORD)
 
 
 def org(stack: Stack, key: str = "lotus-catering") -> str:

@@ -16,6 +16,7 @@ from tests.e2e.helpers import (
     citizen,
     fast_forward,
     get,
+    new_senior,
     official,
     org,
     person_name,
@@ -230,7 +231,7 @@ async def test_withdrawal_in_review_and_during_supplement_issues_nothing(stack: 
 
 
 async def test_withdrawal_after_the_decision_is_refused(stack: Stack) -> None:
-    applicant = await citizen(stack, "wang-fang")
+    _, applicant = await new_senior(stack)  # the card is one per holder
     name = await submit(stack, applicant, "matters/senior-citizen-card")
     await wait_status(stack, applicant, name, mpb.APPLICATION_STATUS_COMPLETED)
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -275,7 +276,7 @@ async def test_failed_pledge_check_revokes_the_certificate(stack: Stack) -> None
 
 
 async def test_low_rating_opens_a_follow_up_for_the_supervisor(stack: Stack) -> None:
-    applicant = await citizen(stack, "wang-fang")
+    _, applicant = await new_senior(stack)  # the card is one per holder
     name = await submit(stack, applicant, "matters/senior-citizen-card")
     await wait_status(stack, applicant, name, mpb.APPLICATION_STATUS_COMPLETED)
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -336,7 +337,7 @@ async def test_life_event_runs_bundled_matters_in_order(stack: Stack) -> None:
 
 
 async def test_statistics_for_an_agency(stack: Stack) -> None:
-    applicant = await citizen(stack, "wang-fang")
+    _, applicant = await new_senior(stack)  # the card is one per holder
     name = await submit(stack, applicant, "matters/senior-citizen-card")
     await wait_status(stack, applicant, name, mpb.APPLICATION_STATUS_COMPLETED)
     cab = await official(stack, "zhou-min", CAB)
@@ -356,7 +357,7 @@ async def test_statistics_for_an_agency(stack: Stack) -> None:
 
 
 async def test_list_filters_by_dates_and_refuses_bad_filters(stack: Stack) -> None:
-    applicant = await citizen(stack, "wang-fang")
+    _, applicant = await new_senior(stack)  # the card is one per holder
     name = await submit(stack, applicant, "matters/senior-citizen-card")
     app = await get(stack, applicant, name)
     created = app.create_time.ToDatetime(tzinfo=dt.UTC)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 
 import grpc
@@ -13,8 +14,9 @@ from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.demo_data import DEMO_PASSWORD, person
 from govflow.errors import error_info, field_violations
 from govflow.matters.v1 import matters_pb2 as mpb
-from tests.e2e.helpers import wait_for
+from tests.e2e.helpers import new_senior, wait_for
 from tests.stack import Stack
+from workflows.rules import age_on
 
 TERMINAL = {mpb.APPLICATION_STATUS_COMPLETED, mpb.APPLICATION_STATUS_REJECTED,
             mpb.APPLICATION_STATUS_WITHDRAWN, mpb.APPLICATION_STATUS_FAILED}
@@ -32,8 +34,7 @@ async def wait_done(stack: Stack, name: str, md, timeout: float = 60) -> mpb.App
 
 
 async def test_instant_approval_issues_a_verifiable_certificate(stack: Stack) -> None:
-    citizen = person("wang-fang")
-    md = await stack.login(citizen.id_number, DEMO_PASSWORD)
+    senior, md = await new_senior(stack)  # the card is one per holder
     sub = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
         matter="matters/senior-citizen-card", request_id=uuid.uuid4().hex), metadata=md)
     app = await wait_done(stack, sub.application.name, md)
@@ -48,7 +49,9 @@ async def test_instant_approval_issues_a_verifiable_certificate(stack: Stack) ->
         "certificate_issued")
     assert app.decision_receipt.outcome == "approved"
     assert app.decision_receipt.rule_version == "matters/senior-citizen-card@v1"
-    assert '"applicant.age": 68' in app.decision_receipt.inputs_json
+    today = dt.date.today()
+    assert any(f'"applicant.age": {age_on(senior.birth_date, today + dt.timedelta(days=d))}'
+               in app.decision_receipt.inputs_json for d in (-1, 0, 1))
     assert app.workflow_id == "application-" + app.name.removeprefix("applications/")
 
     wallet = await stack.certificates.ListCertificates(
@@ -57,8 +60,8 @@ async def test_instant_approval_issues_a_verifiable_certificate(stack: Stack) ->
     assert app.result_certificate in mine
     issued = mine[app.result_certificate]
     assert issued.type == "certificateTypes/senior-citizen-card"
-    assert issued.fields["holder_name"] == "Wang Fang"
-    assert issued.fields["birth_date"] == "1958-03-15"
+    assert issued.fields["holder_name"] == senior.display_name
+    assert issued.fields["birth_date"] == senior.birth_date
     ver = await stack.certificates.VerifyCertificate(
         cpb.VerifyCertificateRequest(name=app.result_certificate), metadata=md)
     assert ver.valid and not ver.failures
@@ -101,8 +104,7 @@ async def test_rules_not_met_rejects_with_reasons(stack: Stack) -> None:
 
 
 async def test_same_request_id_gives_one_application(stack: Stack) -> None:
-    citizen = person("wang-fang")
-    md = await stack.login(citizen.id_number, DEMO_PASSWORD)
+    _, md = await new_senior(stack)
     rid = uuid.uuid4().hex
     req = mpb.SubmitApplicationRequest(matter="matters/senior-citizen-card", request_id=rid)
     first = await stack.matters.SubmitApplication(req, metadata=md)
@@ -116,6 +118,116 @@ async def test_same_request_id_gives_one_application(stack: Stack) -> None:
     listed = await stack.matters.ListApplications(mpb.ListApplicationsRequest(
         filter="matter=matters/senior-citizen-card", page_size=100), metadata=md)
     assert sum(1 for a in listed.applications if a.name == first.application.name) == 1
+
+
+SENIOR_CARD = "matters/senior-citizen-card"
+
+
+def held_error(err: grpc.aio.AioRpcError) -> dict[str, str]:
+    """The ErrorInfo metadata of a RESULT_ALREADY_HELD refusal (asserting it is one)."""
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err
+    info = error_info(rpc_status.from_call(err))  # type: ignore[arg-type]
+    assert info is not None and info.reason == "RESULT_ALREADY_HELD", info
+    assert info.metadata["matter"] == SENIOR_CARD
+    return dict(info.metadata)
+
+
+async def test_a_second_card_is_refused_while_the_first_stands(stack: Stack) -> None:
+    """The senior card is one per holder: a second application is refused while the first
+    is open or its card stands — at once and under concurrent submissions — and nothing
+    is written; the first request sent again still gets the first application."""
+    matter = (await stack.matters.GetMatter(mpb.GetMatterRequest(name=SENIOR_CARD))).matter
+    assert matter.one_per_holder
+
+    senior, md = await new_senior(stack)
+    rid = uuid.uuid4().hex
+    first = (await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+        matter=SENIOR_CARD, request_id=rid), metadata=md)).application.name
+    # While it is open: the same request again (idempotency first) and new requests at once.
+    results = await asyncio.gather(*[stack.matters.SubmitApplication(
+        mpb.SubmitApplicationRequest(matter=SENIOR_CARD, request_id=r), metadata=md)
+        for r in [rid] * 3 + [uuid.uuid4().hex for _ in range(4)]], return_exceptions=True)
+    assert [r.application.name for r in results[:3]] == [first] * 3, results[:3]  # type: ignore[union-attr]
+    for err in results[3:]:
+        assert isinstance(err, grpc.aio.AioRpcError), err
+        assert held_error(err)["application"] == first
+        assert first in (err.details() or "") and "still open" in (err.details() or "")
+
+    app = await wait_done(stack, first, md)
+    assert app.status == mpb.APPLICATION_STATUS_COMPLETED
+    with pytest.raises(grpc.aio.AioRpcError) as err:  # completed: the card stands
+        await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+            matter=SENIOR_CARD, request_id=uuid.uuid4().hex), metadata=md)
+    assert held_error(err.value)["application"] == first
+    assert "its result stands" in (err.value.details() or "")
+    again = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+        matter=SENIOR_CARD, request_id=rid), metadata=md)
+    assert again.application.name == first
+
+    # A partner submitting for the holder is refused too, without the application's name
+    # (it did not submit it and may not read it).
+    from govflow.identity.v1 import identity_pb2 as ipb
+
+    client_id = f"hall-{uuid.uuid4().hex[:6]}"
+    made = await stack.identity.CreatePartner(ipb.CreatePartnerRequest(partner=ipb.Partner(
+        client_id=client_id, display_name="A service hall", scopes=["applications.submit"])),
+        metadata=await stack.service_md())
+    tokens = await stack.identity.AuthenticatePartner(ipb.AuthenticatePartnerRequest(
+        client_id=client_id, client_secret=made.client_secret))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+            matter=SENIOR_CARD, applicant=senior.name, request_id=uuid.uuid4().hex),
+            metadata=(("authorization", f"Bearer {tokens.tokens.access_token}"),))
+    assert "application" not in held_error(err.value)
+    assert first not in (err.value.details() or "")
+
+    listed = await stack.matters.ListApplications(mpb.ListApplicationsRequest(
+        page_size=100), metadata=md)
+    assert [a.name for a in listed.applications] == [first]  # nothing else was written
+
+    # Another holder's submissions racing each other, with no application before them:
+    # exactly one is made.
+    _, racer = await new_senior(stack)
+    raced = await asyncio.gather(*[stack.matters.SubmitApplication(
+        mpb.SubmitApplicationRequest(matter=SENIOR_CARD, request_id=uuid.uuid4().hex),
+        metadata=racer) for _ in range(6)], return_exceptions=True)
+    won = [r.application.name for r in raced if not isinstance(r, BaseException)]
+    assert len(won) == 1, raced
+    for r in raced:
+        if isinstance(r, BaseException):
+            assert isinstance(r, grpc.aio.AioRpcError) and held_error(r)["application"] == won[0]
+    listed = await stack.matters.ListApplications(mpb.ListApplicationsRequest(
+        page_size=100), metadata=racer)
+    assert [a.name for a in listed.applications] == won
+    await wait_done(stack, won[0], racer)
+
+
+async def test_a_refused_card_does_not_stand_in_the_way(stack: Stack) -> None:
+    """A rejected application holds no card: the applicant may apply again."""
+    md = await stack.login(person("li-wei").id_number, DEMO_PASSWORD)  # too young: rejected
+    first = (await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+        matter=SENIOR_CARD, request_id=uuid.uuid4().hex), metadata=md)).application.name
+    assert (await wait_done(stack, first, md)).status == mpb.APPLICATION_STATUS_REJECTED
+    second = (await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+        matter=SENIOR_CARD, request_id=uuid.uuid4().hex), metadata=md)).application.name
+    assert second != first
+    assert (await wait_done(stack, second, md)).status == mpb.APPLICATION_STATUS_REJECTED
+
+
+async def test_the_demo_runs_again_and_shows_the_card_held(
+        stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    """`govflow demo` applies for Wang Fang's senior card; run again, it shows the
+    application that made the card instead of failing on RESULT_ALREADY_HELD."""
+    from govflow import demo_client
+
+    assert await demo_client.run(stack.settings) == 0
+    first = capsys.readouterr().out
+    assert await demo_client.run(stack.settings) == 0
+    again = capsys.readouterr().out
+    assert "Not submitted again: You already applied" in again
+    assert "Status: COMPLETED" in first and "Status: COMPLETED" in again
+    shown = next(line for line in again.splitlines() if "already applied" in line)
+    assert shown.split("applications/")[1].split(",")[0] in first
 
 
 async def test_request_id_reused_for_another_request_is_refused(stack: Stack) -> None:
@@ -188,8 +300,7 @@ async def test_bad_submission_is_refused_with_fields_and_changes_nothing(stack: 
 
 
 async def test_anonymous_and_foreign_callers_are_refused(stack: Stack) -> None:
-    owner = person("wang-fang")
-    md = await stack.login(owner.id_number, DEMO_PASSWORD)
+    _, md = await new_senior(stack)
     sub = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
         matter="matters/senior-citizen-card", request_id=uuid.uuid4().hex), metadata=md)
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -213,21 +324,20 @@ async def test_partner_submits_on_behalf_with_its_scope(stack: Stack) -> None:
     tokens = await stack.identity.AuthenticatePartner(ipb.AuthenticatePartnerRequest(
         client_id=client_id, client_secret=made.client_secret))
     partner = (("authorization", f"Bearer {tokens.tokens.access_token}"),)
-    citizen = person("wang-fang")
-    owner = await stack.login(citizen.id_number, DEMO_PASSWORD)
-    wang = stack.seeded.persons["wang-fang"]  # type: ignore[attr-defined]
+    senior, owner = await new_senior(stack)
+    holder = senior.name
 
     with pytest.raises(grpc.aio.AioRpcError) as err:  # on behalf of whom?
         await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
             matter="matters/senior-citizen-card", request_id=uuid.uuid4().hex), metadata=partner)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     sub = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
-        matter="matters/senior-citizen-card", applicant=wang, request_id=uuid.uuid4().hex),
+        matter="matters/senior-citizen-card", applicant=holder, request_id=uuid.uuid4().hex),
         metadata=partner)
     assert sub.application.submitted_by == f"partners/{client_id}"
     app = await wait_done(stack, sub.application.name, owner)  # the citizen sees it too
     assert app.status == mpb.APPLICATION_STATUS_COMPLETED, [e.message for e in app.timeline]
-    assert app.applicant == wang
+    assert app.applicant == holder
 
     # An applicant that does not exist: the workflow ends FAILED with the reason.
     ghost = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
@@ -245,6 +355,6 @@ async def test_partner_submits_on_behalf_with_its_scope(stack: Stack) -> None:
         client_id=other, client_secret=made.client_secret))
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
-            matter="matters/senior-citizen-card", applicant=wang, request_id=uuid.uuid4().hex),
+            matter="matters/senior-citizen-card", applicant=holder, request_id=uuid.uuid4().hex),
             metadata=(("authorization", f"Bearer {tokens.tokens.access_token}"),))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED

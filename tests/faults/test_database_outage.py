@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.faults.procs import Figures, ProcStack
 from tests.faults.workload import (
     check_exactly_once,
-    senior_cards_held,
+    new_seniors,
     submit_permits,
     submit_seniors,
     wait_completed,
@@ -45,8 +45,7 @@ def hold_write_locks(paths: list[pathlib.Path], seconds: float, locked: threadin
 
 async def _run(stack: Stack, outage, *, seniors_n: int, permits_n: int, fault: str) -> Figures:  # type: ignore[no-untyped-def]
     figures = Figures(fault)
-    wallet_before = await senior_cards_held(stack)
-    seniors = await submit_seniors(stack, seniors_n)
+    seniors = await submit_seniors(stack, await new_seniors(stack, seniors_n))
     permits = await submit_permits(stack, permits_n)
     officers = [asyncio.create_task(work_permit(stack, p, timeout=600)) for p in permits]
     await asyncio.sleep(0.5)  # in flight
@@ -55,8 +54,7 @@ async def _run(stack: Stack, outage, *, seniors_n: int, permits_n: int, fault: s
     done = await wait_completed(stack, seniors + permits, timeout=300)
     await asyncio.gather(*officers)
     figures.applications, figures.completed = len(seniors) + len(permits), len(done)
-    figures.duplicates = await check_exactly_once(stack, done, seniors=seniors, permits=permits,
-                                                  wallet_before=wallet_before)
+    figures.duplicates = await check_exactly_once(stack, done, seniors=seniors, permits=permits)
     print(figures.report())
     return figures
 

@@ -12,14 +12,13 @@ import grpc
 import pytest
 
 from govflow.matters.v1 import matters_pb2 as mpb
-from tests.e2e.helpers import citizen
 from tests.faults.procs import Figures, ProcStack
 from tests.faults.workload import (
     SENIOR,
     check_exactly_once,
+    new_seniors,
     retrying,
-    senior_cards_held,
-    submit,
+    senior_md,
     submit_permits,
     submit_seniors,
     wait_completed,
@@ -31,14 +30,14 @@ async def _certificates_killed(procs: ProcStack, n: int) -> Figures:
     stack = procs.stack
     assert stack is not None
     figures = Figures("certificates service killed during issuance")
-    wallet_before = await senior_cards_held(stack)
+    pool = await new_seniors(stack, 2 * n)  # before the fault: making them issues certificates
 
     # (a) The first certificate of the load is committed, then the process dies before it
     # answers: the worker's retry must get that same certificate back (request_id).
     procs.kill("certificates")
     await procs.start_service("certificates", {
         "GOVFLOW_FAULT_CRASH_POINTS": "certificates.issue.after_commit"})
-    first = await submit_seniors(stack, n)
+    first = await submit_seniors(stack, pool[:n])
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 120
     while procs.alive("certificates"):
@@ -49,7 +48,7 @@ async def _certificates_killed(procs: ProcStack, n: int) -> Figures:
     await procs.start_service("certificates")
 
     # (b) A plain SIGKILL in the middle of the next batch's issuing.
-    second = await submit_seniors(stack, n)
+    second = await submit_seniors(stack, pool[n:])
     while True:
         apps = await wait_any_issued(stack, second)
         if apps:
@@ -62,14 +61,13 @@ async def _certificates_killed(procs: ProcStack, n: int) -> Figures:
     names = first + second
     done = await wait_completed(stack, names, timeout=300)
     figures.applications, figures.completed = len(names), len(done)
-    figures.duplicates = await check_exactly_once(stack, done, seniors=names, permits=[],
-                                                  wallet_before=wallet_before)
+    figures.duplicates = await check_exactly_once(stack, done, seniors=names, permits=[])
     print(figures.report())
     return figures
 
 
 async def wait_any_issued(stack, names: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
-    md = await citizen(stack, "wang-fang")
+    md = await retrying(stack.service_md)  # reads any application
     out = []
     for name in names:
         app = (await stack.matters.GetApplication(mpb.GetApplicationRequest(name=name),
@@ -90,12 +88,12 @@ async def _temporal_killed(procs: ProcStack, seniors_n: int, permits_n: int, kil
     stack = procs.stack
     assert stack is not None
     figures = Figures("Temporal dev server killed (WAL file) with applications in flight")
-    wallet_before = await senior_cards_held(stack)
+    pool = await new_seniors(stack, kills * (seniors_n + 3))
     seniors: list[str] = []
     permits: list[str] = []
     officers: list[asyncio.Task[None]] = []
     for _ in range(kills):
-        seniors += await submit_seniors(stack, seniors_n)
+        seniors += await submit_seniors(stack, pool[len(seniors):len(seniors) + seniors_n])
         more = await submit_permits(stack, permits_n)
         permits += more
         officers += [asyncio.create_task(work_permit(stack, p, timeout=600)) for p in more]
@@ -105,8 +103,7 @@ async def _temporal_killed(procs: ProcStack, seniors_n: int, permits_n: int, kil
         figures.injected += 1
         # Submissions meanwhile are refused (not acknowledged) until it is back; a client
         # retrying with its request_id gets exactly one application.
-        late = asyncio.gather(*[submit(stack, await citizen(stack, "wang-fang"), SENIOR)
-                                for _ in range(3)])
+        late = asyncio.create_task(submit_seniors(stack, pool[len(seniors):len(seniors) + 3]))
         await asyncio.sleep(3)
         await procs.start_temporal()
         seniors += await late
@@ -115,8 +112,7 @@ async def _temporal_killed(procs: ProcStack, seniors_n: int, permits_n: int, kil
     assert procs.alive("worker") and all(procs.alive(s) for s in ("identity", "certificates",
                                                                    "matters"))
     figures.applications, figures.completed = len(seniors) + len(permits), len(done)
-    figures.duplicates = await check_exactly_once(stack, done, seniors=seniors, permits=permits,
-                                                  wallet_before=wallet_before)
+    figures.duplicates = await check_exactly_once(stack, done, seniors=seniors, permits=permits)
     print(figures.report())
     return figures
 
@@ -136,8 +132,8 @@ async def test_matters_killed_between_insert_and_workflow_start(running: ProcSta
     stack = procs.stack
     assert stack is not None
     figures = Figures("matters killed between the database insert and the workflow start")
-    wallet_before = await senior_cards_held(stack)
-    md = await citizen(stack, "wang-fang")
+    (senior,) = await new_seniors(stack, 1)
+    md = await senior_md(stack, senior)
     procs.kill("matters")
     await procs.start_service("matters", {"GOVFLOW_FAULT_CRASH_POINTS": "matters.submit.after_insert"})
     rid = uuid.uuid4().hex
@@ -170,7 +166,7 @@ async def test_matters_killed_between_insert_and_workflow_start(running: ProcSta
     assert len(runs) == 1, runs
     figures.applications, figures.completed = 1, len(done)
     figures.duplicates = await check_exactly_once(stack, done, seniors=[again.application.name],
-                                                  permits=[], wallet_before=wallet_before)
+                                                  permits=[])
     print(figures.report())
 
 

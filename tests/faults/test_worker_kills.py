@@ -21,7 +21,7 @@ import pytest
 from tests.faults.procs import Figures, ProcStack
 from tests.faults.workload import (
     check_exactly_once,
-    senior_cards_held,
+    new_seniors,
     submit_permits,
     submit_seniors,
     wait_completed,
@@ -37,7 +37,7 @@ async def kill_inside_each_activity(procs: ProcStack, *, seniors_per_round: int,
     stack = procs.stack
     assert stack is not None
     figures = Figures("worker SIGKILL inside each activity kind")
-    wallet_before = await senior_cards_held(stack)
+    pool = await new_seniors(stack, rounds * len(ACTIVITIES) * seniors_per_round)
     seniors: list[str] = []
     permits: list[str] = []
     officers: list[asyncio.Task[None]] = []
@@ -45,7 +45,7 @@ async def kill_inside_each_activity(procs: ProcStack, *, seniors_per_round: int,
     for _ in range(rounds):
         for activity in ACTIVITIES:
             await procs.start_worker({"GOVFLOW_FAULT_HOLD_ACTIVITY": activity})
-            batch = await submit_seniors(stack, seniors_per_round)
+            batch = await submit_seniors(stack, pool[len(seniors):len(seniors) + seniors_per_round])
             more = await submit_permits(stack, permits_per_round)
             seniors += batch
             permits += more
@@ -62,8 +62,7 @@ async def kill_inside_each_activity(procs: ProcStack, *, seniors_per_round: int,
     await asyncio.gather(*officers)
     figures.applications = len(seniors) + len(permits)
     figures.completed = len(done)
-    figures.duplicates = await check_exactly_once(stack, done, seniors=seniors, permits=permits,
-                                                  wallet_before=wallet_before)
+    figures.duplicates = await check_exactly_once(stack, done, seniors=seniors, permits=permits)
     print(figures.report())
     return figures
 

@@ -1,5 +1,6 @@
-"""Load for the fault tests — instant approvals by the seeded citizen and three-step
-permits worked by officers — and the exactly-once checks run after each fault."""
+"""Load for the fault tests — instant approvals by new senior citizens (the senior card is
+one per holder) and three-step permits worked by officers — and the exactly-once checks
+run after each fault."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from govflow import audit_cli
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.db import make_engine
+from govflow.demo_data import DEMO_PASSWORD, AddedPerson, add_senior
 from govflow.matters.v1 import matters_pb2 as mpb
 from govflow.settings import Settings
 from tests.e2e.helpers import Md, citizen, official, org
@@ -54,9 +56,31 @@ async def submit(stack: Stack, md: Md, matter: str, *, applicant: str = "",
     return resp.application.name  # type: ignore[no-any-return]
 
 
-async def submit_seniors(stack: Stack, n: int) -> list[str]:
-    md = await citizen(stack, "wang-fang")
-    return list(await asyncio.gather(*[submit(stack, md, SENIOR) for _ in range(n)]))
+# The seniors new_seniors made, by person name: check_exactly_once reads their wallets.
+_SENIORS: dict[str, AddedPerson] = {}
+
+
+async def new_seniors(stack: Stack, n: int) -> list[AddedPerson]:
+    """``n`` new senior citizens, one per instant approval of the load (the card is one
+    per holder). Made before a fault is injected: making them issues certificates."""
+    admin = await retrying(stack.service_md)
+    made = list(await asyncio.gather(*[retrying(lambda: add_senior(
+        stack.identity, stack.certificates, admin)) for _ in range(n)]))
+    _SENIORS.update((s.name, s) for s in made)
+    return made
+
+
+async def senior_md(stack: Stack, senior: AddedPerson) -> Md:
+    return await retrying(lambda: stack.login(senior.id_number, DEMO_PASSWORD))
+
+
+async def submit_seniors(stack: Stack, seniors: list[AddedPerson]) -> list[str]:
+    """One senior card application by each of ``seniors``, each submitted until
+    acknowledged."""
+    async def one(senior: AddedPerson) -> str:
+        return await submit(stack, await senior_md(stack, senior), SENIOR)
+
+    return list(await asyncio.gather(*[one(s) for s in seniors]))
 
 
 async def submit_permits(stack: Stack, n: int) -> list[str]:
@@ -106,14 +130,14 @@ async def wait_completed(stack: Stack, names: list[str], timeout: float = 240) -
     """Every application COMPLETED in the read model (as its applicant sees it)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    senior_md = await retrying(lambda: citizen(stack, "wang-fang"))
+    admin_md = await retrying(stack.service_md)  # reads any application
     permit_md = await retrying(lambda: citizen(stack, "li-wei", acting_for=org(stack)))
     done: dict[str, mpb.Application] = {}
     while True:
         for name in names:
             if name in done:
                 continue
-            app = await _get(stack, name, senior_md, permit_md)
+            app = await _get(stack, name, admin_md, permit_md)
             if app is not None and app.status == mpb.APPLICATION_STATUS_COMPLETED:
                 done[name] = app
             elif app is not None and app.status in (mpb.APPLICATION_STATUS_REJECTED,
@@ -140,19 +164,14 @@ async def _get(stack: Stack, name: str, *mds: Md) -> mpb.Application | None:
     return None
 
 
-async def senior_cards_held(stack: Stack) -> int:
-    md = await retrying(lambda: citizen(stack, "wang-fang"))
-    person = stack.seeded.persons["wang-fang"]  # type: ignore[attr-defined]
-    count, token = 0, ""
-    while True:
-        resp = await retrying(lambda t=token: stack.certificates.ListCertificates(  # type: ignore[misc]
-            cpb.ListCertificatesRequest(parent=person, page_size=200, page_token=t,
-                                        filter="type=certificateTypes/senior-citizen-card"),
-            metadata=md, timeout=10))
-        count += len(resp.certificates)
-        token = resp.next_page_token
-        if not token:
-            return count
+async def senior_cards_held(stack: Stack, holder: str) -> list[str]:
+    """The senior cards in the wallet of ``holder``, one of new_seniors' seniors."""
+    md = await senior_md(stack, _SENIORS[holder])
+    resp = await retrying(lambda: stack.certificates.ListCertificates(
+        cpb.ListCertificatesRequest(parent=holder, page_size=100,
+                                    filter="type=certificateTypes/senior-citizen-card"),
+        metadata=md, timeout=10))
+    return [c.name for c in resp.certificates]
 
 
 def _rows(settings: Settings, service: str, query: str, **params: Any) -> list[Any]:
@@ -165,8 +184,7 @@ def _rows(settings: Settings, service: str, query: str, **params: Any) -> list[A
 
 
 async def check_exactly_once(stack: Stack, done: dict[str, mpb.Application], *,
-                             seniors: list[str], permits: list[str],
-                             wallet_before: int) -> int:
+                             seniors: list[str], permits: list[str]) -> int:
     """Asserts one result certificate per application (in the wallet, in the certificates
     database and in its audit chain) and one task per step (workflow state, read model,
     decision chain); returns the number of duplicates found (0, or it fails)."""
@@ -178,7 +196,9 @@ async def check_exactly_once(stack: Stack, done: dict[str, mpb.Application], *,
         settings, "certificates", "SELECT application FROM certificates"))
     dupes = {n: issued[n] for n in names if issued[n] != 1}
     assert not dupes, f"certificates per application: {dupes}"
-    assert await senior_cards_held(stack) - wallet_before == len(seniors)
+    for name in seniors:  # each senior holds the one card of their one application
+        held = await senior_cards_held(stack, done[name].applicant)
+        assert held == [done[name].result_certificate], (name, held)
 
     tasks = collections.Counter(r.application_id for r in _rows(
         settings, "matters", "SELECT application_id FROM tasks"))

@@ -26,7 +26,7 @@ from govflow.db import make_engine, migrate
 from govflow.settings import Settings
 from services.certificates.server import MIGRATIONS as CERT_MIGRATIONS
 from services.matters.server import MIGRATIONS as MATTERS_MIGRATIONS
-from tests.e2e.helpers import citizen, official, submit, wait_done
+from tests.e2e.helpers import new_senior, official, submit, wait_done
 from tests.stack import Stack, postgres_databases
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ ENTRIES = 10
 
 # ------------------------------------------------------------------ on the running stack
 async def test_issue_reads_status_changes_and_rule_decision_are_chained(stack: Stack) -> None:
-    md = await citizen(stack, "wang-fang")
+    _, md = await new_senior(stack)  # the card is one per holder
     name = await submit(stack, md, "matters/senior-citizen-card")
     app = await wait_done(stack, md, name)
     cert = app.result_certificate

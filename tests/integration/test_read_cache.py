@@ -16,7 +16,7 @@ from govflow.matters.v1 import matters_pb2 as mpb
 from govflow.matters.v1 import matters_pb2_grpc
 from services.matters.reads import VersionedCache
 from services.matters.server import create_server as matters_server
-from tests.e2e.helpers import TERMINAL, citizen, official, submit, wait_for
+from tests.e2e.helpers import TERMINAL, citizen, new_senior, official, submit, wait_for
 from tests.stack import Stack
 
 SENIOR_CARD = "matters/senior-citizen-card"
@@ -29,7 +29,7 @@ async def _read(stub: matters_pb2_grpc.MattersServiceStub, md: tuple, name: str 
 
 
 async def test_every_replica_reads_every_change(stack: Stack) -> None:
-    wang = await citizen(stack, "wang-fang")
+    _, wang = await new_senior(stack)  # the card is one per holder
     name = await submit(stack, wang, SENIOR_CARD)
     ended = await wait_for(stack, wang, name, lambda a: a.status in TERMINAL)
     # The workflow may record an event or two after the status: let it finish first.

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from govflow.db import normalise_url
 from govflow.matters.v1 import matters_pb2 as mpb
-from tests.e2e.helpers import TERMINAL, citizen, submit, wait_for
+from tests.e2e.helpers import TERMINAL, new_senior, submit, wait_for
 from tests.stack import Stack
 
 
@@ -29,7 +29,7 @@ def _event(name: str, event_id: str, when: dt.datetime, status: int = 0, **kw: o
 
 
 async def test_timeline_writes_are_applied_once(stack: Stack) -> None:
-    wang = await citizen(stack, "wang-fang")
+    _, wang = await new_senior(stack)  # the card is one per holder
     name = await submit(stack, wang, "matters/senior-citizen-card")
     ended = await wait_for(stack, wang, name, lambda a: a.status in TERMINAL)
     await stack.client.get_workflow_handle(ended.workflow_id).result()

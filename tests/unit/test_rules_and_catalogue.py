@@ -51,6 +51,17 @@ def test_every_bundled_definition_is_valid() -> None:
         catalogue.parse(text)
 
 
+def test_one_per_holder_is_read_from_the_definition() -> None:
+    defs = {name: catalogue.parse(text) for name, text in catalogue.bundled_definitions()}
+    # A resident holds one senior card; permits and licences go per premises or project.
+    assert {n for n, spec in defs.items() if spec.one_per_holder} == {"senior-citizen-card.yaml"}
+    text = dict(catalogue.bundled_definitions())["senior-citizen-card.yaml"]
+    with pytest.raises(InvalidArgument) as err:
+        catalogue.parse(text.replace("one_per_holder: true", "one_per_holder: sometimes"))
+    assert set(err.value.fields) == {"one_per_holder"}
+    assert not catalogue.parse(text.replace("one_per_holder: true\n", "")).one_per_holder
+
+
 def test_bad_definition_names_every_problem() -> None:
     text = """
 code: Bad Code
