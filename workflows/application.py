@@ -123,6 +123,7 @@ class ApplicationWorkflow:
         # Bumped when a clock's due time moves (a calendar published): waits re-arm.
         self.clock_version = 0
         self.recomputing = False
+        self.calendars_published = 0  # calendar_published signals seen
         # The tasks of the step now open (their due time is the "step" clock's).
         self.step_tasks: list[str] = []
         # Why a material could not be pulled, by material code (a certificate's state).
@@ -715,7 +716,11 @@ class ApplicationWorkflow:
         return clock
 
     async def start_clock(self, key: str, start: dt.datetime, days: int, label: str) -> Clock:
+        seen = self.calendars_published
         (answer,) = await self.due_times(self.inp.matter.calendar, [(start, days)])
+        if answer.provisional and self.calendars_published != seen:
+            # A year was published while this was counted: count again on it.
+            (answer,) = await self.due_times(self.inp.matter.calendar, [(start, days)])
         clock = Clock(start=start, days=days, due=dt.datetime.fromisoformat(answer.time),
                       provisional=answer.provisional, label=label)
         self.clocks[key] = clock
@@ -761,6 +766,7 @@ class ApplicationWorkflow:
         """A holiday calendar year was published: recounts every provisional time limit,
         moves its timers and says so in the timeline (the matters service signals the
         applications whose GovflowDueProvisional is true)."""
+        self.calendars_published += 1
         await workflow.wait_condition(lambda: not self.recomputing)
         provisional = [(k, c) for k, c in self.clocks.items() if c.provisional]
         if not provisional:

@@ -101,6 +101,9 @@ class MatterSpec:
     pledge_failure: str = "revoke"
     # Life event (一件事): the bundled matter codes, each with the codes it must follow.
     bundle: list[BundleItem] = dataclasses.field(default_factory=list)
+    # One result per holder (e.g. the senior card): the matters service refuses a second
+    # application while an earlier one is open or its result stands.
+    one_per_holder: bool = False
 
     @property
     def rule_version(self) -> str:
@@ -131,8 +134,6 @@ class ApplicationInput:
     # published calendar. Empty for a bundled matter: its workflow asks due_times.
     due_time: str = ""
     due_provisional: bool = False
-    # The request id of the submission's call, carried into the activities' log lines.
-    log_request_id: str = ""
 
 
 @dataclasses.dataclass

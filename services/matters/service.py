@@ -49,6 +49,7 @@ from services.matters.store import (
     TaskRow,
     utcnow,
 )
+from workflows import request_ids
 from workflows.application import ApplicationWorkflow
 from workflows.models import (
     SA_AGENCY,
@@ -220,7 +221,9 @@ class TemporalLink:
     async def client(self) -> Client:
         if self._client is None:
             try:
-                self._client = await temporal_data.connect(self.address, self.namespace)
+                # Each start, Update and signal carries the served call's request id.
+                self._client = await temporal_data.connect(
+                    self.address, self.namespace, interceptors=[request_ids.ClientInterceptor()])
             except Exception as exc:
                 raise Unavailable("the workflow engine is not reachable; retry shortly",
                                   reason="TEMPORAL_UNAVAILABLE") from exc
@@ -415,8 +418,7 @@ class Matters:
                                submitted_at=submitted.isoformat(),
                                pledges=[c for c in row.pledges.split(",") if c],
                                children=children, due_time=due.time.isoformat(),
-                               due_provisional=due.provisional,
-                               log_request_id=log.request_id_var.get())
+                               due_provisional=due.provisional)
         try:
             await client.start_workflow(
                 ApplicationWorkflow.run, inp, id=workflow_id(row.id),

@@ -101,7 +101,7 @@ class Step(_message.Message):
     def __init__(self, code: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[str] = ..., agencies: _Optional[_Iterable[str]] = ..., quorum: _Optional[str] = ..., time_limit_days: _Optional[int] = ...) -> None: ...
 
 class Matter(_message.Message):
-    __slots__ = ("name", "code", "version", "display_name", "agency", "applicant_kind", "legal_limit_days", "promised_limit_days", "assurance_level", "materials", "steps", "instant_approval", "result_certificate_type", "definition_yaml", "bundled_matters")
+    __slots__ = ("name", "code", "version", "display_name", "agency", "applicant_kind", "legal_limit_days", "promised_limit_days", "assurance_level", "materials", "steps", "instant_approval", "result_certificate_type", "definition_yaml", "bundled_matters", "one_per_holder")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,7 @@ class Matter(_message.Message):
     RESULT_CERTIFICATE_TYPE_FIELD_NUMBER: _ClassVar[int]
     DEFINITION_YAML_FIELD_NUMBER: _ClassVar[int]
     BUNDLED_MATTERS_FIELD_NUMBER: _ClassVar[int]
+    ONE_PER_HOLDER_FIELD_NUMBER: _ClassVar[int]
     name: str
     code: str
     version: int
@@ -132,7 +133,8 @@ class Matter(_message.Message):
     result_certificate_type: str
     definition_yaml: str
     bundled_matters: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., code: _Optional[str] = ..., version: _Optional[int] = ..., display_name: _Optional[str] = ..., agency: _Optional[str] = ..., applicant_kind: _Optional[_Union[ApplicantKind, str]] = ..., legal_limit_days: _Optional[int] = ..., promised_limit_days: _Optional[int] = ..., assurance_level: _Optional[str] = ..., materials: _Optional[_Iterable[_Union[Material, _Mapping]]] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., instant_approval: _Optional[bool] = ..., result_certificate_type: _Optional[str] = ..., definition_yaml: _Optional[str] = ..., bundled_matters: _Optional[_Iterable[str]] = ...) -> None: ...
+    one_per_holder: bool
+    def __init__(self, name: _Optional[str] = ..., code: _Optional[str] = ..., version: _Optional[int] = ..., display_name: _Optional[str] = ..., agency: _Optional[str] = ..., applicant_kind: _Optional[_Union[ApplicantKind, str]] = ..., legal_limit_days: _Optional[int] = ..., promised_limit_days: _Optional[int] = ..., assurance_level: _Optional[str] = ..., materials: _Optional[_Iterable[_Union[Material, _Mapping]]] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., instant_approval: _Optional[bool] = ..., result_certificate_type: _Optional[str] = ..., definition_yaml: _Optional[str] = ..., bundled_matters: _Optional[_Iterable[str]] = ..., one_per_holder: _Optional[bool] = ...) -> None: ...
 
 class ListMattersRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "filter")

@@ -188,7 +188,11 @@ class MattersServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListTasks(self, request, context):
-        """Lists officer tasks for the caller's agency and roles.
+        """Lists officer tasks for the caller's agency and roles. Tasks of the caller's own
+        applications are left out — where the caller is the applicant, the submitter, or the
+        token acts for the applicant organisation — as ClaimTask would refuse them
+        (PERMISSION_DENIED). An organisation's other representatives are not known here yet:
+        their tasks may be listed, and ClaimTask still refuses them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
