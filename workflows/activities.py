@@ -212,6 +212,8 @@ class ApplicationActivities:
             req.result_certificates.extend(ev.result_certificates)
         if ev.reasons:
             req.reasons.extend(ev.reasons)
+        if ev.interested:
+            req.interested.extend(ev.interested)
         supplement_due = _ts(ev.supplement_due_time)
         if supplement_due is not None:
             req.supplement_due_time.CopyFrom(supplement_due)

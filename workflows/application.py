@@ -214,7 +214,8 @@ class ApplicationWorkflow:
             raise Refused([f"identity assurance {applicant.assurance_level} is below the "
                            f"{need} this matter needs"])
         await self.event("applicant_verified",
-                         f"{applicant.display_name} verified ({applicant.assurance_level})")
+                         f"{applicant.display_name} verified ({applicant.assurance_level})",
+                         interested=self.interested or None)
         return applicant
 
     async def gather_materials(self) -> dict[str, PulledCertificate | None]:
@@ -886,7 +887,8 @@ class ApplicationWorkflow:
                     overdue: bool = False, missing_materials: list[str] | None = None,
                     supplement_due_time: str = "",
                     result_certificates: list[str] | None = None,
-                    due_provisional: bool = False, reasons: list[str] | None = None) -> None:
+                    due_provisional: bool = False, reasons: list[str] | None = None,
+                    interested: list[str] | None = None) -> None:
         """Records a timeline event in the read model (idempotent by its sequence id)."""
         ev = self.new_event(kind, message, status=status, actor=actor, receipt=receipt,
                             result_certificate=result_certificate, current_steps=current_steps,
@@ -894,7 +896,8 @@ class ApplicationWorkflow:
                             missing_materials=missing_materials,
                             supplement_due_time=supplement_due_time,
                             result_certificates=result_certificates,
-                            due_provisional=due_provisional, reasons=reasons)
+                            due_provisional=due_provisional, reasons=reasons,
+                            interested=interested)
         await self.read_model_write("record_event", ev)
         if status:
             self.recorded_status = status
@@ -905,7 +908,8 @@ class ApplicationWorkflow:
                   overdue: bool = False, missing_materials: list[str] | None = None,
                   supplement_due_time: str = "",
                   result_certificates: list[str] | None = None,
-                  due_provisional: bool = False, reasons: list[str] | None = None) -> Event:
+                  due_provisional: bool = False, reasons: list[str] | None = None,
+                  interested: list[str] | None = None) -> Event:
         """The next timeline event: its place in the sequence and its time are taken now."""
         self.seq += 1
         if status:
@@ -918,5 +922,5 @@ class ApplicationWorkflow:
                    current_steps=current_steps, due_time=due_time, overdue=overdue,
                    missing_materials=missing_materials, supplement_due_time=supplement_due_time,
                    result_certificates=result_certificates, due_provisional=due_provisional,
-                   reasons=reasons)
+                   reasons=reasons, interested=interested)
         return ev

@@ -165,6 +165,7 @@ class Event:
     result_certificates: list[str] | None = None
     due_provisional: bool = False  # with due_time
     reasons: list[str] | None = None  # why it ended, with a final status
+    interested: list[str] | None = None  # persons who may not decide its tasks
 
 
 @dataclasses.dataclass

@@ -354,6 +354,8 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
             "due_provisional": request.due_time_provisional,
             "reasons": json.dumps(list(request.reasons), ensure_ascii=False)
             if request.reasons else None,
+            "interested": "," + ",".join(request.interested) + ","
+            if request.interested else None,
             "current_steps": ",".join(request.current_steps) if request.current_steps else None,
             "missing_materials": ",".join(request.missing_materials)
             if request.missing_materials else None,

@@ -137,7 +137,10 @@ def _inbox_statement(shape: tuple[int, int, bool, bool, bool, bool, bool]) -> Pr
     a = _APPS.c
     not_own = sa.or_(a.id.is_(None), sa.and_(
         a.applicant != sa.bindparam("me"), a.applicant != sa.bindparam("acting_for"),
-        sa.or_(t.kind == "follow_up", a.submitted_by != sa.bindparam("me"))))
+        sa.or_(t.kind == "follow_up", sa.and_(
+            a.submitted_by != sa.bindparam("me"),
+            # Nor an organisation's application they represent (the workflow's interested).
+            ~a.interested.contains(sa.bindparam("me_listed"))))))
     q = sa.select(_TASKS).select_from(_TASKS.outerjoin(_APPS, a.id == t.application_id)).where(
         t.agency == sa.bindparam("agency"), mine, t.status.in_(
             [sa.bindparam(f"status_{i}") for i in range(statuses)]), not_own)
@@ -179,6 +182,7 @@ def list_tasks(p: auth.Principal, f: dict[str, str], *, offset: int, limit: int,
     statuses = [status] if status else ["OPEN", "CLAIMED"]
     params: dict[str, Any] = {"agency": p.agency, "offset": offset, "limit": limit,
                               "me": p.subject, "acting_for": p.acting_for,
+                              "me_listed": f",{p.subject},",
                               **{f"role_{i}": r for i, r in enumerate(p.roles)},
                               **{f"status_{i}": s for i, s in enumerate(statuses)}}
     if "overdue" in f:

@@ -489,7 +489,7 @@ class Matters:
             values["status"] = ev["status"]
         for key in ("result_certificate", "receipt_json", "due_time", "current_steps",
                     "missing_materials", "supplement_due_time", "result_certificates",
-                    "reasons"):
+                    "reasons", "interested"):
             if ev.get(key) is not None and ev.get(key) != "":
                 values[key] = ev[key]
         if ev.get("due_time") is not None:

@@ -71,6 +71,9 @@ class ApplicationRow(SQLModel, table=True):
     due_provisional: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     # Why it ended (rejected, withdrawn, failed, revoked): a JSON list, "" while open.
     reasons: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    # Persons who may not decide its tasks besides applicant and submitter, as
+    # ",persons/a,persons/b," (the inbox leaves their tasks out); "" when none.
+    interested: str = Field(default="", sa_column_kwargs={"server_default": ""})
     # Bumped by triggers (see migration a3c1e07d5b21) on every write to the row, its
     # timeline or its children: what GetApplication's response cache is checked against.
     # Never written by the application.

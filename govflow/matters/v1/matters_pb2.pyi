@@ -502,7 +502,7 @@ class DecideTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class RecordApplicationEventRequest(_message.Message):
-    __slots__ = ("application", "event", "decision_receipt", "result_certificate", "current_steps", "due_time", "overdue", "missing_materials", "supplement_due_time", "result_certificates", "due_time_provisional", "reasons")
+    __slots__ = ("application", "event", "decision_receipt", "result_certificate", "current_steps", "due_time", "overdue", "missing_materials", "supplement_due_time", "result_certificates", "due_time_provisional", "reasons", "interested")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
     DECISION_RECEIPT_FIELD_NUMBER: _ClassVar[int]
@@ -515,6 +515,7 @@ class RecordApplicationEventRequest(_message.Message):
     RESULT_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
     DUE_TIME_PROVISIONAL_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
+    INTERESTED_FIELD_NUMBER: _ClassVar[int]
     application: str
     event: TimelineEvent
     decision_receipt: DecisionReceipt
@@ -527,7 +528,8 @@ class RecordApplicationEventRequest(_message.Message):
     result_certificates: _containers.RepeatedScalarFieldContainer[str]
     due_time_provisional: bool
     reasons: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, application: _Optional[str] = ..., event: _Optional[_Union[TimelineEvent, _Mapping]] = ..., decision_receipt: _Optional[_Union[DecisionReceipt, _Mapping]] = ..., result_certificate: _Optional[str] = ..., current_steps: _Optional[_Iterable[str]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: _Optional[bool] = ..., missing_materials: _Optional[_Iterable[str]] = ..., supplement_due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result_certificates: _Optional[_Iterable[str]] = ..., due_time_provisional: _Optional[bool] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+    interested: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, application: _Optional[str] = ..., event: _Optional[_Union[TimelineEvent, _Mapping]] = ..., decision_receipt: _Optional[_Union[DecisionReceipt, _Mapping]] = ..., result_certificate: _Optional[str] = ..., current_steps: _Optional[_Iterable[str]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: _Optional[bool] = ..., missing_materials: _Optional[_Iterable[str]] = ..., supplement_due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result_certificates: _Optional[_Iterable[str]] = ..., due_time_provisional: _Optional[bool] = ..., reasons: _Optional[_Iterable[str]] = ..., interested: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RecordApplicationEventResponse(_message.Message):
     __slots__ = ()

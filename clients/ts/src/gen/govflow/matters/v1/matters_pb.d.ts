@@ -227,6 +227,16 @@ export declare type Matter = Message<"govflow.matters.v1.Matter"> & {
    * @generated from field: repeated string bundled_matters = 15;
    */
   bundledMatters: string[];
+
+  /**
+   * True when a holder has one result at a time (e.g. the senior citizen card): while an
+   * earlier application of the same applicant is open, or completed with its result
+   * standing (not rejected, withdrawn, failed or revoked), SubmitApplication refuses
+   * another with FAILED_PRECONDITION, reason `RESULT_ALREADY_HELD`.
+   *
+   * @generated from field: bool one_per_holder = 16;
+   */
+  onePerHolder: boolean;
 };
 
 /**
@@ -518,7 +528,10 @@ export declare type Application = Message<"govflow.matters.v1.Application"> & {
   updateTime?: Timestamp | undefined;
 
   /**
-   * Output only. Promised due time, counted in working days.
+   * Output only. Promised due time: the matter's promised limit in working days, counted
+   * from the day after submission (the day of submission does not count) to the end
+   * (23:59:59, China time) of the last working day, on the published holiday calendar.
+   * Pushed back by the time the applicant was asked to supplement materials.
    *
    * @generated from field: google.protobuf.Timestamp due_time = 9;
    */
@@ -668,6 +681,9 @@ export declare type SubmitApplicationRequest = Message<"govflow.matters.v1.Submi
 
   /**
    * Required. Idempotency key (per submitter): a retry returns the same application.
+   * Sent again with a different request (another matter, applicant or pledges), it is
+   * refused with INVALID_ARGUMENT, reason `REQUEST_ID_REUSED` (metadata `application`
+   * names the application it was used for); nothing is written.
    *
    * @generated from field: string request_id = 3;
    */
@@ -1440,6 +1456,15 @@ export declare type RecordApplicationEventRequest = Message<"govflow.matters.v1.
    * @generated from field: repeated string reasons = 12;
    */
   reasons: string[];
+
+  /**
+   * Optional. `persons/...` with an interest in the application besides its applicant and
+   * submitter (an organisation's legal representative and representatives): they may not
+   * decide its tasks, so their inboxes leave them out.
+   *
+   * @generated from field: repeated string interested = 13;
+   */
+  interested: string[];
 };
 
 /**
@@ -2080,7 +2105,11 @@ export declare const MattersService: GenService<{
     output: typeof ListApplicationsResponseSchema;
   },
   /**
-   * Lists officer tasks for the caller's agency and roles.
+   * Lists officer tasks for the caller's agency and roles. Tasks of the caller's own
+   * applications are left out — where the caller is the applicant, the submitter, or the
+   * token acts for the applicant organisation — as ClaimTask would refuse them
+   * (PERMISSION_DENIED). An organisation's other representatives are not known here yet:
+   * their tasks may be listed, and ClaimTask still refuses them.
    *
    * @generated from rpc govflow.matters.v1.MattersService.ListTasks
    */
