@@ -16,11 +16,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.client import Client
 from temporalio.converter import DataConverter, StorageDriverStoreContext
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import (
     Worker,
     WorkflowInstance,
@@ -32,7 +34,7 @@ from temporalio.workflow import Info
 
 from govflow import faults, log, temporal_data
 from govflow.certificates.v1 import certificates_pb2_grpc
-from govflow.grpckit import HealthReporter, channel
+from govflow.grpckit import HealthReporter, Unhealthy, channel
 from govflow.identity.v1 import identity_pb2_grpc
 from govflow.matters.v1 import matters_pb2_grpc
 from govflow.service_client import ServiceToken
@@ -209,6 +211,10 @@ async def start_health(settings: Settings, client: Client, worker: Worker
     reporter = HealthReporter([WORKER_HEALTH_NAME], lambda: _worker_ok(client, worker),
                               settings.health_interval_seconds)
     health_pb2_grpc.add_HealthServicer_to_server(reporter.servicer, server)
+    # Reflection, as on every service: grpcurl and grpcui then need no proto files.
+    reflection.enable_server_reflection(
+        [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        server)
     try:
         port = server.add_insecure_port(f"{settings.host}:{settings.worker_health_port}")
     except RuntimeError:
@@ -222,10 +228,33 @@ async def start_health(settings: Settings, client: Client, worker: Worker
     return server, reporter, port
 
 
+# The Temporal frontend closes every client connection after a while
+# (frontend.keepAliveMaxConnectionAge, 5 min +/- 10 %, then up to
+# keepAliveMaxConnectionAgeGrace, 70 s, for the calls still on it). A call that goes out
+# as the old connection closes fails at once with CANCELLED ("operation was canceled"),
+# or UNAVAILABLE; the next call goes out on a new connection. The SDK retries its own
+# polls; its health check is not retried, so the probe asks once more itself.
+_TRANSPORT_CODES = frozenset({RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE})
+
+
 async def _worker_ok(client: Client, worker: Worker) -> bool:
     if not worker.is_running or worker.is_shutdown:
-        return False
-    return await client.service_client.check_health()
+        raise Unhealthy("the worker is not running (it polls no task queue)")
+    try:
+        try:
+            ok = await client.service_client.check_health()
+        except RPCError as exc:
+            if exc.status not in _TRANSPORT_CODES:
+                raise
+            log.get_logger().debug("worker.health_probe_retried", code=exc.status.name,
+                                   message=exc.message)
+            ok = await client.service_client.check_health()
+    except RPCError as exc:
+        raise Unhealthy(f"the Temporal frontend's health check failed: {exc.status.name} "
+                        f"{exc.message}") from exc
+    if not ok:
+        raise Unhealthy("the Temporal frontend reports its WorkflowService not serving")
+    return True
 
 
 def main() -> None:
