@@ -1,5 +1,6 @@
 """``python -m govflow.healthcheck HOST:PORT``: exits 0 when the service reports SERVING
-(used by container health checks; grpcurl works too)."""
+(used by container health checks; grpcurl works too). ``python -m govflow.healthcheck
+http://HOST:PORT/healthz`` checks the HTTP gateway."""
 
 from __future__ import annotations
 
@@ -9,8 +10,24 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
+def _http(url: str) -> None:
+    """The HTTP gateway's check: its /healthz answers 200."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            ok = resp.status == 200
+    except OSError as err:
+        print(f"{url}: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(f"{url}: {'SERVING' if ok else 'NOT_SERVING'}")
+    raise SystemExit(0 if ok else 1)
+
+
 def main() -> None:
     addr = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:50051"
+    if addr.startswith("http://"):
+        _http(addr)
     try:
         with grpc.insecure_channel(addr) as ch:
             resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=3)

@@ -38,7 +38,14 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
 GOVFLOW_SERVICES = ("identity", "certificates", "matters")
-GOVFLOW_PARTS = (*GOVFLOW_SERVICES, "worker")
+GOVFLOW_PARTS = (*GOVFLOW_SERVICES, "worker", "gateway")
+ENVOY = ROOT / "deploy/envoy/envoy.yaml"
+# Never reachable from the front-end path (services/gateway/routes.py leaves them out).
+WORKER_ONLY_PATHS = ("/govflow.matters.v1.MattersService/RecordApplicationEvent",
+                     "/govflow.matters.v1.MattersService/UpsertTask",
+                     "/govflow.certificates.v1.CertificatesService/ReleaseApplicationGrants")
+ENVOY_FILTERS = ("envoy.filters.http.cors", "envoy.filters.http.grpc_web",
+                 "envoy.filters.http.connect_grpc_bridge", "envoy.filters.http.router")
 # One-shot Govflow commands from the same image (demo data, behind the "demo" profile).
 GOVFLOW_ONE_SHOTS = ("demo-seed",)
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
@@ -352,9 +359,98 @@ def check_search_attributes(c: Compose) -> list[str]:
     return problems
 
 
+def check_front_end(c: Compose) -> list[str]:
+    """Both front-end paths: the in-process gateway (the default, no profile) on the port
+    it is set to, probed on its /healthz, after the three services; Envoy behind the
+    "envoy" profile on another host port, with its config mounted."""
+    problems: list[str] = []
+    services = c["services"]
+    gateway, envoy = services.get("gateway"), services.get("envoy")
+    if gateway is None or envoy is None:
+        return ["the gateway and envoy services must both be offered"]
+    if gateway.get("profiles"):
+        problems.append("the gateway is the default front-end path: it must have no profile")
+    if envoy.get("profiles") != ["envoy"]:
+        problems.append(f"envoy must run only under the envoy profile, has {envoy.get('profiles')}")
+    if python_module_of(gateway.get("command")) != "services.gateway.server":
+        problems.append("the gateway service does not run services.gateway.server")
+    port = settings_of(gateway).gateway_port
+    if [str(x) for x in gateway.get("ports", [])] != [f"{port}:{port}"]:
+        problems.append(f"the gateway listens on {port} but publishes {gateway.get('ports')}")
+    health = gateway.get("healthcheck", {}).get("test", [])
+    if health[-1:] != [f"http://127.0.0.1:{port}/healthz"] or "govflow.healthcheck" not in health:
+        problems.append(f"gateway: health check {health} does not probe its /healthz on {port}")
+    hosts = {str(x).split(":")[0] for n in ("gateway", "envoy") for x in services[n].get("ports", [])}
+    if len(hosts) != 2:
+        problems.append("the gateway and envoy publish the same host port")
+    for name in ("gateway", "envoy"):
+        deps = services[name].get("depends_on") or {}
+        for target in GOVFLOW_SERVICES:
+            if (deps.get(target) or {}).get("condition") != "service_healthy":
+                problems.append(f"{name} must wait for {target} to be healthy")
+    if "./deploy/envoy/envoy.yaml:/etc/envoy/envoy.yaml:ro" not in envoy.get("volumes", []):
+        problems.append("envoy does not mount deploy/envoy/envoy.yaml as its config")
+    return problems
+
+
+def envoy_problems(config: dict[str, Any], c: Compose) -> list[str]:
+    """deploy/envoy/envoy.yaml: the three filters before the router, a cluster per service
+    at the address compose gives it (over HTTP/2), every public service routed, the
+    worker-only RPCs answered 404 before any route that would reach them, CORS for
+    listed origins only."""
+    problems: list[str] = []
+    listener = config["static_resources"]["listeners"][0]
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    filters = [f["name"] for f in hcm.get("http_filters", [])]
+    if filters != list(ENVOY_FILTERS):
+        problems.append(f"envoy's http filters are {filters}, want {list(ENVOY_FILTERS)}")
+    host = hcm["route_config"]["virtual_hosts"][0]
+    cors = host.get("typed_per_filter_config", {}).get("envoy.filters.http.cors", {})
+    origins = cors.get("allow_origin_string_match", [])
+    if not origins or any(set(o) != {"exact"} or o["exact"] == "*" for o in origins):
+        problems.append("envoy's CORS must list exact origins")
+    routes = host["routes"]
+    for path in WORKER_ONLY_PATHS:
+        first = next((r for r in routes if r["match"].get("path") == path
+                      or path.startswith(r["match"].get("prefix", "\0"))), None)
+        if first is None or first.get("direct_response", {}).get("status") != 404:
+            problems.append(f"envoy reaches the worker-only {path}")
+    services = c["services"]
+    clusters = {cl["name"]: cl for cl in config["static_resources"]["clusters"]}
+    from services.gateway.routes import SERVICES
+
+    for name, descriptor in SERVICES.items():
+        prefix = f"/{descriptor.full_name}/"
+        route = next((r for r in routes if r["match"].get("prefix") == prefix), None)
+        if route is None or route.get("route", {}).get("cluster") != name:
+            problems.append(f"envoy does not route {prefix} to {name}")
+        cluster = clusters.get(name)
+        if cluster is None:
+            problems.append(f"envoy has no cluster {name}")
+            continue
+        sock = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"][
+            "address"]["socket_address"]
+        port = getattr(settings_of(services[name]), f"{name}_port")
+        if (sock["address"], sock["port_value"]) != (name, port):
+            problems.append(f"envoy's {name} cluster points at {sock}, not {name}:{port}")
+        options = cluster.get("typed_extension_protocol_options", {}).get(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", {})
+        if "http2_protocol_options" not in options.get("explicit_http_config", {}):
+            problems.append(f"envoy's {name} cluster does not speak HTTP/2 (gRPC)")
+    port = listener["address"]["socket_address"]["port_value"]
+    if not any(str(x).endswith(f":{port}") for x in services.get("envoy", {}).get("ports", [])):
+        problems.append(f"envoy listens on {port}, which compose does not publish")
+    return problems
+
+
+def check_envoy(c: Compose) -> list[str]:
+    return envoy_problems(yaml.safe_load(ENVOY.read_text()), c)
+
+
 COMPOSE_RULES: list[Callable[[Compose], list[str]]] = [
     check_structure, check_images_pinned, check_one_image, check_commands, check_environment,
     check_depends_on, check_worker_replicas, check_search_attributes, check_demo_seed,
+    check_front_end, check_envoy,
 ]
 
 
@@ -605,7 +701,48 @@ BROKEN: list[tuple[str, Callable[[Compose], None], Callable[[Compose], list[str]
      check_search_attributes, "!="),
     ("another namespace", _set("services.temporal-setup.environment.TEMPORAL_NAMESPACE", "other"),
      check_search_attributes, "namespace"),
+    ("gateway not the default", _set("services.gateway.profiles", ["gateway"]), check_front_end,
+     "default"),
+    ("gateway probed on another port", _set("services.gateway.environment.GOVFLOW_GATEWAY_PORT",
+                                            "9090"), check_front_end, "/healthz"),
+    ("envoy on the gateway's host port", _set("services.envoy.ports", ["8080:8080"]),
+     check_front_end, "same host port"),
+    ("envoy without its config", _set("services.envoy.volumes", _DELETE), check_front_end,
+     "envoy.yaml"),
+    ("gateway before the services", _set("services.gateway.depends_on.matters", _DELETE),
+     check_front_end, "matters"),
 ]
+
+
+def _envoy_host(config: dict[str, Any]) -> dict[str, Any]:
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    return hcm["typed_config"]["route_config"]["virtual_hosts"][0]  # type: ignore[no-any-return]
+
+
+BROKEN_ENVOY: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("worker-only RPC routed", lambda e: _envoy_host(e)["routes"].pop(0), "worker-only"),
+    ("no gRPC-Web", lambda e: e["static_resources"]["listeners"][0]["filter_chains"][0][
+        "filters"][0]["typed_config"]["http_filters"].pop(1), "filters"),
+    ("any origin", lambda e: _envoy_host(e)["typed_per_filter_config"][
+        "envoy.filters.http.cors"].update(allow_origin_string_match=[{"prefix": ""}]),
+     "exact origins"),
+    ("service not routed", lambda e: _envoy_host(e)["routes"].pop(), "does not route"),
+    ("cluster on the wrong port", lambda e: e["static_resources"]["clusters"][2][
+        "load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+        "socket_address"].update(port_value=50051), "not matters:50053"),
+    ("cluster over HTTP/1", lambda e: e["static_resources"]["clusters"][0].pop(
+        "typed_extension_protocol_options"), "HTTP/2"),
+]
+
+
+@pytest.mark.parametrize("what,mutate,expected", BROKEN_ENVOY, ids=[b[0] for b in BROKEN_ENVOY])
+def test_a_broken_envoy_config_is_caught(compose: Compose, what: str,
+                                         mutate: Callable[[dict[str, Any]], None],
+                                         expected: str) -> None:
+    config = yaml.safe_load(ENVOY.read_text())
+    mutate(config)
+    problems = envoy_problems(config, compose)
+    assert any(expected in p for p in problems), problems
 
 
 @pytest.mark.parametrize("what,mutate,rule,expected", BROKEN, ids=[b[0] for b in BROKEN])
