@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
                          "1000; the rest are copies in the read model)")
     p_bench.add_argument("--only", default="", metavar="FIGURES",
                          help="comma-separated figures to run (default all): "
-                         "throughput,latency,decision,reads,verify,scale,storage")
+                         "throughput,latency,decision,reads,verify,scale,storage,gateway")
     args = parser.parse_args(argv)
     if args.cmd == "bench":
         from govflow.bench.run import main as bench_main

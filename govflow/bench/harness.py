@@ -1,6 +1,6 @@
 """Starts and stops the stack a benchmark runs against, with the helpers of ``govflow up``:
 a Temporal dev server in one of three storage modes, the three services and the worker as
-their own processes (as in the embedded mode), plus the bare worker and the echo server."""
+their own processes (as in the embedded mode) with the HTTP gateway, plus the bare worker and the echo server."""
 
 from __future__ import annotations
 
@@ -62,6 +62,7 @@ class BenchStack:
     channels: dict[str, grpc.aio.Channel]
     echo_addr: str
     storage: str
+    gateway_addr: str = ""  # the HTTP gateway, host:port
 
     def pids(self) -> dict[str, int]:
         return {name: proc.pid for name, proc in self.procs.procs}
@@ -86,7 +87,7 @@ def bench_settings(data_dir: pathlib.Path) -> Settings:
         certificates_addr=f"127.0.0.1:{ports['certificates_port']}",
         matters_addr=f"127.0.0.1:{ports['matters_port']}",
         temporal_address=f"127.0.0.1:{free_port()}", temporal_ui_port=free_port(),
-        worker_health_port=free_port(),
+        worker_health_port=free_port(), gateway_port=free_port(),
         worker_client_secret=secrets.token_urlsafe(24),
         admin_client_secret=secrets.token_urlsafe(24),
         log_json=True)
@@ -120,6 +121,8 @@ async def start(data_dir: pathlib.Path, storage: str, say, *,  # type: ignore[no
         procs.spawn("bare-worker", [py, "-m", "govflow.bench.bare"])
         if services:
             procs.spawn("worker", [py, "-m", "workflows.worker"])
+            procs.spawn("gateway", [py, "-m", "services.gateway.server"])
+            await cli.wait_gateway(cli.gateway_url(settings), 60)
             echo_port = free_port()
             procs.spawn("echo", [py, "-m", "govflow.bench.echo_server", str(echo_port)])
             channels = {n: grpc.aio.insecure_channel(getattr(settings, f"{n}_addr"))
@@ -140,4 +143,5 @@ async def start(data_dir: pathlib.Path, storage: str, say, *,  # type: ignore[no
         raise
     say(f"stack up ({'services, worker, ' if services else ''}bare worker; dev server "
         f"{storage}) in {time.monotonic() - started:.1f}s")
-    return BenchStack(settings, procs, client, channels, f"127.0.0.1:{echo_port}", storage)
+    return BenchStack(settings, procs, client, channels, f"127.0.0.1:{echo_port}", storage,
+                      f"127.0.0.1:{settings.gateway_port}" if services else "")

@@ -3,7 +3,9 @@
 1 throughput, 2 closed-loop latency and 3 officer decisions go through the real services
 and worker against BenchBareWorkflow on the same dev server; 4 read paths go against the
 echo server; 5 certificate verification runs in this process; 6 parks applications on
-officer tasks and compares list queries at two sizes; 7 repeats 1 on each storage mode.
+officer tasks and compares list queries at two sizes; 7 repeats 1 on each storage mode;
+8 reads an application over Connect JSON through the HTTP gateway against native gRPC
+(govflow/bench/gateway.py).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from govflow.bench.bare import BARE_TASK_QUEUE, BareInput
 from govflow.bench.echo_server import GET as ECHO_GET
 from govflow.bench.echo_server import METHOD as ECHO_METHOD
 from govflow.bench.echo_server import PUT as ECHO_PUT
+from govflow.bench.gateway import figure as gateway_figure
 from govflow.bench.stats import latency, percentile, ratio, spread
 from govflow.demo_data import DEMO_PASSWORD, AddedPerson, add_senior, person
 from govflow.identity.v1 import identity_pb2 as ipb
@@ -960,7 +963,8 @@ def certificate_verify(p: Params, say: Progress) -> dict[str, Any]:
 
 # -------------------------------------------------------------------- the run
 # The figures by the names ``--only`` takes (all by default).
-FIGURES = frozenset({"throughput", "latency", "decision", "reads", "verify", "scale", "storage"})
+FIGURES = frozenset({"throughput", "latency", "decision", "reads", "verify", "scale", "storage",
+                     "gateway"})
 
 async def run(p: Params, out_dir: pathlib.Path, only: frozenset[str] = FIGURES) -> dict[str, Any]:
     say = Progress()
@@ -979,28 +983,32 @@ async def run(p: Params, out_dir: pathlib.Path, only: frozenset[str] = FIGURES) 
             bench = Bench(stack, p, say)
             await bench.warm_up()
             if "throughput" in only or "storage" in only:
-                say(f"1/7 throughput of instant approvals ({p.rounds} rounds of {p.batch})")
+                say(f"1/8 throughput of instant approvals ({p.rounds} rounds of {p.batch})")
                 figures["throughput"] = await bench.throughput(p.rounds, p.batch)
                 storage["file-wal"] = figures["throughput"]
             if "latency" in only:
-                say(f"2/7 closed-loop latency ({p.latency_samples} samples each)")
+                say(f"2/8 closed-loop latency ({p.latency_samples} samples each)")
                 figures["latency"] = await bench.latency()
             if "decision" in only:
-                say(f"3/7 officer decision round trip ({p.decisions} each)")
+                say(f"3/8 officer decision round trip ({p.decisions} each)")
                 figures["decision"] = await bench.decisions()
             if "reads" in only:
-                say(f"4/7 read paths ({p.read_rounds or p.rounds} rounds of {p.read_seconds}s each)")
+                say(f"4/8 read paths ({p.read_rounds or p.rounds} rounds of {p.read_seconds}s each)")
                 figures["reads"] = await bench.reads()
             if "verify" in only:
-                say("5/7 certificate verification in-process")
+                say("5/8 certificate verification in-process")
                 figures["certificate_verify"] = certificate_verify(p, say)
             if "scale" in only:
-                say(f"6/7 scale: {p.scale_base} then {p.scale_n} parked applications")
+                say(f"6/8 scale: {p.scale_base} then {p.scale_n} parked applications")
                 figures["scale"] = await bench.scale()
+            if "gateway" in only:
+                say(f"8/8 GetApplication over Connect JSON through the gateway against native "
+                    f"gRPC ({p.read_rounds or p.rounds} rounds of {p.read_seconds}s a side)")
+                figures["gateway"] = await gateway_figure(bench)
         finally:
             await stack.close()
         if "storage" in only:
-            say("7/7 dev server storage modes (figure 1 on each)")
+            say("7/8 dev server storage modes (figure 1 on each)")
             for mode in p.storage_modes:
                 if mode in storage:
                     continue
@@ -1127,6 +1135,27 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| 6 | memory per parked application (worker + services) | "
                      f"{_f(s['kib_per_parked_application_worker_and_services'])} KiB | — | — | "
                      f"— | — |")
+    if g := f.get("gateway"):
+        lines.append(
+            f"| 8 | GetApplication over Connect JSON via the gateway (concurrency "
+            f"{g['concurrency']}, {g['response_bytes']['json']:,} B JSON) | "
+            f"{_f(g['connect_json']['median'], 0)} req/s | native gRPC "
+            f"{_f(g['native_grpc']['median'], 0)} req/s | {_f(g['ratio'], 2)} (rounds "
+            f"{_f(min(g['per_round_ratios']), 2)}–{_f(max(g['per_round_ratios']), 2)}) | "
+            f"{g['goal']} | {yes[g['met']]} |")
+        lines.append(
+            f"| 8 | ... the same over Connect binary (application/proto, "
+            f"{g['response_bytes']['proto']:,} B) | {_f(g['connect_proto']['median'], 0)} req/s | "
+            f"native gRPC | {_f(g['ratio_connect_proto'], 2)} | (shown) | |")
+        cpu = g["cpu_us_per_call_p50"]
+        lines.append(
+            "| 8 | ... CPU per call by process, p50 of rounds | " + ", ".join(
+                f"{n} {_f(v, 0)} µs" for n, v in cpu["connect_json"].items()) + " | " +
+            ", ".join(f"{n} {_f(v, 0)} µs" for n, v in cpu["native_grpc"].items()) +
+            " | — | (shown) | |")
+        lines.append("| 8 | ... CPU per call by process, Connect binary | " + ", ".join(
+            f"{n} {_f(v, 0)} µs" for n, v in cpu["connect_proto"].items()) +
+            " | — | — | (shown) | |")
     for mode, v in f.get("storage_modes", {"modes": {}})["modes"].items():
         lines.append(f"| 7 | throughput, dev server {mode} | {_f(v['govflow']['median'])} wf/s | "
                      f"{_f(v['baseline']['median'])} wf/s | {_f(v['ratio'], 2)} | — | — |")

@@ -17,7 +17,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 FIGURES = ("throughput", "latency", "decision", "reads", "certificate_verify", "scale",
-           "storage_modes")
+           "storage_modes", "gateway")
 
 
 def _number(x: object) -> bool:
@@ -29,7 +29,7 @@ def test_quick_bench_writes_every_figure(tmp_path: pathlib.Path) -> None:
                            "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "1/7" in proc.stdout and "7/7" in proc.stdout  # progress was shown
+    assert "1/8" in proc.stdout and "8/8" in proc.stdout  # progress was shown
     result = json.loads((tmp_path / "latest-quick.json").read_text())
     assert (tmp_path / "latest-quick.md").read_text().startswith("# govflow bench (quick")
     assert result["meta"]["mode"] == "quick"
@@ -75,5 +75,16 @@ def test_quick_bench_writes_every_figure(tmp_path: pathlib.Path) -> None:
     assert set(f["storage_modes"]["modes"]) == {"memory", "file-wal", "file-default"}
     for mode in f["storage_modes"]["modes"].values():
         assert _number(mode["baseline"]["median"])
+    gateway = f["gateway"]
+    assert gateway["rpc"] == "GetApplication"
+    for side in ("connect_json", "native_grpc", "connect_proto"):
+        assert _number(gateway[side]["median"])
+    # Rounds of alternating slices; the figure is the median of the rounds' ratios.
+    assert len(gateway["per_round_ratios"]) == gateway["rounds"] >= 2
+    assert gateway["ratio"] == pytest.approx(statistics.median(gateway["per_round_ratios"]))
+    assert set(gateway["cpu_us_per_call_p50"]["connect_json"]) == {"gateway", "matters"}
+    assert all(_number(v) for per in gateway["cpu_us_per_call_p50"].values()
+               for v in per.values())
+    assert "| 8 | GetApplication over Connect JSON" in (tmp_path / "latest-quick.md").read_text()
     for fig in f.values():
         assert isinstance(fig["met"], bool) and fig["goal"]
