@@ -1,7 +1,7 @@
 """The ``govflow`` command: run the embedded stack, seed it, and try it.
 
     govflow up        Temporal dev server (+ Web UI), the three services, the worker,
-                      demo data; Ctrl-C stops everything
+                      demo data; restarts a part that exits; Ctrl-C stops everything
     govflow demo      submit a zero-visit application to a running stack, print its timeline
     govflow gen-protos  regenerate the Python stubs from protos/
     govflow gen-clients  regenerate the TypeScript client (clients/ts) from protos/
@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import pathlib
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -32,6 +29,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from govflow.settings import Settings
+from govflow.supervisor import Output, Stack
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -170,41 +168,6 @@ def temporal_command(settings: Settings, *, db_file: pathlib.Path | None,
     return cmd
 
 
-class Stack:
-    """The child processes of ``govflow up``, started in order and stopped in reverse."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-        self.log_dir = settings.data_dir / "logs"
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-
-    def spawn(self, name: str, cmd: list[str]) -> None:
-        env = {**os.environ, **self.settings.as_env(), "GOVFLOW_LOG_JSON": "true",
-               "PYTHONPATH": str(ROOT)}
-        out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                                start_new_session=True)
-        self.procs.append((name, proc))
-
-    def crashed(self) -> str | None:
-        for name, proc in self.procs:
-            if proc.poll() is not None:
-                return f"{name} exited with code {proc.returncode} (see {self.log_dir / name}.log)"
-        return None
-
-    def stop(self) -> None:
-        for name, proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            print(f"  stopped {name}", flush=True)
-
-
 async def seed_running(settings: Settings) -> int:
     """Seeds the demo data into the services at the configured addresses, once they are
     healthy (waits up to 120 s each)."""
@@ -240,67 +203,88 @@ async def up(settings: Settings, *, seed: bool = True) -> int:
               "GOVFLOW_WORKER_HEALTH_PORT, GOVFLOW_GATEWAY_PORT, GOVFLOW_TEMPORAL_ADDRESS and "
               "GOVFLOW_TEMPORAL_UI_PORT.", file=sys.stderr)
         return 2
-    stack = Stack(settings)
-    py = sys.executable
     stop = asyncio.Event()
+    output = Output(stop.set)
+    stack = Stack(settings, say=output.say)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP: the terminal closed. Left alone when ignored (nohup), as the caller asked.
+    hangup = [] if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else [signal.SIGHUP]
+    for sig in (signal.SIGTERM, signal.SIGINT, *hangup):
         loop.add_signal_handler(sig, stop.set)
+    starting = asyncio.ensure_future(start_stack(settings, stack, output, seed=seed))
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        print(f"govflow: starting (data in {settings.data_dir.resolve()})", flush=True)
-        stack.spawn("temporal", temporal_command(settings, db_file=settings.data_dir / "temporal.sqlite3"))
-        await wait_temporal(settings.temporal_address, 90)
-        print(f"  Temporal dev server   {settings.temporal_address}", flush=True)
-        for name in ("identity", "certificates", "matters"):
-            stack.spawn(name, [py, "-m", f"services.{name}.server"])
-            await wait_healthy(getattr(settings, f"{name}_addr"), 60, HEALTH_NAMES[name])
-            print(f"  {name:<21} {getattr(settings, f'{name}_addr')}", flush=True)
-        stack.spawn("worker", [py, "-m", "workflows.worker"])
-        if settings.worker_health_port:
-            worker_addr = f"{settings.host}:{settings.worker_health_port}"
-            await wait_healthy(worker_addr, 60, HEALTH_NAMES["worker"])
-            print(f"  worker                running (health {worker_addr})", flush=True)
-        else:
-            await asyncio.sleep(1.0)
-            print("  worker                running", flush=True)
-        if settings.gateway_port:
-            stack.spawn("gateway", [py, "-m", "services.gateway.server"])
-            await wait_gateway(gateway_url(settings), 60)
-            print(f"  gateway (HTTP)        {gateway_url(settings)}  (Connect, gRPC-Web)",
-                  flush=True)
-        if (why := stack.crashed()):
-            raise RuntimeError(why)
-        if seed:
-            from govflow.demo_data import DEMO_PASSWORD, PERSONS, seed as run_seed
+        while not starting.done() and not stop.is_set():
+            await asyncio.wait([starting, stopping], timeout=0.5,
+                               return_when=asyncio.FIRST_COMPLETED)
+            output.check()
+        if not starting.done():
+            return 0
+        await starting  # a failed start-up raises here
+        # Until Ctrl-C, SIGTERM, SIGHUP or the output's reader goes: a part that exits is
+        # restarted (govflow/supervisor.py).
+        while not stop.is_set():
+            await asyncio.wait([stopping], timeout=0.5)
+            output.check()
+            stack.supervise()
+        return 0
+    except (TimeoutError, RuntimeError, grpc.aio.AioRpcError) as exc:
+        detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+        output.say(f"govflow: start-up failed: {detail}\n  logs are in {stack.log_dir}/",
+                   err=True)
+        return 1
+    finally:
+        for task in (starting, stopping):
+            task.cancel()
+        await asyncio.wait([starting, stopping])
+        output.say("govflow: stopping")
+        stack.stop()
 
-            async with grpc.aio.insecure_channel(settings.identity_addr) as i, \
-                    grpc.aio.insecure_channel(settings.certificates_addr) as c, \
-                    grpc.aio.insecure_channel(settings.matters_addr) as m:
-                seeded = await run_seed(i, c, m, settings.admin_client_id, settings.admin_client_secret)
-            print(f"  demo data             {len(seeded.persons)} persons, "
-                  f"{len(seeded.certificates)} certificates held, matters {', '.join(seeded.matters)}")
-        print(f"""
+
+async def start_stack(settings: Settings, stack: Stack, output: Output, *, seed: bool) -> None:
+    """Starts every part in order, each once the one before answers, then seeds."""
+    temporal_host = settings.temporal_address.rpartition(":")[0]
+    py = sys.executable
+    say = output.say
+    say(f"govflow: starting (data in {settings.data_dir.resolve()})")
+    stack.spawn("temporal", temporal_command(settings, db_file=settings.data_dir / "temporal.sqlite3"))
+    await wait_temporal(settings.temporal_address, 90)
+    say(f"  Temporal dev server   {settings.temporal_address}")
+    for name in ("identity", "certificates", "matters"):
+        stack.spawn(name, [py, "-m", f"services.{name}.server"])
+        await wait_healthy(getattr(settings, f"{name}_addr"), 60, HEALTH_NAMES[name])
+        say(f"  {name:<21} {getattr(settings, f'{name}_addr')}")
+    stack.spawn("worker", [py, "-m", "workflows.worker"])
+    if settings.worker_health_port:
+        worker_addr = f"{settings.host}:{settings.worker_health_port}"
+        await wait_healthy(worker_addr, 60, HEALTH_NAMES["worker"])
+        say(f"  worker                running (health {worker_addr})")
+    else:
+        await asyncio.sleep(1.0)
+        say("  worker                running")
+    if settings.gateway_port:
+        stack.spawn("gateway", [py, "-m", "services.gateway.server"])
+        await wait_gateway(gateway_url(settings), 60)
+        say(f"  gateway (HTTP)        {gateway_url(settings)}  (Connect, gRPC-Web)")
+    if (why := stack.crashed()):
+        raise RuntimeError(why)
+    from govflow.demo_data import DEMO_PASSWORD, PERSONS, seed as run_seed
+
+    if seed:
+        async with grpc.aio.insecure_channel(settings.identity_addr) as i, \
+                grpc.aio.insecure_channel(settings.certificates_addr) as c, \
+                grpc.aio.insecure_channel(settings.matters_addr) as m:
+            seeded = await run_seed(i, c, m, settings.admin_client_id, settings.admin_client_secret)
+        say(f"  demo data             {len(seeded.persons)} persons, "
+            f"{len(seeded.certificates)} certificates held, matters {', '.join(seeded.matters)}")
+    say(f"""
 Govflow is up.
   Temporal Web UI   http://{temporal_host}:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows
                     e.g. filter: GovflowMatter = "senior-citizen-card" AND GovflowStatus = "COMPLETED"
   logs              {stack.log_dir}/
   demo citizen      ID {PERSONS[0].id_number}, password {DEMO_PASSWORD}
   try it            ./govflow.sh demo     (in another terminal)
-Ctrl-C stops everything.""", flush=True)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=2)
-            if (why := stack.crashed()):
-                print(f"govflow: {why}; stopping", file=sys.stderr)
-                return 1
-        return 0
-    except (TimeoutError, RuntimeError, grpc.aio.AioRpcError) as exc:
-        detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
-        print(f"govflow: start-up failed: {detail}\n  logs are in {stack.log_dir}/", file=sys.stderr)
-        return 1
-    finally:
-        print("govflow: stopping", flush=True)
-        stack.stop()
+A part that exits is restarted. Ctrl-C stops everything.""")
 
 
 async def demo(settings: Settings) -> int:
