@@ -27,6 +27,7 @@ from govflow import log
 from govflow.errors import (DomainError, InvalidArgument, PermissionDenied,
                             ResourceExhausted, Unavailable)
 from govflow.grpckit import MAX_MESSAGE_BYTES
+from services.gateway import json_out
 from services.gateway import protocol as p
 from services.gateway.routes import Route, build_routes
 
@@ -46,6 +47,8 @@ _GRPC_TIMEOUT = re.compile(rb"(\d{1,8})([HMSmun])")
 _GRPC_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
 # An oversized body is read on (and dropped) up to this size before it is refused.
 _DRAIN_BYTES = 4 * MAX_MESSAGE_BYTES
+# One encoder for every answer: json.dumps with options builds a new one per call.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _NO_FIELD = re.compile(r'has no field named "([^"]+)" at "([^"]+)"')
 _BAD_FIELD = re.compile(r"Failed to parse (\S+) field")
 
@@ -176,9 +179,8 @@ class Gateway:
             return 200, [(b"content-type", ctype)], base64.b64encode(data) if text else data
         if call.protocol == "connect+proto":
             return 200, [(b"content-type", b"application/proto")], out
-        response = json_format.MessageToDict(route.response.FromString(out))
-        return 200, [(b"content-type", b"application/json")], json.dumps(
-            response, ensure_ascii=False, separators=(",", ":")).encode()
+        response = json_out.message_to_dict(route.response.FromString(out))
+        return 200, [(b"content-type", b"application/json")], _JSON.encode(response).encode()
 
     async def _read(self, receive: Receive, headers: dict[bytes, bytes], call: _Call) -> bytes:
         """The body, refused before it is parsed (or read on) once it is larger than the

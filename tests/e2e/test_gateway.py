@@ -276,3 +276,30 @@ async def test_junk_never_gets_a_500(stack: Stack) -> None:
                 assert json.loads(raw)["code"] != "internal"
             else:
                 assert h.get("grpc-status") not in ("2", "13"), (body[:20], ctype, h)
+
+
+async def test_one_access_line_per_call_with_the_request_id(stack: Stack) -> None:
+    from govflow import log
+
+    lines: list[tuple[str, dict[str, object]]] = []
+    original = log.rpc_line
+
+    def capture(event: str, fields: dict[str, object]) -> None:
+        lines.append((event, dict(fields)))
+        original(event, fields)
+
+    log.rpc_line = capture  # type: ignore[assignment]
+    try:
+        await http(stack, MATTERS + "ListMatters", b"{}", x_request_id="rid-gw-log")
+        await http(stack, MATTERS + "ListApplications", b"{}", x_request_id="rid-gw-log2")
+    finally:
+        log.rpc_line = original  # type: ignore[assignment]
+    mine = [(e, f) for e, f in lines if str(f.get("request_id", "")).startswith("rid-gw-log")]
+    http_lines = [(e, f) for e, f in mine if e.startswith("http.")]
+    assert [(e, f["request_id"], f["rpc"], f["http_status"]) for e, f in http_lines] == [
+        ("http.ok", "rid-gw-log", "ListMatters", 200),
+        ("http.refused", "rid-gw-log2", "ListApplications", 401)]
+    assert http_lines[1][1]["code"] == "unauthenticated"
+    assert http_lines[1][1]["reason"] == "TOKEN_MISSING"
+    # The service's own line carries the same request id.
+    assert ("rpc.ok", "rid-gw-log") in [(e, f["request_id"]) for e, f in mine]
