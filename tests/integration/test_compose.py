@@ -380,7 +380,8 @@ def check_front_end(c: Compose) -> list[str]:
     health = gateway.get("healthcheck", {}).get("test", [])
     if health[-1:] != [f"http://127.0.0.1:{port}/healthz"] or "govflow.healthcheck" not in health:
         problems.append(f"gateway: health check {health} does not probe its /healthz on {port}")
-    hosts = {str(x).split(":")[0] for n in ("gateway", "envoy") for x in services[n].get("ports", [])}
+    hosts = {str(x).split(":")[0] for n in ("gateway", "envoy")
+             for x in services[n].get("ports", [])}
     if len(hosts) != 2:
         problems.append("the gateway and envoy publish the same host port")
     for name in ("gateway", "envoy"):
