@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
-from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -14,14 +12,11 @@ from govflow.certificates.v1 import certificates_pb2 as pb
 from govflow.certificates.v1 import certificates_pb2_grpc
 from govflow.errors import InvalidArgument
 from govflow.paging import next_token, page, parse_filter
-from services.certificates import domain
-from services.certificates.service import (
-    Certificates,
-    CertificateType,
-    GrantRequest,
-    IssueRequest,
-)
-from services.certificates.store import AccessLogRow, CertificateRow, ConsentRow
+from services.certificates import cache, domain
+from services.certificates.consent import GrantRequest
+from services.certificates.domain import AccessRecord, Certificate, CertificateType, Consent
+from services.certificates.issuing import IssueRequest
+from services.certificates.service import Certificates
 
 PUBLIC_METHODS = {"ListCertificateTypes", "ListIssuerKeys", "GetStatusList"}
 
@@ -55,24 +50,18 @@ def type_pb(t: CertificateType) -> pb.CertificateType:
         default_validity_days=t.default_validity_days)
 
 
-def certificate_pb(row: CertificateRow | Any, now: dt.datetime) -> pb.Certificate:
-    """The Certificate message of ``row`` (an ORM object or a Core row of its columns)."""
-    status = domain.effective_status(row.status, row.valid_until, now)
-    if isinstance(row, tuple):
-        # A Core row is its values: the message built from the same values (and status)
-        # before is the same message, so copy that one (cheaper than building it).
-        out = pb.Certificate()
-        out.CopyFrom(_certificate_message(row, status))
-        return out
-    return _build_certificate(row, status)
+def certificate_pb(cert: Certificate, now: dt.datetime) -> pb.Certificate:
+    """The Certificate message of ``cert`` at ``now`` (its effective status). The message
+    built from the same record and status before is the same message, so a copy of that
+    one is returned (cheaper than building it)."""
+    out = pb.Certificate()
+    out.CopyFrom(_certificate_message(
+        cert, domain.effective_status(cert.status, cert.valid_until, now)))
+    return out
 
 
-@functools.lru_cache(maxsize=4096)
-def _certificate_message(row: tuple[Any, ...], status: str) -> pb.Certificate:
-    return _build_certificate(row, status)
-
-
-def _build_certificate(row: CertificateRow | Any, status: str) -> pb.Certificate:
+@cache.by_value(4096)
+def _certificate_message(row: Certificate, status: str) -> pb.Certificate:
     out = pb.Certificate(
         name=f"certificates/{row.id}", type=f"certificateTypes/{row.type_code}",
         holder=row.holder, issuer=f"agencies/{row.issuer}", fields=json.loads(row.fields_json),
@@ -85,7 +74,7 @@ def _build_certificate(row: CertificateRow | Any, status: str) -> pb.Certificate
     return out
 
 
-def access_record_pb(row: AccessLogRow) -> pb.AccessRecord:
+def access_record_pb(row: AccessRecord) -> pb.AccessRecord:
     return pb.AccessRecord(
         name=f"accessRecords/{row.id}", certificate=f"certificates/{row.certificate_id}",
         accessor=row.accessor, action=row.action, purpose=row.purpose,
@@ -93,7 +82,7 @@ def access_record_pb(row: AccessLogRow) -> pb.AccessRecord:
         consent=f"consents/{row.consent_id}" if row.consent_id else "", party=row.party)
 
 
-def consent_pb(row: ConsentRow, now: dt.datetime) -> pb.Consent:
+def consent_pb(row: Consent, now: dt.datetime) -> pb.Consent:
     out = pb.Consent(
         name=f"consents/{row.id}", certificate=f"certificates/{row.certificate_id}",
         holder=row.holder, party=row.party, purpose=row.purpose,
@@ -115,7 +104,6 @@ def _status_filter(value: str) -> str:
 class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
     def __init__(self, certificates: Certificates) -> None:
         self.certs = certificates
-        self.db = certificates.db
 
     async def ListCertificateTypes(self, request: pb.ListCertificateTypesRequest, context: object) -> pb.ListCertificateTypesResponse:
         """Lists certificate types by code. Public. Filters: `issuing_agency=agencies/x`,
@@ -125,9 +113,9 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
         if kind is not None and kind not in domain.HOLDER_KINDS:
             raise InvalidArgument(fields={"filter": "holder_kind must be PERSON or ORGANISATION"})
         offset, limit = page(request.page_size, request.page_token)
-        rows = await self.db.run(lambda s: self.certs.list_types(
-            s, offset=offset, limit=limit, issuing_agency=f.get("issuing_agency"),
-            holder_kind=kind))
+        rows = await self.certs.issuing.list_types(
+            offset=offset, limit=limit, issuing_agency=f.get("issuing_agency"),
+            holder_kind=kind)
         return pb.ListCertificateTypesResponse(
             certificate_types=[type_pb(t) for t in rows],
             next_page_token=next_token(offset, limit, len(rows)))
@@ -143,7 +131,7 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
             fields=tuple(domain.FieldSpec(name=f.name, type=f.type, required=f.required)
                          for f in t.fields),
             default_validity_days=t.default_validity_days)
-        saved = await self.db.run(lambda s: self.certs.put_type(s, p, ctype))
+        saved = await self.certs.issuing.put_type(p, ctype)
         return pb.CreateCertificateTypeResponse(certificate_type=type_pb(saved))
 
     async def IssueCertificate(self, request: pb.IssueCertificateRequest, context: object) -> pb.IssueCertificateResponse:
@@ -157,15 +145,15 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
             valid_from=_from_ts(c.valid_from) if c.HasField("valid_from") else None,
             valid_until=_from_ts(c.valid_until) if c.HasField("valid_until") else None,
             request_id=request.request_id, application=request.application)
-        row = await self.certs.issue(p, req)
+        row = await self.certs.issuing.issue(p, req)
         return pb.IssueCertificateResponse(certificate=certificate_pb(row, self.certs.clock()))
 
     async def GetCertificate(self, request: pb.GetCertificateRequest, context: object) -> pb.GetCertificateResponse:
         """Gets a certificate: its holder, or anyone under a live grant for the stated
         purpose (logged). No grant: NOT_FOUND; a grant for another purpose: WRONG_PURPOSE."""
         p = auth.principal()
-        row = await self.db.run(lambda s: self.certs.get(
-            s, p, request.name, purpose=request.purpose, application=request.application))
+        row = await self.certs.consents.get(p, request.name, purpose=request.purpose,
+                                           application=request.application)
         return pb.GetCertificateResponse(certificate=certificate_pb(row, self.certs.clock()))
 
     async def ListCertificates(self, request: pb.ListCertificatesRequest, context: object) -> pb.ListCertificatesResponse:
@@ -176,9 +164,9 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
         type_code = f["type"].removeprefix("certificateTypes/") if "type" in f else None
         status = _status_filter(f["status"]) if "status" in f else None
         offset, limit = page(request.page_size, request.page_token)
-        rows = await self.db.run(lambda s: self.certs.list_wallet(
-            s, p, request.parent, offset=offset, limit=limit, type_code=type_code,
-            status=status, purpose=request.purpose, application=request.application))
+        rows = await self.certs.consents.list_wallet(
+            p, request.parent, offset=offset, limit=limit, type_code=type_code,
+            status=status, purpose=request.purpose, application=request.application)
         now = self.certs.clock()
         return pb.ListCertificatesResponse(
             certificates=[certificate_pb(r, now) for r in rows],
@@ -188,10 +176,10 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
         """Verifies a certificate and names every failure: payload mismatch, unknown key,
         bad signature, unknown issuer, validity window, suspension or revocation. Callable
         by the holder, or by anyone under a live grant for the stated purpose (logged)."""
-        result = await self.certs.verify_read(auth.principal(), request.name,
-                                              purpose=request.purpose,
-                                              application=request.application)
-        # A verification served again (verify_read) is answered with the response made
+        result = await self.certs.verifying.verify(auth.principal(), request.name,
+                                                   purpose=request.purpose,
+                                                   application=request.application)
+        # A verification served again (cache.Verifications) is answered with the response made
         # of it the first time: the same within the span it is served in.
         response: pb.VerifyCertificateResponse | None = result.memo.get("response")
         if response is None:
@@ -202,7 +190,7 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
 
     async def ListIssuerKeys(self, request: pb.ListIssuerKeysRequest, context: object) -> pb.ListIssuerKeysResponse:
         """Publishes every issuer's public keys as a JWK set (`kid`, `alg`, `issuer`). Public."""
-        return pb.ListIssuerKeysResponse(jwks_json=await self.db.run(self.certs.jwks))
+        return pb.ListIssuerKeysResponse(jwks_json=await self.certs.keys.jwks())
 
     async def SuspendCertificate(self, request: pb.SuspendCertificateRequest, context: object) -> pb.SuspendCertificateResponse:
         """Suspends an active certificate (its issuer only; a reason is required)."""
@@ -225,8 +213,8 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
         p = auth.principal()
         f = parse_filter(request.filter, {"certificate"})
         offset, limit = page(request.page_size, request.page_token)
-        rows = await self.db.run(lambda s: self.certs.access_records(
-            s, p, request.parent, offset=offset, limit=limit, certificate=f.get("certificate")))
+        rows = await self.certs.consents.access_records(
+            p, request.parent, offset=offset, limit=limit, certificate=f.get("certificate"))
         return pb.ListAccessRecordsResponse(
             access_records=[access_record_pb(r) for r in rows],
             next_page_token=next_token(offset, limit, len(rows)))
@@ -235,7 +223,7 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
         """Makes a new active key for an issuer (administrators or the agency's admins); the
         old public keys stay published so what they signed still verifies."""
         p = auth.principal()
-        row = await self.certs.rotate(p, request.agency)
+        row = await self.certs.keys.rotate(p, request.agency)
         return pb.RotateIssuerKeyResponse(key_id=row.kid, jwk_json=row.public_jwk)
 
     async def GrantConsent(self, request: pb.GrantConsentRequest, context: object) -> pb.GrantConsentResponse:
@@ -247,13 +235,13 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
             certificate_type=request.certificate_type, party=request.party,
             purpose=request.purpose,
             expire_time=_from_ts(request.expire_time) if request.HasField("expire_time") else None)
-        row = await self.certs.grant(p, req)
+        row = await self.certs.consents.grant(p, req)
         return pb.GrantConsentResponse(consent=consent_pb(row, self.certs.clock()))
 
     async def RevokeConsent(self, request: pb.RevokeConsentRequest, context: object) -> pb.RevokeConsentResponse:
         """Revokes a grant at once (the holder only); a repeat returns it unchanged."""
         p = auth.principal()
-        row = await self.db.run(lambda s: self.certs.revoke_consent(s, p, request.name))
+        row = await self.certs.consents.revoke(p, request.name)
         return pb.RevokeConsentResponse(consent=consent_pb(row, self.certs.clock()))
 
     async def ListConsents(self, request: pb.ListConsentsRequest, context: object) -> pb.ListConsentsResponse:
@@ -267,9 +255,9 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
             if state not in _CONSENT_STATE:
                 raise InvalidArgument(fields={"filter": "state must be ACTIVE, EXPIRED or REVOKED"})
         offset, limit = page(request.page_size, request.page_token)
-        rows = await self.db.run(lambda s: self.certs.list_consents(
-            s, p, request.parent, offset=offset, limit=limit, certificate=f.get("certificate"),
-            party=f.get("party"), state=state))
+        rows = await self.certs.consents.list_consents(
+            p, request.parent, offset=offset, limit=limit, certificate=f.get("certificate"),
+            party=f.get("party"), state=state)
         now = self.certs.clock()
         return pb.ListConsentsResponse(consents=[consent_pb(r, now) for r in rows],
                                        next_page_token=next_token(offset, limit, len(rows)))
@@ -277,14 +265,13 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
     async def ReleaseApplicationGrants(self, request: pb.ReleaseApplicationGrantsRequest, context: object) -> pb.ReleaseApplicationGrantsResponse:
         """Revokes every grant made to an application (the worker only); returns how many."""
         p = auth.principal()
-        count = await self.db.write(lambda conn: self.certs.release_application(
-            conn, p, request.application))
+        count = await self.certs.consents.release_application(p, request.application)
         return pb.ReleaseApplicationGrantsResponse(released_count=count)
 
     async def GetStatusList(self, request: pb.GetStatusListRequest, context: object) -> pb.GetStatusListResponse:
         """The issuer's signed revocation and suspension bitstrings. Public; cache it until
         `valid_until`."""
-        signed = await self.db.run(lambda s: self.certs.status_list(s, request.issuer))
+        signed = await self.certs.keys.status_list(request.issuer)
         doc = json.loads(signed.signed_payload)
         out = pb.StatusList(
             issuer=doc["issuer"], revocation_list=doc["revocation_list"],
@@ -298,11 +285,10 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
         """A compact JWS of the certificate for offline checks, optionally as a QR PNG (the
         holder, or under a live grant for the stated purpose)."""
         p = auth.principal()
-        token, png = await self.db.run(lambda s: self.certs.compact(
-            s, p, request.name, purpose=request.purpose, application=request.application,
-            include_qr=request.include_qr))
+        token, png = await self.certs.verifying.compact(
+            p, request.name, purpose=request.purpose, application=request.application,
+            include_qr=request.include_qr)
         return pb.GetCompactCertificateResponse(token=token, qr_png=png)
 
-    async def _change(self, name: str, target: str, reason: str) -> CertificateRow:
-        p = auth.principal()
-        return await self.db.run(lambda s: self.certs.change_status(s, p, name, target, reason))
+    async def _change(self, name: str, target: str, reason: str) -> Certificate:
+        return await self.certs.issuing.change_status(auth.principal(), name, target, reason)
