@@ -16,8 +16,10 @@ from sqlmodel import Session
 
 from govflow import auth
 from govflow.errors import InvalidArgument, NotFound, PermissionDenied
-from services.certificates import domain, repository
+from services.certificates import domain
 from services.certificates.domain import Certificate, Consent
+from services.certificates.store import audit as audit_chain
+from services.certificates.store import consents as consent_store
 
 
 def certificate_not_found(name: str) -> NotFound:
@@ -96,7 +98,7 @@ def read_certificate(tx: Session | Connection, p: auth.Principal, name: str,
     conn = tx if isinstance(tx, Connection) else tx.connection()
     grants = grants_for(p, certificate.holder, purpose=purpose, application=application,
                         not_found=certificate_not_found(name),
-                        live=lambda party: repository.live_grants(
+                        live=lambda party: consent_store.live_grants(
                             conn, party=party, certificate_id=certificate.id, now=now))
     if grants is not None:
         log_read(tx, p, certificate, grants[0], action=action, purpose=purpose,
@@ -107,9 +109,9 @@ def read_certificate(tx: Session | Connection, p: auth.Principal, name: str,
 def log_read(tx: Session | Connection, p: auth.Principal, certificate: Certificate,
              grant: Consent, *, action: str, purpose: str, application: str) -> None:
     """Logs a read under ``grant``: an access-log row and an audit entry."""
-    repository.log_access(tx, certificate=certificate, accessor=p.subject, action=action,
+    consent_store.log_access(tx, certificate=certificate, accessor=p.subject, action=action,
                           purpose=purpose, application=application, grant=grant)
-    repository.audit_append(tx, actor=p.subject, action="certificate.read",
+    audit_chain.append(tx, actor=p.subject, action="certificate.read",
                             certificate_id=certificate.id, details={
                                 "holder": certificate.holder, "read": action,
                                 "purpose": purpose, "application": application,

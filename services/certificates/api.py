@@ -12,11 +12,12 @@ from govflow.certificates.v1 import certificates_pb2 as pb
 from govflow.certificates.v1 import certificates_pb2_grpc
 from govflow.errors import InvalidArgument
 from govflow.paging import next_token, page, parse_filter
-from services.certificates import cache, domain
+from services.certificates import domain
 from services.certificates.consent import GrantRequest
 from services.certificates.domain import AccessRecord, Certificate, CertificateType, Consent
 from services.certificates.issuing import IssueRequest
 from services.certificates.service import Certificates
+from services.certificates.store import caches
 
 PUBLIC_METHODS = {"ListCertificateTypes", "ListIssuerKeys", "GetStatusList"}
 
@@ -60,7 +61,7 @@ def certificate_pb(cert: Certificate, now: dt.datetime) -> pb.Certificate:
     return out
 
 
-@cache.by_value(4096)
+@caches.by_value(4096)
 def _certificate_message(row: Certificate, status: str) -> pb.Certificate:
     out = pb.Certificate(
         name=f"certificates/{row.id}", type=f"certificateTypes/{row.type_code}",
@@ -179,7 +180,7 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
         result = await self.certs.verifying.verify(auth.principal(), request.name,
                                                    purpose=request.purpose,
                                                    application=request.application)
-        # A verification served again (cache.Verifications) is answered with the response made
+        # A verification served again (store/caches.py, Verifications) is answered with the response made
         # of it the first time: the same within the span it is served in.
         response: pb.VerifyCertificateResponse | None = result.memo.get("response")
         if response is None:

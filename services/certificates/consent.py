@@ -14,9 +14,12 @@ from sqlmodel import Session
 from govflow import auth
 from govflow.db import Database
 from govflow.errors import InvalidArgument, NotFound, PermissionDenied, collect
-from services.certificates import access, domain, repository
+from services.certificates import access, domain
 from services.certificates.domain import AccessRecord, Certificate, Consent
 from services.certificates.issuing import type_code
+from services.certificates.store import certificates as certificate_store
+from services.certificates.store import consents as consent_store
+from services.certificates.store import transactions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +44,7 @@ class Consents:
     async def grant(self, p: auth.Principal, req: GrantRequest) -> Consent:
         """Grants once per live (certificate, party, purpose): a concurrent duplicate loses
         the insert on the live key and, on retry, returns the winner's grant."""
-        return await repository.with_retries(self.db.write,
+        return await transactions.with_retries(self.db.write,
                                               lambda conn: self._grant_once(conn, p, req))
 
     def _grant_once(self, conn: Connection, p: auth.Principal, req: GrantRequest) -> Consent:
@@ -78,11 +81,11 @@ class Consents:
             if not (worker or domain.is_holder(p, req.holder)):
                 raise access.holder_not_found(req.holder)
             holder = req.holder
-            found = repository.newest_active(conn, holder, type_code(req.certificate_type), now)
+            found = certificate_store.newest_active(conn, holder, type_code(req.certificate_type), now)
             if found is None:
                 # Holder and worker may learn which certificate there is and why it does
                 # not serve (the holder's own; the worker acts on the holder's submission).
-                newest = repository.newest_of_type(conn, holder, type_code(req.certificate_type))
+                newest = certificate_store.newest_of_type(conn, holder, type_code(req.certificate_type))
                 if newest is not None:
                     newest_id, status, valid_until = newest
                     state = domain.effective_status(status, valid_until, now)
@@ -96,20 +99,20 @@ class Consents:
             cid = found
         else:
             cid = access.certificate_id(req.certificate)
-            found_holder = repository.certificate_holder(conn, cid)
+            found_holder = certificate_store.certificate_holder(conn, cid)
             if found_holder is None or not (worker or domain.is_holder(p, found_holder)):
                 raise access.certificate_not_found(req.certificate)
             holder = found_holder
 
-        existing = repository.grant_by_live_key(
+        existing = consent_store.grant_by_live_key(
             conn, domain.consent_live_key(cid, req.party, req.purpose))
         if existing is not None:
             if domain.consent_state(existing.revoke_time, existing.expire_time,
                                     now) == domain.CONSENT_ACTIVE:
                 return existing
             # Expired: it no longer stands in the way of a new one.
-            repository.release_live_key(conn, existing.id)
-        return repository.add_grant(conn, Consent(
+            consent_store.release_live_key(conn, existing.id)
+        return consent_store.add_grant(conn, Consent(
             id=uuid.uuid4().hex, certificate_id=cid, holder=holder, party=req.party,
             purpose=req.purpose, expire_time=expire, granted_by=p.subject, create_time=now,
             revoke_time=None))
@@ -120,17 +123,17 @@ class Consents:
 
     def _revoke(self, s: Session, p: auth.Principal, name: str) -> Consent:
         cid = name.removeprefix("consents/") if name.startswith("consents/") else ""
-        found = repository.get_consent(s, cid)
+        found = consent_store.get_consent(s, cid)
         if found is None or not domain.is_holder(p, found.holder):
             raise NotFound(f"{name or 'consent'} not found", reason="CONSENT_NOT_FOUND")
-        return repository.revoke_consent(s, found.id, self.clock())
+        return consent_store.revoke_consent(s, found.id, self.clock())
 
     async def list_consents(self, p: auth.Principal, parent: str, *, offset: int, limit: int,
                             certificate: str | None, party: str | None,
                             state: str | None) -> list[Consent]:
         """The holder's grants, newest first: theirs alone to read."""
         access.require_holder(p, parent)
-        return await self.db.run(lambda s: repository.list_consents(
+        return await self.db.run(lambda s: consent_store.list_consents(
             s, parent, certificate_id=access.certificate_id(certificate) if certificate
             else None, party=party, state=state, now=self.clock(), offset=offset, limit=limit))
 
@@ -142,7 +145,7 @@ class Consents:
         bad = domain.application_problem(application)
         if bad:
             raise InvalidArgument(fields={"application": bad})
-        return await self.db.write(lambda conn: repository.release_application(
+        return await self.db.write(lambda conn: consent_store.release_application(
             conn, application, self.clock()))
 
     # ------------------------------------------------------------ reads under grants
@@ -151,7 +154,7 @@ class Consents:
         """The holder reads their own; anyone else under a live grant, logged."""
         access.check_reader(p, application)
         return await self.db.run(lambda s: access.read_certificate(
-            s, p, name, repository.get_certificate(s, access.certificate_id(name)),
+            s, p, name, certificate_store.get_certificate(s, access.certificate_id(name)),
             purpose=purpose, application=application, action="get", now=self.clock()))
 
     async def list_wallet(self, p: auth.Principal, parent: str, *, offset: int, limit: int,
@@ -171,12 +174,12 @@ class Consents:
         now = self.clock()
         grants = access.grants_for(p, parent, purpose=purpose, application=application,
                                    not_found=access.holder_not_found(parent),
-                                   live=lambda party: repository.live_grants_of_holder(
+                                   live=lambda party: consent_store.live_grants_of_holder(
                                        s, party=party, holder=parent, now=now))
         by_cert: dict[str, Consent] = {}
         for g in grants or ():
             by_cert.setdefault(g.certificate_id, g)
-        certs = repository.list_wallet(
+        certs = certificate_store.list_wallet(
             s, parent, certificate_ids=None if grants is None else list(by_cert),
             type_code=type_code, status=status, now=now, offset=offset, limit=limit)
         if grants is not None:
@@ -189,6 +192,6 @@ class Consents:
                              limit: int, certificate: str | None) -> list[AccessRecord]:
         """The usage log of a holder's certificates: theirs alone to read."""
         access.require_holder(p, parent)
-        return await self.db.run(lambda s: repository.list_access(
+        return await self.db.run(lambda s: consent_store.list_access(
             s, parent, certificate_id=access.certificate_id(certificate) if certificate
             else None, offset=offset, limit=limit))

@@ -470,8 +470,8 @@ def may_rotate_key(p: auth.Principal, agency: str) -> bool:
 
 
 # ---------------------------------------------------------------- records
-# What the repository (repository.py) returns: plain, frozen values, never database rows.
-# Frozen and hashable, so a record can key a memo by its whole value (cache.py).
+# What the repository (store/) returns: plain, frozen values, never database rows.
+# Frozen and hashable, so a record can key a memo by its whole value (store/caches.py).
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,8 +15,13 @@ from sqlmodel import Session
 from govflow import auth, faults
 from govflow.db import Database
 from govflow.errors import FailedPrecondition, InvalidArgument, PermissionDenied, collect
-from services.certificates import access, domain, keys, repository
+from services.certificates import access, domain, keys
 from services.certificates.domain import Certificate, CertificateType
+from services.certificates.store import audit as audit_chain
+from services.certificates.store import certificate_types
+from services.certificates.store import certificates as certificate_store
+from services.certificates.store import status_lists
+from services.certificates.store import transactions
 
 _STATUS_ACTIONS = {domain.SUSPENDED: "certificate.suspended", domain.REVOKED: "certificate.revoked",
                    domain.ACTIVE: "certificate.reinstated"}
@@ -58,7 +63,7 @@ class Issuing:
         if p.kind == auth.OFFICIAL:
             # An agency's admin defines its own agency's types only: neither a type another
             # agency issues, nor one that would make their agency issue another's type.
-            existing = repository.get_type(s, t.code)
+            existing = certificate_types.get_type(s, t.code)
             theirs = [existing.issuing_agency] if existing else []
             if any(a != p.agency for a in [t.issuing_agency, *theirs]):
                 raise PermissionDenied("an agency's admin defines its own agency's types only",
@@ -67,11 +72,11 @@ class Issuing:
             code=t.code, display_name=t.display_name, issuing_agency=t.issuing_agency,
             holder_kind=t.holder_kind, fields=t.fields,
             default_validity_days=t.default_validity_days))
-        return repository.save_type(s, t)
+        return certificate_types.save_type(s, t)
 
     async def list_types(self, *, offset: int, limit: int, issuing_agency: str | None,
                          holder_kind: str | None) -> list[CertificateType]:
-        return await self.db.run(lambda s: repository.list_types(
+        return await self.db.run(lambda s: certificate_types.list_types(
             s, offset=offset, limit=limit, issuing_agency=issuing_agency,
             holder_kind=holder_kind))
 
@@ -79,12 +84,12 @@ class Issuing:
     async def issue(self, p: auth.Principal, req: IssueRequest) -> Certificate:
         """Issues once per (caller, request id). A concurrent duplicate loses the insert race
         on the unique constraint; it then finds and returns the winner's certificate."""
-        cert = await repository.with_retries(self.db.run, lambda s: self._issue_once(s, p, req))
+        cert = await transactions.with_retries(self.db.run, lambda s: self._issue_once(s, p, req))
         faults.crash_point("certificates.issue.after_commit")  # test-only; inert by default
         return cert
 
     def _issue_once(self, s: Session, p: auth.Principal, req: IssueRequest) -> Certificate:
-        existing = repository.find_by_request(s, p.subject, req.request_id)
+        existing = certificate_store.find_by_request(s, p.subject, req.request_id)
         if existing is not None:
             return existing
         problems: dict[str, str] = {}
@@ -92,7 +97,7 @@ class Issuing:
             problems["request_id"] = "required: a retry with the same id returns the same certificate"
         elif len(req.request_id) > 200:
             problems["request_id"] = "longer than 200 characters"
-        ctype = repository.get_type(s, type_code(req.type))
+        ctype = certificate_types.get_type(s, type_code(req.type))
         if ctype is None:
             problems["certificate.type"] = "must name an existing certificate type"
             collect(problems)
@@ -121,7 +126,7 @@ class Issuing:
         collect(problems)
 
         issuer = ctype.issuing_agency.removeprefix("agencies/")
-        index = repository.take_slot(s, issuer)  # first: it takes the issuer's lock
+        index = status_lists.take_slot(s, issuer)  # first: it takes the issuer's lock
         key = keys.active_key(s, issuer)
         cert_id = uuid.uuid4().hex
         fields = domain.normalise_fields(ctype.fields, req.fields)
@@ -129,14 +134,14 @@ class Issuing:
             certificate_id=cert_id, type_code=ctype.code, holder=req.holder, issuer_code=issuer,
             fields=fields, valid_from=valid_from, valid_until=valid_until,
             status_list_index=index, kid=key.kid))
-        cert = repository.add_certificate(s, Certificate(
+        cert = certificate_store.add_certificate(s, Certificate(
             id=cert_id, type_code=ctype.code, holder=req.holder, issuer=issuer,
             fields_json=json.dumps(fields, sort_keys=True), valid_from=valid_from,
             valid_until=valid_until, status=domain.ACTIVE, status_reason="", key_id=key.kid,
             signature=domain.sign(keys.private(key), payload), signed_payload=payload.decode(),
             status_list_index=index, issue_time=now, requested_by=p.subject,
             request_id=req.request_id, application=req.application, version=0))
-        repository.audit_append(s, actor=p.subject, action="certificate.issued",
+        audit_chain.append(s, actor=p.subject, action="certificate.issued",
                                 certificate_id=cert.id, details={
             "type": f"certificateTypes/{cert.type_code}", "holder": cert.holder,
             "issuer": f"agencies/{issuer}", "application": cert.application,
@@ -154,7 +159,7 @@ class Issuing:
     @staticmethod
     def _change_status(s: Session, p: auth.Principal, name: str, target: str,
                        reason: str) -> Certificate:
-        cert = repository.get_certificate(s, access.certificate_id(name))
+        cert = certificate_store.get_certificate(s, access.certificate_id(name))
         if cert is None:
             raise access.certificate_not_found(name)
         if not domain.may_issue(p, f"agencies/{cert.issuer}"):
@@ -175,8 +180,8 @@ class Issuing:
                 reason="CERTIFICATE_REVOKED" if cert.status == domain.REVOKED
                 else "STATUS_CHANGE_NOT_ALLOWED",
                 metadata={"status": cert.status, "target": target})
-        changed = repository.set_status(s, cert.id, target, reason.strip())
-        repository.audit_append(s, actor=p.subject, action=_STATUS_ACTIONS.get(
+        changed = certificate_store.set_status(s, cert.id, target, reason.strip())
+        audit_chain.append(s, actor=p.subject, action=_STATUS_ACTIONS.get(
             target, f"certificate.{target}"), certificate_id=cert.id, details={
             "from": cert.status, "to": target, "reason": changed.status_reason})
         return changed

@@ -16,8 +16,12 @@ from sqlmodel import Session
 from govflow import auth
 from govflow.db import Database
 from govflow.errors import InvalidArgument, NotFound, PermissionDenied
-from services.certificates import domain, offline, repository
+from services.certificates import domain, offline
 from services.certificates.domain import SigningKey
+from services.certificates.store import certificate_types
+from services.certificates.store import issuer_keys
+from services.certificates.store import status_lists
+from services.certificates.store import transactions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,12 +49,12 @@ def _new_key(agency: str, generation: int) -> SigningKey:
 
 def active_key(s: Session, agency: str) -> SigningKey:
     """The agency's signing key, made on its first certificate."""
-    return repository.active_key(s, agency) or rotate_key(s, agency)
+    return issuer_keys.active_key(s, agency) or rotate_key(s, agency)
 
 
 def rotate_key(s: Session, agency: str) -> SigningKey:
     """A new active key for ``agency`` (a code); older keys keep verifying what they signed."""
-    return repository.add_active_key(s, agency, lambda generation: _new_key(agency, generation))
+    return issuer_keys.add_active_key(s, agency, lambda generation: _new_key(agency, generation))
 
 
 class Keys:
@@ -62,7 +66,7 @@ class Keys:
 
     async def rotate(self, p: auth.Principal, agency: str) -> SigningKey:
         """A new active key; two concurrent rotations collide on the key id and retry."""
-        return await repository.with_retries(self.db.run, lambda s: self._rotate_once(s, p, agency))
+        return await transactions.with_retries(self.db.run, lambda s: self._rotate_once(s, p, agency))
 
     @staticmethod
     def _rotate_once(s: Session, p: auth.Principal, agency: str) -> SigningKey:
@@ -72,13 +76,13 @@ class Keys:
         if not domain.may_rotate_key(p, agency):
             raise PermissionDenied("only administrators or the agency's admins rotate its key",
                                    reason="ADMIN_ONLY")
-        if not (repository.agency_defines_types(s, code) or repository.agency_has_key(s, code)):
+        if not (certificate_types.agency_defines_types(s, code) or issuer_keys.agency_has_key(s, code)):
             raise NotFound(f"{agency} issues no certificate type", reason="ISSUER_NOT_FOUND")
         return rotate_key(s, code)
 
     async def jwks(self) -> str:
         """Every issuer's public keys as one JWK set."""
-        keys = await self.db.run(repository.public_jwks)
+        keys = await self.db.run(issuer_keys.public_jwks)
         return json.dumps({"keys": [json.loads(k) for k in keys]})
 
     async def status_list(self, issuer: str) -> SignedStatusList:
@@ -89,10 +93,10 @@ class Keys:
         code = domain.agency_code(issuer)
         if not code:
             raise InvalidArgument(fields={"issuer": "must be agencies/{code}"})
-        slots = repository.slots_used(s, code)
-        if slots is None and not repository.agency_has_key(s, code):
+        slots = status_lists.slots_used(s, code)
+        if slots is None and not issuer_keys.agency_has_key(s, code):
             raise NotFound(f"{issuer} has issued nothing", reason="ISSUER_NOT_FOUND")
-        marked = repository.status_marks(s, code)
+        marked = status_lists.status_marks(s, code)
         key = active_key(s, code)
         payload = domain.canonical(offline.status_list_payload(
             issuer=f"agencies/{code}",

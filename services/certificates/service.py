@@ -1,10 +1,10 @@
 """Certificates' use cases wired together: one object the servicer and the server hold.
 
-Each use case lives in its own module over the one repository (repository.py):
-issuing.py (types, issue, status changes), verification.py (VerifyCertificate, the
+Each use case lives in its own module over the repository of store/ (one module per
+aggregate): issuing.py (types, issue, status changes), verification.py (VerifyCertificate, the
 compact form), consent.py (grants and the reads they allow, the access log) and keys.py
 (issuer keys, status lists). Who may read what is decided in access.py; the caches are in
-cache.py.
+store/caches.py.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 from govflow import auth
 from govflow.db import Database
-from services.certificates.cache import Verification
 from services.certificates.consent import Consents
 from services.certificates.issuing import Issuing
 from services.certificates.keys import Keys
 from services.certificates.store import utcnow
+from services.certificates.store.caches import Verification
 from services.certificates.verification import Verifying
 
 

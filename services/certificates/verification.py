@@ -16,9 +16,12 @@ from sqlmodel import Session
 from govflow import auth
 from govflow.db import Database
 from govflow.errors import FailedPrecondition
-from services.certificates import access, cache, domain, keys, offline, repository
-from services.certificates.cache import Verification
+from services.certificates import access, domain, keys, offline
 from services.certificates.domain import Certificate, IssuerKey
+from services.certificates.store import caches
+from services.certificates.store import certificates as certificate_store
+from services.certificates.store import issuer_keys
+from services.certificates.store.caches import Verification
 
 # Failures that mean the record no longer matches what its issuer signed.
 _BROKEN = frozenset({domain.Failure.PAYLOAD_MISMATCH, domain.Failure.BAD_SIGNATURE,
@@ -38,21 +41,21 @@ def check(tx: Session | Connection, cert: Certificate, key: IssuerKey | None,
     elif claimed == cert.key_id:
         used = key
     else:  # a payload naming another key than the record's
-        used = repository.issuer_key(tx, claimed)
+        used = issuer_keys.issuer_key(tx, claimed)
     # The key's own agency has a key, so it is trusted: the list of trusted issuers can
     # change the answer only when the key is unknown.
     trusted = None if used is not None else frozenset(
-        f"agencies/{a}" for a in repository.key_agencies(tx))
-    expected = cache.expected_payload(cert.id, cert.type_code, cert.holder, cert.issuer,
+        f"agencies/{a}" for a in issuer_keys.key_agencies(tx))
+    expected = caches.expected_payload(cert.id, cert.type_code, cert.holder, cert.issuer,
                                       cert.fields_json, cert.valid_from, cert.valid_until,
                                       cert.status_list_index, cert.key_id)
     return domain.verify(
-        payload, cert.signature, cache.public_key(used.public_jwk) if used is not None else None,
+        payload, cert.signature, caches.public_key(used.public_jwk) if used is not None else None,
         status=cert.status, now=now,
         key_issuer=f"agencies/{used.agency}" if used is not None else None,
         trusted_issuers=trusted, expected_payload=expected,
         check_signature=None if used is None else
-        lambda _public, signed, signature: cache.signature_ok(used.public_jwk, signed, signature))
+        lambda _public, signed, signature: caches.signature_ok(used.public_jwk, signed, signature))
 
 
 class Verifying:
@@ -61,7 +64,7 @@ class Verifying:
     def __init__(self, db: Database, clock: Callable[[], dt.datetime]) -> None:
         self.db = db
         self.clock = clock
-        self.verified = cache.Verifications()
+        self.verified = caches.Verifications()
 
     async def verify(self, p: auth.Principal, name: str, *, purpose: str,
                      application: str) -> Verification:
@@ -73,13 +76,13 @@ class Verifying:
         The holder's answer is made again only when something it depends on changed: one
         small query reads the certificate's head (its version, new on every write to its
         row by database triggers, and its key); while both and the clock's span are those of
-        the verification made before (cache.Verifications), that one is the answer. The
+        the verification made before (caches.Verifications), that one is the answer. The
         database decides, so a row changed by any path, on any replica, is verified again."""
         access.check_reader(p, application)
         cid = access.certificate_id(name)
 
         def read(conn: Connection) -> Verification | None:
-            head = repository.certificate_head(conn, cid)
+            head = certificate_store.certificate_head(conn, cid)
             if head is None:
                 raise access.certificate_not_found(name)
             if not domain.is_holder(p, head.holder):
@@ -88,7 +91,7 @@ class Verifying:
             seen = self.verified.get(cid, head, now)
             if seen is not None:
                 return seen
-            found = repository.certificate_with_key(conn, cid)
+            found = certificate_store.certificate_with_key(conn, cid)
             if found is None:  # deleted since the first query
                 raise access.certificate_not_found(name)
             cert, key = found
@@ -109,7 +112,7 @@ class Verifying:
         """The verification for a caller who is not the holder, in one transaction: the
         certificate with its key, the caller's live grants on it, then the access-log row
         and audit entry of the read."""
-        found = repository.certificate_with_key(conn, access.certificate_id(name))
+        found = certificate_store.certificate_with_key(conn, access.certificate_id(name))
         now = self.clock()
         cert = access.read_certificate(conn, p, name, found[0] if found else None,
                                        purpose=purpose, application=application,
@@ -126,7 +129,7 @@ class Verifying:
     def _compact(self, s: Session, p: auth.Principal, name: str, *, purpose: str,
                  application: str, include_qr: bool) -> tuple[str, bytes]:
         access.check_reader(p, application)
-        found = repository.certificate_with_key(s.connection(), access.certificate_id(name))
+        found = certificate_store.certificate_with_key(s.connection(), access.certificate_id(name))
         cert = access.read_certificate(s, p, name, found[0] if found else None,
                                        purpose=purpose, application=application,
                                        action="compact", now=self.clock())
@@ -137,7 +140,7 @@ class Verifying:
             raise FailedPrecondition("the certificate's record does not match its signature",
                                      reason="CERTIFICATE_INTEGRITY",
                                      metadata={"failures": ",".join(sorted(failures))})
-        key = repository.signing_key(s, cert.key_id)
+        key = issuer_keys.signing_key(s, cert.key_id)
         assert key is not None
         token = offline.make_compact(keys.private(key), key.kid,
                                      offline.compact_claims(json.loads(cert.signed_payload)))

@@ -1,4 +1,5 @@
-"""Certificates' tables (sqlmodel). Only this service reads or writes them."""
+"""Certificates' tables (sqlmodel). Only this service reads or writes them, through the
+repository modules beside this one."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ class CertificateRow(SQLModel, table=True):
     application: str = ""
     # Set by database triggers (migration 7b3e5f21c8d4): random when the row is written,
     # one more on every update, so a verification made from one version is not reused for
-    # another (services/certificates/service.py, verify_read).
+    # another (store/caches.py, Verifications).
     version: int = Field(default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"})
 
 
