@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -149,3 +150,89 @@ def totp_step(secret: str, code: str, *, last_step: int, now: float | None = Non
         if step > last_step and hmac.compare_digest(totp.generate_otp(step), code):
             return step
     return None
+
+
+# ---------------------------------------------------------------- records
+# What the repository (store/) returns: plain, frozen values, never database rows.
+
+
+@dataclasses.dataclass(frozen=True)
+class Person:
+    id: str
+    id_number: str
+    display_name: str
+    assurance_level: str  # account, real_name or face
+    password_hash: str
+    create_time: dt.datetime
+    # The TOTP second factor: the base32 secret (set at enrolment), whether it is confirmed,
+    # and the last time step accepted (each step is accepted once).
+    totp_secret: str | None
+    totp_confirmed: bool
+    totp_last_step: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Organisation:
+    id: str
+    credit_code: str
+    display_name: str
+    legal_representative: str  # person id
+    create_time: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Representation:
+    """A person may act for an organisation until a time."""
+
+    organisation_id: str
+    person_id: str
+    expire_time: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Agency:
+    code: str
+    display_name: str
+    division_code: str
+    level: str  # province, city or county
+    parent: str | None  # agency code
+
+
+@dataclasses.dataclass(frozen=True)
+class Official:
+    person_id: str
+    agency_code: str
+    roles: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Partner:
+    """A partner system, or one of Govflow's own service accounts (kind ``service``)."""
+
+    client_id: str
+    display_name: str
+    agency: str | None  # agency code (older rows: with the agencies/ prefix)
+    kind: str
+    scopes: tuple[str, ...]
+    secret_hash: str
+    disabled: bool
+    create_time: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class SigningKey:
+    """One of identity's token signing keys."""
+
+    kid: str
+    private_pem: str
+    public_jwk: str
+    create_time: dt.datetime
+    active: bool  # signs new tokens; inactive keys still verify until retired
+
+
+@dataclasses.dataclass(frozen=True)
+class RefreshToken:
+    subject: str
+    claims_json: str
+    expire_time: dt.datetime
+    revoked: bool

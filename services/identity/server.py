@@ -11,7 +11,10 @@ from govflow.grpckit import GovflowServer, build_server, run_service
 from govflow.identity.v1 import identity_pb2, identity_pb2_grpc
 from govflow.settings import Settings
 from services.identity.api import PUBLIC_METHODS, IdentityApi
-from services.identity.service import Identity, RateLimits
+from services.identity.keys import ensure_signing_key, jwks
+from services.identity.partners import ensure_service_account
+from services.identity.service import Identity
+from services.identity.tokens import RateLimits
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
 SERVICE_NAME = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
@@ -32,18 +35,18 @@ async def create_server(settings: Settings, *, port: int | None = None) -> tuple
                                                window_seconds=settings.rate_limit_window_seconds))
 
     def bootstrap(s):  # type: ignore[no-untyped-def]
-        identity.ensure_signing_key(s)
+        ensure_signing_key(s)
         if settings.worker_client_secret:
-            identity.ensure_service_account(s, settings.worker_client_id,
-                                            settings.worker_client_secret, WORKER_SCOPES)
+            ensure_service_account(s, settings.worker_client_id,
+                                   settings.worker_client_secret, WORKER_SCOPES)
         if settings.admin_client_secret:
-            identity.ensure_service_account(s, settings.admin_client_id,
-                                            settings.admin_client_secret, ADMIN_SCOPES)
+            ensure_service_account(s, settings.admin_client_id,
+                                   settings.admin_client_secret, ADMIN_SCOPES)
 
     await db.run(bootstrap)
     # Identity verifies its own tokens from its own table: no network hop, so it can afford
     # to re-read the keys often and refuse a retired key's tokens within a second.
-    verifier = auth.TokenVerifier("govflow.identity", lambda: db.run(identity.jwks),
+    verifier = auth.TokenVerifier("govflow.identity", lambda: db.run(jwks),
                                   min_refresh_seconds=0.5, max_age_seconds=1.0)
     server, bound = build_server(
         domain="govflow.identity",

@@ -23,6 +23,7 @@ from govflow.demo_data import DEMO_PASSWORD, person
 from govflow.errors import error_info
 from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.matters.v1 import matters_pb2 as mpb
+from services.identity.keys import ensure_signing_key
 from tests.stack import Stack
 
 Metadata = tuple[tuple[str, str], ...]
@@ -67,7 +68,7 @@ async def _on_all(stack: Stack, md: Metadata) -> dict[str, tuple[grpc.StatusCode
 async def _active_key(stack: Stack) -> tuple[object, str]:
     """Identity's own active private key, read from its database."""
     identity = stack.servers["identity"].identity  # type: ignore[attr-defined]
-    row = await identity.db.run(identity.ensure_signing_key)
+    row = await identity.db.run(ensure_signing_key)
     return serialization.load_pem_private_key(row.private_pem.encode(), password=None), row.kid
 
 
