@@ -81,11 +81,12 @@ class Consents:
             if not (worker or domain.is_holder(p, req.holder)):
                 raise access.holder_not_found(req.holder)
             holder = req.holder
-            found = certificate_store.newest_active(conn, holder, type_code(req.certificate_type), now)
+            code = type_code(req.certificate_type)
+            found = certificate_store.newest_active(conn, holder, code, now)
             if found is None:
                 # Holder and worker may learn which certificate there is and why it does
                 # not serve (the holder's own; the worker acts on the holder's submission).
-                newest = certificate_store.newest_of_type(conn, holder, type_code(req.certificate_type))
+                newest = certificate_store.newest_of_type(conn, holder, code)
                 if newest is not None:
                     newest_id, status, valid_until = newest
                     state = domain.effective_status(status, valid_until, now)

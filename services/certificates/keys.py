@@ -66,7 +66,8 @@ class Keys:
 
     async def rotate(self, p: auth.Principal, agency: str) -> SigningKey:
         """A new active key; two concurrent rotations collide on the key id and retry."""
-        return await transactions.with_retries(self.db.run, lambda s: self._rotate_once(s, p, agency))
+        return await transactions.with_retries(self.db.run,
+                                               lambda s: self._rotate_once(s, p, agency))
 
     @staticmethod
     def _rotate_once(s: Session, p: auth.Principal, agency: str) -> SigningKey:
@@ -76,7 +77,8 @@ class Keys:
         if not domain.may_rotate_key(p, agency):
             raise PermissionDenied("only administrators or the agency's admins rotate its key",
                                    reason="ADMIN_ONLY")
-        if not (certificate_types.agency_defines_types(s, code) or issuer_keys.agency_has_key(s, code)):
+        if not (certificate_types.agency_defines_types(s, code)
+                or issuer_keys.agency_has_key(s, code)):
             raise NotFound(f"{agency} issues no certificate type", reason="ISSUER_NOT_FOUND")
         return rotate_key(s, code)
 
