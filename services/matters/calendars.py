@@ -16,14 +16,14 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 from temporalio.service import RPCError
 
-from govflow import audit, auth, log
+from govflow import auth, log
 from govflow.db import Database
 from govflow.errors import InvalidArgument, NotFound
 from services.matters import working_days as wd
-from services.matters.store import AuditEntryRow, AuditHeadRow, CalendarYearRow, utcnow
+from services.matters.store import audit
+from services.matters.store.tables import CalendarYearRow, utcnow
 from workflows.models import SA_DUE_PROVISIONAL
 
-AUDIT_CHAIN = "decisions"  # matters' one audit chain (service.AUDIT_CHAIN)
 # The signal an application workflow takes to recompute its provisional due times.
 CALENDAR_SIGNAL = "calendar_published"
 
@@ -124,10 +124,8 @@ class CalendarStore:
                 d.isoformat() for d in
                 (set(before.days.holidays) ^ set(days.holidays))
                 | (set(before.days.working_days) ^ set(days.working_days)))
-        audit.append(s, AuditEntryRow, AuditHeadRow, chain=AUDIT_CHAIN,
-                     action="calendar.published", actor=published_by,
-                     subject=f"calendars/{days.region}/years/{days.year}", details=details,
-                     request_id=log.request_id_var.get())
+        audit.append(s, action="calendar.published", actor=published_by,
+                     subject=f"calendars/{days.region}/years/{days.year}", details=details)
         return _to_domain(row)
 
 
@@ -151,7 +149,7 @@ class Calendars:
 
     def __init__(self, db: Database, temporal: object | None = None) -> None:
         self.db = db
-        self.temporal = temporal  # services.matters.service.TemporalLink (client())
+        self.temporal = temporal  # services.matters.workflow_client.TemporalLink
 
     def seed(self, s: Session) -> int:
         """Stores each year the package covers that nobody has published yet (an

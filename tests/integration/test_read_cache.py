@@ -1,4 +1,4 @@
-"""GetApplication's response cache (services/matters/reads.py) is never stale: whichever
+"""GetApplication's response cache (services/matters/store/caches.py) is never stale: whichever
 replica a write went through — or none, an operator's SQL — the next read on every replica
 shows it, on SQLite and on PostgreSQL; and the caller is checked on every read."""
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from govflow.db import normalise_url
 from govflow.matters.v1 import matters_pb2 as mpb
 from govflow.matters.v1 import matters_pb2_grpc
-from services.matters.reads import VersionedCache
+from services.matters.store.caches import VersionedCache
 from services.matters.server import create_server as matters_server
 from tests.e2e.helpers import TERMINAL, citizen, new_senior, official, submit, wait_for
 from tests.stack import Stack

@@ -4,6 +4,7 @@ import pytest
 
 from govflow.errors import InvalidArgument
 from services.matters import catalogue
+from services.matters.domain import definition
 from workflows import rules
 from workflows.models import ApplicantFacts, PulledCertificate, RuleSpec
 
@@ -24,7 +25,7 @@ def test_age_is_counted_on_the_decision_day() -> None:
 
 
 def test_bundled_rules_pass_and_fail_with_explanations() -> None:
-    spec = catalogue.parse(dict(catalogue.bundled_definitions())["senior-citizen-card.yaml"])
+    spec = definition.parse(dict(catalogue.bundled_definitions())["senior-citizen-card.yaml"])
     ok, why = rules.evaluate_all(spec.instant_rules, facts())
     assert ok and len(why) == 2
     ok, why = rules.evaluate_all(spec.instant_rules, facts(birth="1990-01-01", division="110105"))
@@ -48,18 +49,18 @@ def test_every_bundled_definition_is_valid() -> None:
     defs = catalogue.bundled_definitions()
     assert len(defs) >= 2
     for _, text in defs:
-        catalogue.parse(text)
+        definition.parse(text)
 
 
 def test_one_per_holder_is_read_from_the_definition() -> None:
-    defs = {name: catalogue.parse(text) for name, text in catalogue.bundled_definitions()}
+    defs = {name: definition.parse(text) for name, text in catalogue.bundled_definitions()}
     # A resident holds one senior card; permits and licences go per premises or project.
     assert {n for n, spec in defs.items() if spec.one_per_holder} == {"senior-citizen-card.yaml"}
     text = dict(catalogue.bundled_definitions())["senior-citizen-card.yaml"]
     with pytest.raises(InvalidArgument) as err:
-        catalogue.parse(text.replace("one_per_holder: true", "one_per_holder: sometimes"))
+        definition.parse(text.replace("one_per_holder: true", "one_per_holder: sometimes"))
     assert set(err.value.fields) == {"one_per_holder"}
-    assert not catalogue.parse(text.replace("one_per_holder: true\n", "")).one_per_holder
+    assert not definition.parse(text.replace("one_per_holder: true\n", "")).one_per_holder
 
 
 def test_bad_definition_names_every_problem() -> None:
@@ -83,7 +84,7 @@ result:
 colour: blue
 """
     with pytest.raises(InvalidArgument) as err:
-        catalogue.parse(text)
+        definition.parse(text)
     assert {"code", "display_name", "agency", "applicant_kind", "promised_limit_days",
             "materials[0].certificate_types", "steps[0].role", "steps[0].time_limit_days",
             "result.certificate_type", "colour"} <= set(err.value.fields)
@@ -91,17 +92,17 @@ colour: blue
 
 def test_not_yaml_is_refused() -> None:
     with pytest.raises(InvalidArgument) as err:
-        catalogue.parse("code: [unclosed")
+        definition.parse("code: [unclosed")
     assert "definition_yaml" in err.value.fields
 
 
 def test_deeply_nested_definition_is_refused_not_crashing() -> None:
     # Found by the fuzzer: 5,000 nested lists used to exhaust the YAML composer's recursion
     # (INTERNAL). Now a clear INVALID_ARGUMENT, whether the nesting is small or huge.
-    for depth in (catalogue.MAX_DEFINITION_DEPTH + 1, 5000):
+    for depth in (definition.MAX_DEFINITION_DEPTH + 1, 5000):
         with pytest.raises(InvalidArgument) as err:
-            catalogue.parse("definition: " + "[" * depth + "]" * depth)
+            definition.parse("definition: " + "[" * depth + "]" * depth)
         assert "nested deeper" in err.value.fields["definition_yaml"]
     # Every bundled definition is well within the limit.
     for _, text in catalogue.bundled_definitions():
-        catalogue.parse(text)
+        definition.parse(text)
