@@ -18,10 +18,8 @@ from govflow.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from services.certificates import access, domain, keys
 from services.certificates.domain import Certificate, CertificateType
 from services.certificates.store import audit as audit_chain
-from services.certificates.store import certificate_types
+from services.certificates.store import certificate_types, status_lists, transactions
 from services.certificates.store import certificates as certificate_store
-from services.certificates.store import status_lists
-from services.certificates.store import transactions
 
 _STATUS_ACTIONS = {domain.SUSPENDED: "certificate.suspended", domain.REVOKED: "certificate.revoked",
                    domain.ACTIVE: "certificate.reinstated"}

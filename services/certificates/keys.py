@@ -18,10 +18,7 @@ from govflow.db import Database
 from govflow.errors import InvalidArgument, NotFound, PermissionDenied
 from services.certificates import domain, offline
 from services.certificates.domain import SigningKey
-from services.certificates.store import certificate_types
-from services.certificates.store import issuer_keys
-from services.certificates.store import status_lists
-from services.certificates.store import transactions
+from services.certificates.store import certificate_types, issuer_keys, status_lists, transactions
 
 
 @dataclasses.dataclass(frozen=True)

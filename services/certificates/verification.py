@@ -18,9 +18,8 @@ from govflow.db import Database
 from govflow.errors import FailedPrecondition
 from services.certificates import access, domain, keys, offline
 from services.certificates.domain import Certificate, IssuerKey
-from services.certificates.store import caches
+from services.certificates.store import caches, issuer_keys
 from services.certificates.store import certificates as certificate_store
-from services.certificates.store import issuer_keys
 from services.certificates.store.caches import Verification
 
 # Failures that mean the record no longer matches what its issuer signed.

@@ -22,14 +22,14 @@ class Identity:
     """The service's use cases over one database."""
 
     def __init__(self, db: Database, *, token_ttl: int, refresh_ttl: int,
-                 rate_limits: RateLimits = RateLimits()) -> None:
+                 rate_limits: RateLimits | None = None) -> None:
         self.db = db
         self.persons = Persons(db)
         self.organisations = Organisations(db)
         self.agencies = Agencies(db)
         self.partners = Partners(db)
         self.tokens = Tokens(db, token_ttl=token_ttl, refresh_ttl=refresh_ttl,
-                             rate_limits=rate_limits)
+                             rate_limits=rate_limits or RateLimits())
         self.keys = Keys(db)
 
 

@@ -130,7 +130,8 @@ class Tokens:
         if person.totp_confirmed:
             self._check_totp(s, person, one_time_code, key)
         subject = f"persons/{person.id}"
-        kind, roles, agency_name = auth.PERSON, (), ""
+        roles: tuple[str, ...] = ()
+        kind, agency_name = auth.PERSON, ""
         if agency:
             code = agency.removeprefix("agencies/")
             off = agency_store.official(s, person.id, code)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services.identity.domain import Agency, Official
 from services.identity.store.tables import AgencyRow, OfficialRow
@@ -64,4 +64,4 @@ def set_roles(s: Session, person_id: str, agency_code: str,
 def list_officials(s: Session, agency_code: str, *, offset: int, limit: int) -> list[Official]:
     return [_official(r) for r in s.exec(
         select(OfficialRow).where(OfficialRow.agency_code == agency_code)
-        .order_by(OfficialRow.id).offset(offset).limit(limit))]
+        .order_by(col(OfficialRow.id)).offset(offset).limit(limit))]
