@@ -6,6 +6,8 @@
   checks them first.
 - ``public_key``, ``signature_ok``, ``expected_payload``: pure functions of their arguments,
   remembered by them; nothing to invalidate (a changed record is different arguments).
+- ``Verification.memo``: the response the API made of a verification, kept on it; it lives
+  and goes with that verification's ``Verifications`` entry, so the same rule covers it.
 - ``by_value``: proto messages built from a frozen record, remembered by the record's whole
   value (and the effective status); nothing to invalidate, for the same reason.
 
