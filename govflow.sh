@@ -61,6 +61,18 @@ ensure_chromium() {
   fi
 }
 
+ensure_prometheus() {
+  # tests/e2e/test_metrics_prometheus.py runs Debian's prometheus against a running stack.
+  # Installed from apt when missing and we are root (CI is); otherwise that test fails and
+  # says how to install it.
+  if command -v prometheus >/dev/null 2>&1; then return; fi
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "govflow: installing prometheus from apt for the metrics test (first run only)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; } \
+      >/dev/null || echo "govflow: could not install prometheus; its test will report it" >&2
+  fi
+}
+
 cmd="${1:-up}"
 ensure_venv
 case "$cmd" in
@@ -68,6 +80,7 @@ case "$cmd" in
     shift || true
     ensure_npm
     ensure_chromium
+    ensure_prometheus
     export PATH="$ROOT/node_modules/.bin:$PATH"
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

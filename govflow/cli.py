@@ -277,11 +277,16 @@ async def start_stack(settings: Settings, stack: Stack, output: Output, *, seed:
             seeded = await run_seed(i, c, m, settings.admin_client_id, settings.admin_client_secret)
         say(f"  demo data             {len(seeded.persons)} persons, "
             f"{len(seeded.certificates)} certificates held, matters {', '.join(seeded.matters)}")
+    from govflow import metrics
+
+    targets = metrics.endpoints(settings)
+    scrape = "".join(f"\n  {'metrics' if i == 0 else '':<17} http://{addr}/metrics  ({job})"
+                     for i, (job, addr) in enumerate(targets))
     say(f"""
 Govflow is up.
   Temporal Web UI   http://{temporal_host}:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows
                     e.g. filter: GovflowMatter = "senior-citizen-card" AND GovflowStatus = "COMPLETED"
-  logs              {stack.log_dir}/
+  logs              {stack.log_dir}/{scrape}
   demo citizen      ID {PERSONS[0].id_number}, password {DEMO_PASSWORD}
   try it            ./govflow.sh demo     (in another terminal)
 A part that exits is restarted. Ctrl-C stops everything.""")

@@ -265,6 +265,11 @@ class Database:
     def __init__(self, url: str, migrations_dir: pathlib.Path | None = None) -> None:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
+        # Its pool in /metrics, under the database's name (one per service: bounded).
+        from govflow import metrics
+
+        metrics.track_engine(pathlib.Path(sa.engine.make_url(self.url).database or "db").stem,
+                             self.engine)
         self.migrations_dir = migrations_dir
         self.sqlite = self.url.startswith("sqlite")
         # SQLite only: the connection ``read`` uses on the event loop's thread, and that

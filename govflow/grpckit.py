@@ -22,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from govflow import log
+from govflow import log, metrics
 from govflow.auth import TokenVerifier, current_principal
 from govflow.errors import DomainError, Unauthenticated, to_status
 from govflow.limits import check_request
@@ -64,6 +64,8 @@ class ServiceChecks:
         inner = handler.unary_unary
         rpc = method.rsplit("/", 1)[-1]
         public = rpc in self.public_methods
+        # Bound once per RPC: a call costs one observation and one increment.
+        meter = metrics.RpcMeter(self.domain.rsplit(".", 1)[-1], rpc)
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
             # Both keys are text metadata (no "-bin" suffix): gRPC hands their values over
@@ -105,18 +107,26 @@ class ServiceChecks:
                 finally:
                     if principal_token is not None:
                         current_principal.reset(principal_token)
-                line["ms"] = round((time.perf_counter() - started) * 1000, 2)
+                elapsed = time.perf_counter() - started
+                meter.ok(elapsed)
+                line["ms"] = round(elapsed * 1000, 2)
                 log.rpc_line("rpc.ok", line)
                 return response
             except DomainError as err:
                 failure = err
+                meter.failed(err.code.name, time.perf_counter() - started, err.reason)
                 logger.info("rpc.refused", code=err.code.name, reason=err.reason,
                             fields=sorted(err.fields) or None, message=err.message)
             except asyncio.CancelledError:
+                meter.failed("CANCELLED", time.perf_counter() - started)
                 raise
             except grpc.aio.AbortError:
+                code = context.code()  # set by the handler's own abort
+                meter.failed(code.name if code is not None else "UNKNOWN",
+                             time.perf_counter() - started)
                 raise
             except Exception:
+                meter.failed("INTERNAL", time.perf_counter() - started)
                 logger.exception("rpc.error")
                 await context.abort(
                     grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})"
@@ -356,12 +366,30 @@ def run_service(
         settings = Settings.from_env()
         faults.configure(settings)  # test-only crash points; none armed by default
         log.configure(name, json=settings.log_json, level=settings.log_level)
+        start_metrics(name, settings)
         server, port = await create(settings)
         if before_serving is not None:
             await before_serving(server)
         await serve_forever(server, name, port)
 
     asyncio.run(_main())
+
+
+def start_metrics(name: str, settings: Any) -> None:
+    """Process ``name``'s metrics: its /metrics endpoint (``<name>_metrics_port``) with the
+    business figures of its database, and, for a Temporal client, the SDK's own endpoint
+    (``<name>_temporal_metrics_port``), made the runtime of every client it connects."""
+    from govflow import business_metrics, temporal_data
+
+    port = int(getattr(settings, f"{name}_metrics_port", 0) or 0)
+    if port and metrics.serve(name, settings.host, port):
+        collector = (business_metrics.collector_for(name, settings.database_url(name))
+                     if name in business_metrics.QUERIES else None)
+        if collector is not None:
+            metrics.REGISTRY.register(collector)
+    sdk_port = int(getattr(settings, f"{name}_temporal_metrics_port", 0) or 0)
+    if sdk_port:
+        temporal_data.use_runtime(metrics.temporal_runtime(settings.host, sdk_port))
 
 
 # ---------------------------------------------------------------- client side

@@ -74,6 +74,16 @@ class Settings:
     partner_auth_rate_limit: int = 120
     # SubmitApplication calls per caller (token subject).
     submit_rate_limit: int = 3000
+    # Prometheus /metrics of each process (govflow/metrics.py), on `host`; 0 turns one off.
+    identity_metrics_port: int = 9101
+    certificates_metrics_port: int = 9102
+    matters_metrics_port: int = 9103
+    worker_metrics_port: int = 9104
+    gateway_metrics_port: int = 9105
+    # The Temporal SDK's own metrics (its Rust core serves them) in the processes that are
+    # Temporal clients: the matters service and the worker; 0 turns one off.
+    matters_temporal_metrics_port: int = 9106
+    worker_temporal_metrics_port: int = 9107
     # Test-only fault hooks (tests/faults/), inert when empty. Comma-separated names.
     # fault_hold_activity: the worker holds these activities (by name) after their side
     # effect, until the process is killed, so a SIGKILL lands inside them.

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from temporalio.client import Client, Interceptor
+from temporalio.runtime import Runtime
 from temporalio.converter import (
     AdvancedJSONEncoder,
     CompositePayloadConverter,
@@ -153,10 +154,21 @@ DATA_CONVERTER = dataclasses.replace(DataConverter.default,
                                      payload_converter_class=PayloadConverter)
 
 
+# The SDK runtime this process's clients use (its metrics endpoint, govflow/metrics.py);
+# None: the SDK's default runtime.
+_runtime: Runtime | None = None
+
+
+def use_runtime(runtime: Runtime | None) -> None:
+    """Makes ``runtime`` the one every later ``connect`` of this process uses."""
+    global _runtime
+    _runtime = runtime
+
+
 async def connect(address: str, namespace: str = "default",
                   interceptors: Sequence[Interceptor] = ()) -> Client:
     return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER,
-                                interceptors=interceptors)
+                                interceptors=interceptors, runtime=_runtime)
 
 
 def with_converter(client: Client) -> Client:

@@ -34,7 +34,7 @@ from temporalio.workflow import Info
 
 from govflow import faults, log, temporal_data
 from govflow.certificates.v1 import certificates_pb2_grpc
-from govflow.grpckit import HealthReporter, Unhealthy, channel
+from govflow.grpckit import HealthReporter, Unhealthy, channel, start_metrics
 from govflow.identity.v1 import identity_pb2_grpc
 from govflow.matters.v1 import matters_pb2_grpc
 from govflow.service_client import ServiceToken
@@ -175,6 +175,8 @@ class WorkerStack:
 async def _main() -> None:
     settings = Settings.from_env()
     log.configure("worker", json=settings.log_json, level=settings.log_level)
+    # /metrics, and the SDK's runtime metrics for the client connected below.
+    start_metrics("worker", settings)
     logger = log.get_logger()
     client = await temporal_data.connect(settings.temporal_address, settings.temporal_namespace)
     stack = WorkerStack(settings, client)

@@ -23,7 +23,7 @@ import grpc
 from google.protobuf import json_format, message
 from google.rpc import code_pb2, status_pb2
 
-from govflow import log
+from govflow import log, metrics
 from govflow.errors import (DomainError, InvalidArgument, PermissionDenied,
                             ResourceExhausted, Unavailable)
 from govflow.grpckit import MAX_MESSAGE_BYTES
@@ -78,6 +78,10 @@ class Gateway:
         self.origins = frozenset(o.strip().encode() for o in cors_origins.split(",")
                                  if o.strip())
         self.max_bytes = max_message_bytes
+        # Per route, bound once (govflow/metrics.py); anything else counts as "unrouted".
+        self.meters = {r.rpc: metrics.RpcMeter("gateway", r.rpc)
+                       for r in self.routes.values()}
+        self.unrouted = metrics.RpcMeter("gateway", "unrouted")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -121,12 +125,17 @@ class Gateway:
                 code=code_pb2.INTERNAL, message=f"internal error (request id {rid})"))
         await _send(send, status, [*call.cors, (b"x-request-id", rid.encode()), *out_headers],
                     body)
+        elapsed = time.perf_counter() - started
         line: dict[str, object] = {"request_id": rid, "rpc": call.rpc or scope["path"],
                                    "protocol": call.protocol, "http_status": status,
-                                   "ms": round((time.perf_counter() - started) * 1000, 2)}
+                                   "ms": round(elapsed * 1000, 2)}
+        meter = self.meters.get(call.rpc, self.unrouted)
         if call.failure is None:
+            if call.protocol != "health":
+                meter.ok(elapsed)
             log.rpc_line("http.ok", line)
         else:
+            meter.failed(code_pb2.Code.Name(call.failure.code), elapsed, p.reason(call.failure))
             line["code"] = p.code_name(call.failure.code)
             line["reason"] = p.reason(call.failure)
             log.rpc_line("http.refused", line)
