@@ -21,6 +21,7 @@ from services.matters.messages import (
     get_application_response,
     timestamp,
 )
+from services.matters.domain.applications import Progress, Task
 from services.matters.service import Matters
 from workflows.models import ApplicantAction, SuppliedMaterial
 
@@ -214,33 +215,33 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
         e = request.event
         if not request.application.startswith("applications/") or not e.event_id:
             raise InvalidArgument(fields={"application": "required", "event.event_id": "required"})
-        ev = {
-            "event_id": e.event_id, "kind": e.kind, "message": e.message,
-            "time": e.time.ToDatetime(tzinfo=dt.UTC), "actor": e.actor or "system",
-            "status": pb.ApplicationStatus.Name(e.status).removeprefix("APPLICATION_STATUS_")
+        ev = Progress(
+            event_id=e.event_id, kind=e.kind, message=e.message,
+            time=e.time.ToDatetime(tzinfo=dt.UTC), actor=e.actor or "system",
+            status=pb.ApplicationStatus.Name(e.status).removeprefix("APPLICATION_STATUS_")
             if e.status else "",
-            "result_certificate": request.result_certificate or None,
-            "overdue": request.overdue,
-            "due_time": request.due_time.ToDatetime(tzinfo=dt.UTC) if request.HasField("due_time") else None,
-            "due_provisional": request.due_time_provisional,
-            "reasons": json.dumps(list(request.reasons), ensure_ascii=False)
+            result_certificate=request.result_certificate or None,
+            overdue=request.overdue,
+            due_time=request.due_time.ToDatetime(tzinfo=dt.UTC)
+            if request.HasField("due_time") else None,
+            due_provisional=request.due_time_provisional,
+            reasons=json.dumps(list(request.reasons), ensure_ascii=False)
             if request.reasons else None,
-            "interested": "," + ",".join(request.interested) + ","
+            interested="," + ",".join(request.interested) + ","
             if request.interested else None,
-            "current_steps": ",".join(request.current_steps) if request.current_steps else None,
-            "missing_materials": ",".join(request.missing_materials)
+            current_steps=",".join(request.current_steps) if request.current_steps else None,
+            missing_materials=",".join(request.missing_materials)
             if request.missing_materials else None,
-            "result_certificates": ",".join(request.result_certificates)
+            result_certificates=",".join(request.result_certificates)
             if request.result_certificates else None,
-            "supplement_due_time": request.supplement_due_time.ToDatetime(tzinfo=dt.UTC)
+            supplement_due_time=request.supplement_due_time.ToDatetime(tzinfo=dt.UTC)
             if request.HasField("supplement_due_time") else None,
-            "receipt_json": json.dumps({
+            receipt_json=json.dumps({
                 "rule_version": request.decision_receipt.rule_version,
                 "inputs_json": request.decision_receipt.inputs_json,
                 "outcome": request.decision_receipt.outcome,
                 "explanations": list(request.decision_receipt.explanations),
-            }) if request.HasField("decision_receipt") else None,
-        }
+            }) if request.HasField("decision_receipt") else None)
         await read_model.record_event(
             self.db, request.application.removeprefix("applications/"), ev)
         return pb.RecordApplicationEventResponse()
@@ -250,19 +251,18 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
         t = request.task
         if not t.name.startswith("tasks/"):
             raise InvalidArgument(fields={"task.name": "must be tasks/{id}"})
-        fields = {
-            "name": t.name, "application_id": t.application.removeprefix("applications/"),
-            "matter": t.matter, "step": t.step, "display_name": t.display_name, "role": t.role,
-            "agency": t.agency, "status": pb.TaskStatus.Name(t.status).removeprefix("TASK_STATUS_"),
-            "assignee": t.assignee, "overdue": t.overdue,
-            "decision": pb.Decision.Name(t.decision).removeprefix("DECISION_") if t.decision else "",
-            "due_time": t.due_time.ToDatetime(tzinfo=dt.UTC) if t.HasField("due_time") else None,
-            "kind": t.kind or "step", "reasons": json.dumps(list(t.reasons)),
-            "workflow_id": request.workflow_id, "due_provisional": t.due_time_provisional,
-        }
-        if t.HasField("create_time"):
-            fields["create_time"] = t.create_time.ToDatetime(tzinfo=dt.UTC)
-        task = await read_model.upsert_task(self.db, fields)
+        task = await read_model.upsert_task(self.db, Task(
+            name=t.name, application_id=t.application.removeprefix("applications/"),
+            matter=t.matter, step=t.step, display_name=t.display_name, role=t.role,
+            agency=t.agency, status=pb.TaskStatus.Name(t.status).removeprefix("TASK_STATUS_"),
+            assignee=t.assignee, overdue=t.overdue,
+            decision=pb.Decision.Name(t.decision).removeprefix("DECISION_") if t.decision else "",
+            due_time=t.due_time.ToDatetime(tzinfo=dt.UTC) if t.HasField("due_time") else None,
+            # None: a new task's is now, a known one's stays.
+            create_time=t.create_time.ToDatetime(tzinfo=dt.UTC)
+            if t.HasField("create_time") else None,
+            update_time=None, kind=t.kind or "step", reasons=json.dumps(list(t.reasons)),
+            workflow_id=request.workflow_id, due_provisional=t.due_time_provisional))
         return pb.UpsertTaskResponse(task=build_task(task))
 
 

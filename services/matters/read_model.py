@@ -3,29 +3,27 @@ called by its idempotent activities — and GetStatistics, the figures read from
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlmodel import Session
 
 from govflow import auth
 from govflow.db import Database
-from services.matters.calendars import CalendarStore
 from services.matters import working_days as wd
+from services.matters.calendars import CalendarStore
 from services.matters.domain import statistics
-from services.matters.domain.applications import Task
+from services.matters.domain.applications import Progress, Task
 from services.matters.store import applications, tasks
 
 
-async def record_event(db: Database, app_id: str, ev: dict[str, Any]) -> None:
+async def record_event(db: Database, app_id: str, ev: Progress) -> None:
     """Appends a timeline event and applies what it carries to the application (a retried
     event changes nothing; see store.applications.record_event)."""
     # A Core transaction (Database.write): the write is Core statements only.
     await db.write(lambda conn: applications.record_event(conn, app_id, ev))
 
 
-async def upsert_task(db: Database, fields: dict[str, Any]) -> Task:
+async def upsert_task(db: Database, task: Task) -> Task:
     """Writes the workflow's snapshot of a task (tasks only move forward)."""
-    return await db.run(lambda s: tasks.upsert(s, fields))
+    return await db.run(lambda s: tasks.upsert(s, task))
 
 
 def figures(s: Session, p: auth.Principal, f: dict[str, str]) -> list[statistics.MatterStatistics]:

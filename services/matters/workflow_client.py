@@ -76,7 +76,8 @@ class TemporalLink:
                 search_attributes=TypedSearchAttributes([
                     SearchAttributePair(SearchAttributeKey.for_keyword(SA_MATTER), spec.code),
                     SearchAttributePair(SearchAttributeKey.for_keyword(SA_AGENCY), spec.agency),
-                    SearchAttributePair(SearchAttributeKey.for_keyword(SA_APPLICANT), inp.applicant),
+                    SearchAttributePair(SearchAttributeKey.for_keyword(SA_APPLICANT),
+                                        inp.applicant),
                     SearchAttributePair(SearchAttributeKey.for_keyword(SA_STATUS), "SUBMITTED"),
                     # Every attribute from the start, so `GovflowOverdue = false` finds the
                     # applications that are not overdue.

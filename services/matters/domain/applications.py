@@ -100,6 +100,31 @@ class TimelineEvent:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Progress:
+    """What the workflow records (RecordApplicationEvent): a timeline event and the
+    application's new values, each None (or False) when unchanged. Lists are stored as
+    text: ``reasons`` a JSON list, ``interested`` as ``,a,b,``, the others ``a,b``."""
+
+    event_id: str
+    kind: str
+    message: str
+    time: dt.datetime
+    actor: str
+    status: str = ""
+    result_certificate: str | None = None
+    overdue: bool = False
+    due_time: dt.datetime | None = None
+    due_provisional: bool = False
+    reasons: str | None = None
+    interested: str | None = None
+    current_steps: str | None = None
+    missing_materials: str | None = None
+    result_certificates: str | None = None
+    supplement_due_time: dt.datetime | None = None
+    receipt_json: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ApplicationData:
     """One application as read: its row, its timeline in order, its children's ids."""
 
@@ -205,7 +230,7 @@ def submission_request(p: auth.Principal, *, matter: str, applicant: str,
         problems["matter"] = "must be matters/{code}"
     if not request_id or len(request_id) > 128:
         problems["request_id"] = "required, at most 128 characters"
-    if applicant and not (applicant.startswith("organisations/") or applicant.startswith("persons/")):
+    if applicant and not applicant.startswith(("organisations/", "persons/")):
         problems["applicant"] = "must be persons/{id} or organisations/{id}"
     if problems:
         raise InvalidArgument(fields=problems)

@@ -4,6 +4,7 @@ by status; of the decided ones, the on-time rate, average working days and ratin
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Iterable
 
 from govflow import auth
@@ -47,10 +48,14 @@ def scope(p: auth.Principal, f: dict[str, str]) -> dict[str, str]:
     return f
 
 
+def _utc(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
 def years_needed(decided: Iterable[Application]) -> set[int]:
     """The calendar years (mainland time) the decided applications' durations span."""
-    return {y for a in decided for y in (aware(a.create_time).astimezone(wd.CHINA_TZ).year,  # type: ignore[union-attr]
-                                         aware(a.decided_time).astimezone(wd.CHINA_TZ).year)}  # type: ignore[union-attr]
+    return {_utc(t).astimezone(wd.CHINA_TZ).year for a in decided
+            for t in (a.create_time, a.decided_time) if t is not None}
 
 
 def compute(counts: Iterable[StatusCount], decided: Iterable[Application],
@@ -63,11 +68,13 @@ def compute(counts: Iterable[StatusCount], decided: Iterable[Application],
         item.counts[c.status] = c.count
     sums: dict[tuple[str, str], list[float]] = {}
     for a in decided:
+        if a.decided_time is None:
+            continue  # not decided: not counted here
         acc = sums.setdefault((a.matter_code, a.agency), [0, 0, 0, 0, 0])
+        end, due = _utc(a.decided_time), aware(a.due_time)
         acc[0] += 1
-        end, due = aware(a.decided_time), aware(a.due_time)
-        acc[1] += 1 if due is None or (end is not None and end <= due) else 0
-        acc[2] += wd.working_days_between(aware(a.create_time), end, calendar)  # type: ignore[arg-type]
+        acc[1] += 1 if due is None or end <= due else 0
+        acc[2] += wd.working_days_between(_utc(a.create_time), end, calendar)
         if a.rating:
             acc[3] += a.rating
             acc[4] += 1

@@ -27,6 +27,7 @@ from services.matters.domain.applications import (
     Application,
     ApplicationData,
     ApplicationHead,
+    Progress,
     TimelineEvent,
     submitted_message,
 )
@@ -171,46 +172,49 @@ def _row_update(columns: tuple[str, ...], decided: bool) -> Any:
     return sa.update(_APPS).where(_APPS.c.id == sa.bindparam("app_id")).values(**values)
 
 
-def record_event(conn: Connection, app_id: str, ev: dict[str, Any]) -> None:
+# The application's columns an event may set, when it carries a value for them.
+_CARRIED = ("result_certificate", "receipt_json", "due_time", "current_steps",
+            "missing_materials", "supplement_due_time", "result_certificates", "reasons",
+            "interested")
+
+
+def record_event(conn: Connection, app_id: str, ev: Progress) -> None:
     """Appends a timeline event and applies what it carries to the application's row.
     Core statements (three round trips, no ORM loading): the event is inserted unless
     it is there already (a retried activity then changes nothing), then the row is
-    updated; an application that is not there undoes the insert (NOT_FOUND). ``ev`` holds
-    the event's fields and the row's new values (None or "" for unchanged)."""
+    updated; an application that is not there undoes the insert (NOT_FOUND)."""
     # The statements are built once (per dialect; per set of columns updated), so a
     # call pays for executing them, not for building and keying them again.
     inserted = conn.execute(_event_insert(conn), {
-        "application_id": app_id, "event_id": ev["event_id"], "kind": ev["kind"],
-        "message": ev["message"], "time": ev["time"], "status": ev["status"],
-        "actor": ev["actor"]})
+        "application_id": app_id, "event_id": ev.event_id, "kind": ev.kind,
+        "message": ev.message, "time": ev.time, "status": ev.status, "actor": ev.actor})
     if inserted.rowcount == 0:
         return  # a retried activity: already recorded
     values: dict[str, Any] = {"update_time": utcnow()}
-    if ev["status"]:
-        values["status"] = ev["status"]
-    for key in ("result_certificate", "receipt_json", "due_time", "current_steps",
-                "missing_materials", "supplement_due_time", "result_certificates",
-                "reasons", "interested"):
-        if ev.get(key) is not None and ev.get(key) != "":
-            values[key] = ev[key]
-    if ev.get("due_time") is not None:
-        values["due_provisional"] = bool(ev.get("due_provisional"))
-    if ev.get("overdue"):
+    if ev.status:
+        values["status"] = ev.status
+    for key in _CARRIED:
+        value = getattr(ev, key)
+        if value is not None and value != "":
+            values[key] = value
+    if ev.due_time is not None:
+        values["due_provisional"] = ev.due_provisional
+    if ev.overdue:
         values["overdue"] = True
-    decided = ev["status"] in DECIDED_STATUSES
+    decided = ev.status in DECIDED_STATUSES
     if decided:
-        values["decided_time"] = ev["time"]  # kept if the row has one: see _row_update
+        values["decided_time"] = ev.time  # kept if the row has one: see _row_update
     params = {f"new_{k}": v for k, v in values.items()}
     params["app_id"] = app_id
     updated = conn.execute(_row_update(tuple(sorted(values)), decided), params)
     if updated.rowcount == 0:
         raise NotFound(f"applications/{app_id} not found", reason="APPLICATION_NOT_FOUND")
-    if ev.get("receipt_json"):
+    if ev.receipt_json:
         # A rule decided (秒批 or not): the receipt is what the decision rested on.
-        receipt = json.loads(ev["receipt_json"])
-        audit.append(conn, action="rule.decided", actor=ev["actor"],
+        receipt = json.loads(ev.receipt_json)
+        audit.append(conn, action="rule.decided", actor=ev.actor,
                      subject=f"applications/{app_id}", details={
-                         "event": ev["event_id"], "kind": ev["kind"],
+                         "event": ev.event_id, "kind": ev.kind,
                          "outcome": receipt["outcome"],
                          "rule_version": receipt["rule_version"],
                          "inputs_json": receipt["inputs_json"],

@@ -47,7 +47,8 @@ def listing(s: Session, *, offset: int, limit: int, agency: str | None) -> list[
         MatterVersionRow.code == newest.c.code, MatterVersionRow.version == newest.c.v))
     if agency:
         q = q.where(MatterVersionRow.agency == agency)
-    return [_version(r) for r in s.exec(q.order_by(MatterVersionRow.code).offset(offset).limit(limit))]
+    q = q.order_by(MatterVersionRow.code).offset(offset).limit(limit)
+    return [_version(r) for r in s.exec(q)]
 
 
 def add(s: Session, spec: MatterSpec, *, text: str, fingerprint: str) -> MatterVersion:

@@ -54,27 +54,29 @@ def agency_has_task(conn: Connection, app_id: str, agency: str) -> bool:
 
 
 # ------------------------------------------------------------------ the workflow's writes
-def upsert(s: Session, t: dict[str, Any]) -> Task:
-    """Writes the workflow's snapshot of a task (``t``: its column values). Tasks only move
-    forward (domain TASK_MAY_BECOME), so a stale snapshot — an older write, say a claim's
-    retried after a timeout, landing after the decision's — changes nothing. The check is
-    part of the UPDATE itself: two writes racing in separate transactions cannot both
-    pass it on a stale read. The write that makes a decision reach the read model appends
-    it to the audit chain."""
-    row = s.get(TaskRow, t["name"])
+def upsert(s: Session, t: Task) -> Task:
+    """Writes the workflow's snapshot of a task (its ``update_time`` is now; a
+    ``create_time`` of None keeps the stored one, or is now for a new task). Tasks only
+    move forward (domain TASK_MAY_BECOME), so a stale snapshot — an older write, say a
+    claim's retried after a timeout, landing after the decision's — changes nothing. The
+    check is part of the UPDATE itself: two writes racing in separate transactions cannot
+    both pass it on a stale read. The write that makes a decision reach the read model
+    appends it to the audit chain."""
+    skip = {"name", "update_time"} | ({"create_time"} if t.create_time is None else set())
+    values = {f: getattr(t, f) for f in _FIELDS if f not in skip}
+    row = s.get(TaskRow, t.name)
     if row is None:
-        row = TaskRow(**t)
+        row = TaskRow(name=t.name, **values)
         s.add(row)
         s.flush()  # a concurrent first write fails on the key; the activity retries
-        if t.get("status") == "DECIDED":
+        if t.status == "DECIDED":
             _audit_decided(s, t)
         return _task(row)
-    status = t.get("status", "")
-    allowed = TASK_MAY_BECOME.get(status) or tuple(TASK_MAY_BECOME)
+    allowed = TASK_MAY_BECOME.get(t.status) or tuple(TASK_MAY_BECOME)
     wrote = s.execute(sa.update(_TASKS).where(
-        _TASKS.c.name == t["name"], _TASKS.c.status.in_(allowed)).values(
-        **{k: v for k, v in t.items() if k != "name"}, update_time=utcnow()))
-    if wrote.rowcount == 1 and status == "DECIDED":  # type: ignore[attr-defined]
+        _TASKS.c.name == t.name, _TASKS.c.status.in_(allowed)).values(
+        **values, update_time=utcnow()))
+    if wrote.rowcount == 1 and t.status == "DECIDED":  # type: ignore[attr-defined]
         # This write made the decision reach the read model (a retry finds it decided
         # and appends nothing).
         _audit_decided(s, t)
@@ -83,15 +85,12 @@ def upsert(s: Session, t: dict[str, Any]) -> Task:
     return _task(row)
 
 
-def _audit_decided(s: Session, t: dict[str, Any]) -> None:
-    audit.append(s, action="task.decided", actor=t.get("assignee", ""),
-                 subject=t["name"], details={
-                     "application": f"applications/{t['application_id']}",
-                     "matter": t.get("matter", ""), "step": t.get("step", ""),
-                     "kind": t.get("kind", "step"), "role": t.get("role", ""),
-                     "agency": t.get("agency", ""), "decision": t.get("decision", ""),
-                     "reasons": json.loads(t.get("reasons") or "[]"),
-                     "workflow_id": t.get("workflow_id", "")})
+def _audit_decided(s: Session, t: Task) -> None:
+    audit.append(s, action="task.decided", actor=t.assignee, subject=t.name, details={
+        "application": f"applications/{t.application_id}", "matter": t.matter,
+        "step": t.step, "kind": t.kind, "role": t.role, "agency": t.agency,
+        "decision": t.decision, "reasons": json.loads(t.reasons or "[]"),
+        "workflow_id": t.workflow_id})
 
 
 # ------------------------------------------------------------------ inboxes
