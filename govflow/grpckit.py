@@ -22,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from govflow import log, metrics
+from govflow import log, metrics, tracing
 from govflow.auth import TokenVerifier, current_principal
 from govflow.errors import DomainError, Unauthenticated, to_status
 from govflow.limits import check_request
@@ -66,6 +66,8 @@ class ServiceChecks:
         public = rpc in self.public_methods
         # Bound once per RPC: a call costs one observation and one increment.
         meter = metrics.RpcMeter(self.domain.rsplit(".", 1)[-1], rpc)
+        # Chosen now: with tracing off, a call runs no tracing code at all.
+        traced = tracing.ENABLED
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
             # Both keys are text metadata (no "-bin" suffix): gRPC hands their values over
@@ -83,6 +85,8 @@ class ServiceChecks:
             failure: DomainError | None = None
             # The access line's fields, and the context of every line logged meanwhile.
             line: dict[str, object] = {"request_id": request_id, "rpc": rpc}
+            if traced:
+                line["trace_id"] = tracing.current_trace_id()
             fields_token = log.call_fields.set(line)
             try:
                 # Returned with the status (trailing metadata): no extra write per call, and
@@ -138,6 +142,16 @@ class ServiceChecks:
             status = rpc_status.to_status(to_status(failure, self.domain))
             await context.abort_with_status(_Status(status.code, status.details, (
                 *status.trailing_metadata, (log.REQUEST_ID_HEADER, request_id))))
+
+        if traced:
+            checked = behavior
+            span_name = method.lstrip("/")
+            attributes = {"rpc.system": "grpc", "rpc.service": method.split("/")[1],
+                          "rpc.method": rpc}
+
+            async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                with tracing.server_span(span_name, context.invocation_metadata(), attributes):
+                    return await checked(request, context)
 
         return grpc.unary_unary_rpc_method_handler(
             behavior,
@@ -367,6 +381,7 @@ def run_service(
         faults.configure(settings)  # test-only crash points; none armed by default
         log.configure(name, json=settings.log_json, level=settings.log_level)
         start_metrics(name, settings)
+        tracing.configure(name, settings.otlp_endpoint)
         server, port = await create(settings)
         if before_serving is not None:
             await before_serving(server)
@@ -403,6 +418,8 @@ def outgoing_metadata(token: str | None = None) -> tuple[tuple[str, str], ...]:
         md.append((log.REQUEST_ID_HEADER, rid))
     if token:
         md.append(("authorization", f"Bearer {token}"))
+    if tracing.ENABLED:
+        tracing.inject(md)
     return tuple(md)
 
 

@@ -53,6 +53,28 @@ def merge_call_fields(_logger: object, _method: str,
     return event_dict
 
 
+# Whether tracing is on (govflow/tracing.py): then ``add_trace_id`` puts the current
+# span's trace id in every line; off, it returns at once.
+_trace_ids = False
+
+
+def trace_ids(on: bool) -> None:
+    global _trace_ids
+    _trace_ids = on
+
+
+def add_trace_id(_logger: object, _method: str,
+                 event_dict: dict[str, object]) -> dict[str, object]:
+    """structlog processor: the current OpenTelemetry trace id, while tracing is on."""
+    if _trace_ids and "trace_id" not in event_dict:
+        from opentelemetry import trace
+
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            event_dict["trace_id"] = format(ctx.trace_id, "032x")
+    return event_dict
+
+
 def new_request_id() -> str:
     """32 random hex digits. From the process's Mersenne Twister (seeded from the OS, and
     reseeded in a forked child), not the OS itself: a request id must be unique, not
@@ -191,6 +213,7 @@ def configure(service: str, *, json: bool | None = None, level: str = "info") ->
         processors=[
             structlog.contextvars.merge_contextvars,
             merge_call_fields,
+            add_trace_id,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),

@@ -84,6 +84,9 @@ class Settings:
     # Temporal clients: the matters service and the worker; 0 turns one off.
     matters_temporal_metrics_port: int = 9106
     worker_temporal_metrics_port: int = 9107
+    # OpenTelemetry traces (govflow/tracing.py) go to this OTLP/gRPC endpoint, e.g.
+    # http://otel-collector:4317; empty (the default) turns tracing off.
+    otlp_endpoint: str = ""
     # Test-only fault hooks (tests/faults/), inert when empty. Comma-separated names.
     # fault_hold_activity: the worker holds these activities (by name) after their side
     # effect, until the process is killed, so a SIGKILL lands inside them.

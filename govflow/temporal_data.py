@@ -167,8 +167,11 @@ def use_runtime(runtime: Runtime | None) -> None:
 
 async def connect(address: str, namespace: str = "default",
                   interceptors: Sequence[Interceptor] = ()) -> Client:
+    from govflow import tracing
+
     return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER,
-                                interceptors=interceptors, runtime=_runtime)
+                                interceptors=[*interceptors, *tracing.temporal_interceptors()],
+                                runtime=_runtime)
 
 
 def with_converter(client: Client) -> Client:

@@ -32,7 +32,7 @@ from temporalio.worker import (
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from temporalio.workflow import Info
 
-from govflow import faults, log, temporal_data
+from govflow import faults, log, temporal_data, tracing
 from govflow.certificates.v1 import certificates_pb2_grpc
 from govflow.grpckit import HealthReporter, Unhealthy, channel, start_metrics
 from govflow.identity.v1 import identity_pb2_grpc
@@ -134,6 +134,14 @@ def keep_bytecode(cache_dir: pathlib.Path) -> None:
     sys.dont_write_bytecode = False
 
 
+def traced_unless_client_is(client: Client) -> list[Any]:
+    """The tracing interceptor for the worker while tracing is on, unless ``client``
+    already has it (a worker inherits its client's worker interceptors)."""
+    wanted = tracing.temporal_interceptors()
+    have = {type(i) for i in client.config()["interceptors"]}
+    return [i for i in wanted if type(i) not in have]
+
+
 class WorkerStack:
     """Channels, the service token and the Temporal worker of one worker process."""
 
@@ -162,7 +170,7 @@ class WorkerStack:
             identity=identity,
             # Test-only fault hook (tests/faults/): empty settings add nothing.
             # The caller's request id into every activity's log lines (request_ids.py).
-            interceptors=[request_ids.WorkerInterceptor(), *(
+            interceptors=[request_ids.WorkerInterceptor(), *traced_unless_client_is(client), *(
                 [HoldActivities(held)] if (held := faults.names(settings.fault_hold_activity))
                 else [])],
         )
@@ -177,6 +185,7 @@ async def _main() -> None:
     log.configure("worker", json=settings.log_json, level=settings.log_level)
     # /metrics, and the SDK's runtime metrics for the client connected below.
     start_metrics("worker", settings)
+    tracing.configure("worker", settings.otlp_endpoint)
     logger = log.get_logger()
     client = await temporal_data.connect(settings.temporal_address, settings.temporal_namespace)
     stack = WorkerStack(settings, client)

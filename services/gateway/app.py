@@ -23,7 +23,7 @@ import grpc
 from google.protobuf import json_format, message
 from google.rpc import code_pb2, status_pb2
 
-from govflow import log, metrics
+from govflow import log, metrics, tracing
 from govflow.errors import (DomainError, InvalidArgument, PermissionDenied,
                             ResourceExhausted, Unavailable)
 from govflow.grpckit import MAX_MESSAGE_BYTES
@@ -179,7 +179,10 @@ class Gateway:
         if auth is not None:
             md.append(("authorization", auth.decode("latin-1")))
         try:
-            out: bytes = await self.calls[route.path](payload, metadata=md, timeout=timeout)
+            if tracing.ENABLED:  # the caller's traceparent in, this span's out
+                out = await self._traced(route, payload, md, timeout, headers)
+            else:
+                out = await self.calls[route.path](payload, metadata=md, timeout=timeout)
         except grpc.aio.AioRpcError as err:
             return self._error(call, _status(err, route))
         if web:
@@ -261,6 +264,16 @@ class Gateway:
         except message.DecodeError:
             raise _malformed(f"the body is not a {route.request.DESCRIPTOR.full_name}") from None
         return body
+
+    async def _traced(self, route: Route, payload: bytes, md: list[tuple[str, str]],
+                      timeout: float | None, headers: dict[bytes, bytes]) -> bytes:
+        incoming = [(k.decode(), v.decode("latin-1")) for k, v in headers.items()
+                    if k in (b"traceparent", b"tracestate")]
+        with tracing.server_span(f"gateway{route.path}", incoming,
+                                 {"http.method": "POST", "rpc.method": route.rpc}):
+            tracing.inject(md)
+            out: bytes = await self.calls[route.path](payload, metadata=md, timeout=timeout)
+            return out
 
     def _error(self, call: _Call, status: status_pb2.Status,
                http_status: int | None = None) -> tuple[int, Headers, bytes]:
