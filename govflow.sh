@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Govflow's one entry point. It prepares everything a fresh machine needs (a virtual
-# environment in .venv with the pinned packages; the npm workspace, with buf and the
-# TypeScript client's tools, for the tests),
+# environment in .venv with the pinned packages; the npm workspace, with buf, the
+# TypeScript client's tools and the web console's, for `up` and the tests),
 # then hands over to the Python CLI:
 #   ./govflow.sh up      run the whole stack (Temporal dev server + UI, 3 services, worker, demo data)
 #   ./govflow.sh test    run the test suite (SQLite and PostgreSQL)
 #   ./govflow.sh demo    submit a zero-visit application against a running stack
 #   ./govflow.sh verify  verify a certificate offline
 #   ./govflow.sh gen-clients  regenerate the TypeScript client (clients/ts) from protos/
+# `up` and `test` also build the web console (console/, Vite + React) when it is missing or
+# older than its sources; the gateway serves it at /.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -34,7 +36,8 @@ ensure_venv() {
 ensure_npm() {
   # npm ci at the root installs exactly what package-lock.json pins and never rewrites it:
   # buf (proto lint) and the clients/ts workspace (protoc-gen-es, the Connect client, esbuild,
-  # playwright-core, typescript). It runs again whenever the lock file changes.
+  # playwright-core, typescript) and the console workspace (Vite, React). It runs again
+  # whenever the lock file changes.
   local stamp="$ROOT/node_modules/.govflow-installed"
   local want
   want="$(sha256sum package-lock.json | cut -d' ' -f1)"
@@ -49,15 +52,42 @@ ensure_npm() {
   fi
 }
 
+ensure_console() {
+  # The web console is built from source here, never downloaded: npm run build (tsc, then
+  # vite) into console/dist, again whenever its sources, the generated client or the lock
+  # file change. The stamp is a hash of them all.
+  local stamp="$ROOT/console/dist/.govflow-build"
+  local want
+  want="$(cd "$ROOT" && find console/src console/index.html console/vite.config.ts \
+    console/tsconfig.json console/package.json clients/ts/src package-lock.json -type f \
+    -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "govflow: npm is missing: the web console is not built (the API still serves)" >&2
+    return
+  fi
+  echo "govflow: building the web console (console/ -> console/dist)" >&2
+  if npm run --silent build -w console --prefix "$ROOT" >"$ROOT/node_modules/.console-build.log" 2>&1; then
+    echo "$want" >"$stamp"
+    rm -f "$ROOT/node_modules/.console-build.log"
+  else
+    echo "govflow: the console build failed (see node_modules/.console-build.log); the tests will report it" >&2
+  fi
+}
+
 ensure_chromium() {
-  # The browser test drives Debian's chromium: Playwright's own browser builds cannot be
-  # downloaded here. Installed from apt when missing and we are root (CI is); otherwise the
-  # browser test fails and says how to install it.
-  if [[ -x /usr/bin/chromium ]]; then return; fi
+  # The browser tests drive Debian's chromium: Playwright's own browser builds cannot be
+  # downloaded here. Installed from apt when missing and we are root (CI is), with a Chinese
+  # font (the console's screenshots are in Chinese); otherwise the browser tests fail and
+  # say how to install it.
+  local want=()
+  [[ -x /usr/bin/chromium ]] || want+=(chromium)
+  [[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || want+=(fonts-wqy-microhei)
+  if [[ ${#want[@]} == 0 ]]; then return; fi
   if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    echo "govflow: installing chromium from apt for the browser test (first run only)" >&2
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
-      >/dev/null || echo "govflow: could not install chromium; the browser test will report it" >&2
+    echo "govflow: installing ${want[*]} from apt for the browser tests (first run only)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want[@]}"; } \
+      >/dev/null || echo "govflow: could not install ${want[*]}; the browser tests will report it" >&2
   fi
 }
 
@@ -79,6 +109,7 @@ case "$cmd" in
   test)
     shift || true
     ensure_npm
+    ensure_console
     ensure_chromium
     ensure_prometheus
     export PATH="$ROOT/node_modules/.bin:$PATH"
@@ -87,6 +118,12 @@ case "$cmd" in
   gen-clients)
     ensure_npm
     exec "$VENV/bin/python" -m govflow.cli "$@"
+    ;;
+  up)
+    shift || true
+    ensure_npm
+    ensure_console
+    exec "$VENV/bin/python" -m govflow.cli up "$@"
     ;;
   *)
     shift || true

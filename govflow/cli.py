@@ -282,8 +282,15 @@ async def start_stack(settings: Settings, stack: Stack, output: Output, *, seed:
     targets = metrics.endpoints(settings)
     scrape = "".join(f"\n  {'metrics' if i == 0 else '':<17} http://{addr}/metrics  ({job})"
                      for i, (job, addr) in enumerate(targets))
+    console = ""
+    if settings.gateway_port:  # the gateway serves the built web console at /
+        from services.gateway.server import CONSOLE_DIST
+
+        console = (f"\n  web console       {gateway_url(settings)}/  (citizens; officers at "
+                   f"{gateway_url(settings)}/#/officer)" if (CONSOLE_DIST / "index.html").exists()
+                   else "\n  web console       not built (./govflow.sh up builds it with npm)")
     say(f"""
-Govflow is up.
+Govflow is up.{console}
   Temporal Web UI   http://{temporal_host}:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows
                     e.g. filter: GovflowMatter = "senior-citizen-card" AND GovflowStatus = "COMPLETED"
   logs              {stack.log_dir}/{scrape}

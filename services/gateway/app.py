@@ -29,6 +29,7 @@ from govflow.errors import (DomainError, InvalidArgument, PermissionDenied,
 from govflow.grpckit import MAX_MESSAGE_BYTES
 from services.gateway import json_out
 from services.gateway import protocol as p
+from services.gateway.console import ConsoleFiles
 from services.gateway.routes import Route, build_routes
 
 logger = log.get_logger("govflow.gateway")
@@ -70,7 +71,8 @@ class Gateway:
     """The ASGI application. ``channels`` reach the three services by name."""
 
     def __init__(self, channels: Mapping[str, grpc.aio.Channel], cors_origins: str = "",
-                 max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = MAX_MESSAGE_BYTES,
+                 console: ConsoleFiles | None = None) -> None:
         self.routes = build_routes()
         # Bytes in, bytes out: the gateway parses what it must, never twice.
         self.calls = {path: channels[r.service].unary_unary(path)
@@ -78,6 +80,8 @@ class Gateway:
         self.origins = frozenset(o.strip().encode() for o in cors_origins.split(",")
                                  if o.strip())
         self.max_bytes = max_message_bytes
+        # The built web console, served at / (services/gateway/console.py); None: not built.
+        self.console = console
         # Per route, bound once (govflow/metrics.py); anything else counts as "unrouted".
         self.meters = {r.rpc: metrics.RpcMeter("gateway", r.rpc)
                        for r in self.routes.values()}
@@ -95,7 +99,8 @@ class Gateway:
         try:
             origin = headers.get(b"origin")
             preflight = scope["method"] == "OPTIONS"
-            if origin is not None and origin not in self.origins:
+            if origin is not None and origin not in self.origins and not self._same_origin(
+                    origin, headers):
                 if preflight:  # no CORS allowance: the browser refuses the call
                     raise p.Refusal.of(PermissionDenied(
                         "requests from this origin are not allowed (CORS)",
@@ -115,6 +120,10 @@ class Gateway:
             elif scope["path"] == "/healthz" and scope["method"] == "GET":
                 call.protocol = "health"
                 status, out_headers, body = 200, [(b"content-type", b"text/plain")], b"ok\n"
+            elif (scope["method"] in ("GET", "HEAD") and self.console is not None
+                  and (page := self.console.answer(scope["path"])) is not None):
+                call.protocol = "console"
+                status, out_headers, body = page
             else:
                 status, out_headers, body = await self._serve(scope, headers, receive, call)
         except p.Refusal as refusal:
@@ -131,7 +140,7 @@ class Gateway:
                                    "ms": round(elapsed * 1000, 2)}
         meter = self.meters.get(call.rpc, self.unrouted)
         if call.failure is None:
-            if call.protocol != "health":
+            if call.protocol not in ("health", "console"):
                 meter.ok(elapsed)
             log.rpc_line("http.ok", line)
         else:
@@ -139,6 +148,11 @@ class Gateway:
             line["code"] = p.code_name(call.failure.code)
             line["reason"] = p.reason(call.failure)
             log.rpc_line("http.refused", line)
+
+    def _same_origin(self, origin: bytes, headers: dict[bytes, bytes]) -> bool:
+        """The console's own calls: a page this gateway served calls back to the host it
+        came from (browsers send Origin on every POST, same-origin ones too)."""
+        return self.console is not None and origin == b"http://" + headers.get(b"host", b"-")
 
     async def _serve(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive,
                      call: _Call) -> tuple[int, Headers, bytes]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import pathlib
 import socket
 from collections.abc import Generator
 
@@ -18,9 +19,12 @@ import uvloop
 from govflow import grpckit, log
 from govflow.settings import Settings
 from services.gateway.app import Gateway
+from services.gateway.console import ConsoleFiles
 from services.gateway.routes import SERVICES
 
 logger = log.get_logger("govflow.gateway")
+# Built by govflow.sh (`npm run build -w console`) when missing or stale; served at /.
+CONSOLE_DIST = pathlib.Path(__file__).resolve().parents[2] / "console" / "dist"
 
 
 class _Uvicorn(uvicorn.Server):
@@ -77,7 +81,7 @@ async def create_server(settings: Settings, *, port: int | None = None
                         ) -> tuple[GatewayServer, int]:
     """Builds (does not start) the gateway and binds its port; returns it and the port."""
     channels = {name: grpckit.channel(getattr(settings, f"{name}_addr")) for name in SERVICES}
-    app = Gateway(channels, settings.cors_origins)
+    app = Gateway(channels, settings.cors_origins, console=ConsoleFiles.at(CONSOLE_DIST))
     # IPPROTO_TCP named, not left 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets
     # that say they are TCP, and without it every answer on a kept-alive connection waits
     # ~40 ms for the client's delayed ACK.
