@@ -1,0 +1,182 @@
+// The web console in a real browser: Debian's chromium driven by playwright-core (Playwright's
+// own browser builds cannot be downloaded here), against a running stack whose gateway serves
+// the built console at / (same origin as the API):
+//   node console/test/console-e2e.mjs GATEWAY_URL CONFIG_JSON
+// CONFIG_JSON: {"senior": [id, password], "citizen": [id, password], "acceptor": [...],
+//   "reviewer": [...], "agency": "agencies/sz-amr", "artifacts": DIR}
+// Prints one JSON line with what it saw; tests/e2e/test_console.py asserts on it. Exits
+// non-zero when a step could not be done at all (with the step named).
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [gateway, configJson] = process.argv.slice(2);
+if (!gateway || !configJson) {
+  console.error("usage: console-e2e.mjs GATEWAY_URL CONFIG_JSON");
+  process.exit(2);
+}
+const config = JSON.parse(configJson);
+mkdirSync(config.artifacts, { recursive: true });
+const CHROMIUM = "/usr/bin/chromium";
+const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run"];
+const PHONE = { width: 375, height: 812 };
+const DESK = { width: 1280, height: 900 };
+
+const seen = { screenshots: [], consoleErrors: [], overflow: [], steps: [] };
+let step = "start";
+let refusalExpected = false;
+
+async function open(viewport, hash = "") {
+  const context = await browser.newContext({ viewport, locale: "zh-CN" });
+  const page = await context.newPage();
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    // The refusal the test provokes comes back as an HTTP error status, which chromium
+    // logs as a failed resource load; anything else is a defect.
+    if (refusalExpected && m.text().startsWith("Failed to load resource")) return;
+    seen.consoleErrors.push(`${step}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => seen.consoleErrors.push(`${step}: ${e.message}`));
+  await page.goto(`${gateway}/${hash}`);
+  return page;
+}
+
+async function shot(page, name) {
+  const path = join(config.artifacts, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  seen.screenshots.push(path);
+  const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (wide > 0) seen.overflow.push(`${name}: ${wide}px wider than the window`);
+}
+
+async function login(page, [id, password], agency = "") {
+  await page.getByLabel("身份证号").fill(id);
+  await page.getByLabel("密码").fill(password);
+  if (agency) await page.getByLabel("所属部门").selectOption(agency);
+  await page.getByLabel("密码").press("Enter"); // keyboard: the form submits on Enter
+  await page.getByRole("button", { name: "退出" }).waitFor();
+}
+
+async function openTask(page, task) {
+  // The inbox looks again every few seconds: the task appears once the step has opened.
+  await page.locator(`tr[data-task="${task}"] button`).click({ timeout: 60_000 });
+  await page.locator(".task-panel").waitFor();
+}
+
+async function claimAndApprove(page, task, name) {
+  await openTask(page, task);
+  await page.getByRole("button", { name: "认领", exact: true }).click();
+  await page.getByRole("button", { name: "通过", exact: true }).waitFor({ timeout: 30_000 });
+  await shot(page, name);
+  await page.getByRole("button", { name: "通过", exact: true }).click();
+  await page.locator(`tr[data-task="${task}"]`).waitFor({ state: "detached", timeout: 60_000 });
+}
+
+const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+try {
+  // 1. A senior applies for the senior-citizen card (instant approval) and finds it in the wallet.
+  step = "senior";
+  const senior = await open(PHONE);
+  await senior.getByLabel("身份证号").waitFor();
+  await shot(senior, "citizen-login-375");
+  await login(senior, config.senior);
+  await senior.locator('[data-matter="senior-citizen-card"]').waitFor();
+  await shot(senior, "citizen-catalogue-375");
+  await senior.getByLabel("搜索事项").fill("senior");
+  await senior.locator('[data-matter="senior-citizen-card"]').click();
+  await senior.locator(".materials .ok").first().waitFor();
+  seen.willPull = await senior.locator(".materials .ok").allInnerTexts();
+  await senior.locator('input[name="consent"]').check();
+  await shot(senior, "citizen-matter-375");
+  const submitted = Date.now();
+  await senior.getByRole("button", { name: "提交申请" }).click();
+  await senior.locator('.application[data-status="APPROVED"], .application[data-status="COMPLETED"]')
+    .waitFor({ timeout: 30_000 });
+  seen.instantMs = Date.now() - submitted;
+  await senior.locator('.application[data-status="COMPLETED"]').waitFor({ timeout: 30_000 });
+  await senior.locator('.timeline li[data-kind="certificate_issued"]').waitFor({ timeout: 30_000 });
+  seen.seniorTimeline = await senior.locator(".timeline li").evaluateAll(
+    (els) => els.map((e) => e.getAttribute("data-kind")));
+  seen.seniorReceipt = await senior.locator(".receipt li").allInnerTexts();
+  await shot(senior, "citizen-application-375");
+  await senior.getByRole("button", { name: "在证照夹中查看" }).click();
+  const card = senior.locator('li.certificate[data-type="senior-citizen-card"]');
+  await card.waitFor();
+  seen.wallet = await senior.locator("li.certificate").evaluateAll(
+    (els) => els.map((e) => e.getAttribute("data-type")));
+  await card.getByRole("button", { name: "出示二维码" }).click();
+  await card.locator(".qr svg").waitFor({ timeout: 30_000 });
+  seen.qr = await card.locator(".qr svg path").count() > 0;
+  const idCard = senior.locator('li.certificate[data-type="resident-id-card"]');
+  await idCard.getByRole("button", { name: /使用记录/ }).click();
+  seen.accessRows = await idCard.locator("table.access tbody tr").count();
+  await shot(senior, "citizen-wallet-375");
+  seen.steps.push("senior");
+
+  // 2. Three steps: the citizen applies; an acceptor, then a reviewer-approver decide in the
+  //    workbench; a rejection without reasons is refused with the server's message.
+  step = "three-step";
+  const citizen = await open(PHONE);
+  await login(citizen, config.citizen);
+  await citizen.locator('[data-matter="individual-business-registration"]').click();
+  await citizen.locator('input[name="consent"]').check();
+  await citizen.getByRole("button", { name: "提交申请" }).click();
+  const appDiv = citizen.locator(".application[data-application]");
+  await appDiv.waitFor();
+  const application = await appDiv.getAttribute("data-application");
+  const id = application.split("/")[1];
+  const agency = config.agency.split("/")[1];
+  seen.application = application;
+
+  const acceptor = await open(DESK, "#/officer");
+  await login(acceptor, config.acceptor, config.agency);
+  await claimAndApprove(acceptor, `tasks/${id}-acceptance-${agency}`, "officer-task-1280");
+  await shot(acceptor, "officer-inbox-1280");
+
+  const reviewer = await open(DESK, "#/officer");
+  await login(reviewer, config.reviewer, config.agency);
+  await claimAndApprove(reviewer, `tasks/${id}-review-${agency}`, "officer-review-1280");
+  const approval = `tasks/${id}-approval-${agency}`;
+  await openTask(reviewer, approval);
+  await reviewer.getByRole("button", { name: "认领", exact: true }).click();
+  await reviewer.getByRole("button", { name: "不予通过" }).waitFor({ timeout: 30_000 });
+  step = "refusal";
+  refusalExpected = true;
+  await reviewer.getByRole("button", { name: "不予通过" }).click(); // no reasons given
+  const refusal = reviewer.locator(".task-panel .error[role=alert]");
+  await refusal.waitFor({ timeout: 30_000 });
+  seen.refusal = await refusal.innerText();
+  await shot(reviewer, "officer-refused-1280");
+  refusalExpected = false;
+  step = "three-step";
+  await reviewer.getByRole("button", { name: "通过", exact: true }).click();
+  await reviewer.locator(`tr[data-task="${approval}"]`).waitFor({ state: "detached", timeout: 60_000 });
+  await reviewer.getByRole("button", { name: "统计分析" }).click();
+  await reviewer.locator(".chart svg, .stats, .card p").first().waitFor();
+  await reviewer.locator("table.stats").waitFor({ timeout: 30_000 });
+  await shot(reviewer, "officer-stats-1280");
+
+  await citizen.locator('.application[data-status="COMPLETED"]').waitFor({ timeout: 60_000 });
+  seen.citizenStatus = await citizen.locator(".status-line").innerText();
+  seen.citizenResult = await citizen.locator(".result").count() > 0;
+  await shot(citizen, "citizen-result-375");
+  seen.steps.push("three-step");
+
+  // 3. The English switch, at desk width.
+  step = "english";
+  const desk = await open(DESK);
+  await login(desk, config.citizen);
+  await desk.getByRole("button", { name: "English" }).click();
+  await desk.getByRole("button", { name: "Wallet" }).waitFor();
+  seen.english = await desk.locator("nav.tabs").innerText();
+  await desk.locator('[data-matter="senior-citizen-card"]').waitFor();
+  await shot(desk, "citizen-catalogue-en-1280");
+  seen.steps.push("english");
+  console.log(JSON.stringify(seen));
+} catch (err) {
+  console.log(JSON.stringify({ ...seen, failedAt: step, error: String(err) }));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,103 @@
+"""The web console (console/, served by the gateway at /) in a real browser: Debian's
+chromium driven by playwright-core, against the session's stack. A fresh senior applies for
+the senior-citizen card and finds it (with its QR code and access log) in the wallet; Li Wei
+applies for individual-business-registration and two officers of sz-amr claim and decide
+its three steps in the workbench, one rejection without reasons being refused with the
+server's message; the English switch. Screenshots of the main pages go to
+test-artifacts/console/<backend>/ (gitignored).
+
+The stack runs in this test's event loop, so node runs as an asyncio subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import shutil
+
+import pytest
+
+from govflow.demo_data import DEMO_PASSWORD, add_senior, person
+from services.gateway.server import CONSOLE_DIST
+from tests.stack import Stack
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "console" / "test" / "console-e2e.mjs"
+CHROMIUM = pathlib.Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts" / "console"
+PAGES = ("citizen-login-375", "citizen-catalogue-375", "citizen-matter-375",
+         "citizen-application-375", "citizen-wallet-375", "officer-task-1280",
+         "officer-inbox-1280", "officer-review-1280", "officer-refused-1280",
+         "officer-stats-1280", "citizen-result-375", "citizen-catalogue-en-1280")
+
+
+def preconditions() -> str:
+    if not CHROMIUM.exists():
+        pytest.fail("/usr/bin/chromium is missing: ./govflow.sh test installs it with apt "
+                    "(apt-get install -y chromium)")
+    found = shutil.which("node")
+    if found is None:
+        pytest.fail("node is not installed: the console's browser test needs Node 20+")
+    if not (ROOT / "node_modules" / "playwright-core").exists():
+        pytest.fail("the npm workspace is not installed: ./govflow.sh test runs `npm ci`")
+    if not (CONSOLE_DIST / "index.html").exists():
+        pytest.fail("the console is not built: ./govflow.sh test builds it "
+                    "(npm run build -w console)")
+    return found
+
+
+async def test_console_in_a_browser(stack: Stack) -> None:
+    node = preconditions()
+    backend = "postgres" if stack.settings.matters_database_url else "sqlite"
+    artifacts = ARTIFACTS / backend
+    shutil.rmtree(artifacts, ignore_errors=True)
+    senior = await add_senior(stack.identity, stack.certificates, await stack.service_md())
+    config = {
+        "senior": [senior.id_number, DEMO_PASSWORD],
+        "citizen": [person("li-wei").id_number, DEMO_PASSWORD],
+        "acceptor": [person("chen-jing").id_number, DEMO_PASSWORD],
+        "reviewer": [person("zhao-lei").id_number, DEMO_PASSWORD],
+        "agency": "agencies/sz-amr",
+        "artifacts": str(artifacts),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        node, str(SCRIPT), stack.gateway_url, json.dumps(config), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 420)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    lines = out.decode().strip().splitlines()
+    assert lines, f"the browser script printed nothing:\n{err.decode()}"
+    seen = json.loads(lines[-1])
+    assert proc.returncode == 0 and "failedAt" not in seen, (
+        f"failed at {seen.get('failedAt')}: {seen.get('error')}\n{err.decode()}")
+
+    # The senior card: instant approval shows at once, the card is in the wallet.
+    assert any("居民身份证" in x or "Resident ID" in x for x in seen["willPull"]), seen["willPull"]
+    assert seen["instantMs"] < 5000, seen["instantMs"]  # measured from the click, on 2 cores
+    timeline = seen["seniorTimeline"]
+    assert timeline[0] == "submitted"
+    assert "instant_approved" in timeline and "certificate_issued" in timeline
+    assert any("passed" in line for line in seen["seniorReceipt"]), seen["seniorReceipt"]
+    assert "senior-citizen-card" in seen["wallet"]
+    assert seen["qr"] is True
+    assert seen["accessRows"] >= 1  # the worker read the ID card for the application
+
+    # Three steps, two officers; the citizen sees the result.
+    assert seen["application"].startswith("applications/")
+    assert "已办结" in seen["citizenStatus"], seen["citizenStatus"]
+    assert seen["citizenResult"] is True
+    # A rejection without reasons: refused by the server, its message shown, in Chinese.
+    refusal = seen["refusal"]
+    assert "填写的内容有误" in refusal or "不能进行此操作" in refusal, refusal
+    assert "reason" in refusal.lower(), refusal  # the server's own words name the field
+
+    assert "Wallet" in seen["english"], seen["english"]
+    assert seen["consoleErrors"] == [], seen["consoleErrors"]
+    assert seen["overflow"] == [], seen["overflow"]
+    for page in PAGES:
+        assert (artifacts / f"{page}.png").stat().st_size > 5000, page
