@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import urllib.request
 from tests.e2e.test_up_command import ROOT, env_for, free_ports, start_up, stop
 
 PARTS = ("identity", "certificates", "matters", "worker", "gateway")
+DASHBOARD = ROOT / "deploy/grafana/dashboards/govflow-overview.json"
+ALERTS = ROOT / "deploy/prometheus/alerts.yml"
 
 
 def query(base: str, promql: str) -> list[dict[str, object]]:
@@ -90,6 +93,14 @@ def test_prometheus_finds_the_instant_approval(tmp_path: pathlib.Path) -> None:
         wait_value(base, 'sum(temporal_workflow_completed{job="worker-temporal-sdk"})',
                    at_least=1)
         wait_value(base, 'count({job="matters-temporal-sdk"})', at_least=1)
+        # Every metric the Grafana dashboard and the alert rules query exists (those that
+        # count officer tasks have no rows after an instant approval).
+        wanted = set(re.findall(r"\b((?:govflow|temporal)_[a-z_]+)",
+                                DASHBOARD.read_text() + ALERTS.read_text()))
+        no_rows_yet = {"govflow_tasks_overdue", "govflow_tasks_open",
+                       "govflow_applications_on_time_ratio"}
+        missing = [m for m in sorted(wanted - no_rows_yet) if not query(base, f"count({m})")]
+        assert not missing, missing
         # No ID is ever a label: every series' labels come from a bounded set.
         for series in query(base, '{__name__=~"govflow_.*"}'):
             metric: dict[str, str] = series["metric"]  # type: ignore[assignment]

@@ -13,6 +13,7 @@ import dataclasses
 import fnmatch
 import importlib
 import importlib.util
+import json
 import os
 import pathlib
 import re
@@ -50,7 +51,8 @@ ENVOY_FILTERS = ("envoy.filters.http.cors", "envoy.filters.http.grpc_web",
 GOVFLOW_ONE_SHOTS = ("demo-seed",)
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 # Stand-ins for the variables an operator must export before `docker compose up`.
-OPERATOR_ENV = {"GOVFLOW_WORKER_CLIENT_SECRET": "w-secret", "GOVFLOW_ADMIN_CLIENT_SECRET": "a-secret"}
+OPERATOR_ENV = {"GOVFLOW_WORKER_CLIENT_SECRET": "w-secret", "GOVFLOW_ADMIN_CLIENT_SECRET": "a-secret",
+                "GRAFANA_ADMIN_PASSWORD": "g-secret"}
 SETTINGS_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 Compose = dict[str, Any]
@@ -448,10 +450,113 @@ def check_envoy(c: Compose) -> list[str]:
     return envoy_problems(yaml.safe_load(ENVOY.read_text()), c)
 
 
+PROMETHEUS_CONFIG = ROOT / "deploy/prometheus/prometheus.yml"
+PROMETHEUS_ALERTS = ROOT / "deploy/prometheus/alerts.yml"
+GRAFANA = ROOT / "deploy/grafana"
+DASHBOARD = GRAFANA / "dashboards/govflow-overview.json"
+OPERATIONS = ROOT / "docs/operations.md"
+ALERTS = ("GovflowOverdueTasksGrowing", "GovflowWorkerDown", "GovflowErrorRateHigh")
+PANELS = ("Applications per minute", "Instant-approval latency", "Overdue tasks by agency",
+          "On-time rate by agency", "Temporal task latencies (p95)", "Error rate by service")
+
+
+def _scrape_targets(config: dict[str, Any]) -> dict[str, set[tuple[str, int]]]:
+    """job -> {(host, port)} of a Prometheus config's static and DNS targets."""
+    out: dict[str, set[tuple[str, int]]] = {}
+    for job in config.get("scrape_configs") or []:
+        found = out.setdefault(job["job_name"], set())
+        for sd in job.get("dns_sd_configs") or []:
+            found |= {(name, int(sd["port"])) for name in sd.get("names", [])}
+        for sc in job.get("static_configs") or []:
+            for target in sc.get("targets", []):
+                host, _, port = str(target).rpartition(":")
+                found.add((host, int(port)))
+    return out
+
+
+def _anchors(markdown: str) -> set[str]:
+    return {re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+            for line in markdown.splitlines() if line.startswith("#")}
+
+
+def observability_problems(c: Compose, config: dict[str, Any], alerts: dict[str, Any],
+                           dashboard: dict[str, Any]) -> list[str]:
+    """Prometheus scrapes every Govflow process on the port its settings serve metrics
+    on (and the Temporal server's own), loads the alert rules, each with a runbook section
+    in docs/operations.md; Grafana gets the datasource and the "Govflow overview"
+    dashboard with its panels."""
+    problems: list[str] = []
+    services = c["services"]
+    for name, image in (("prometheus", "prom/prometheus"), ("grafana", "grafana/grafana")):
+        if image_ref(str(services.get(name, {}).get("image", "")))[0] != image:
+            problems.append(f"{name} should run the {image} image")
+    if problems:
+        return problems
+    prom_mounts = services["prometheus"].get("volumes", [])
+    for source, target in (("./deploy/prometheus/prometheus.yml", "/etc/prometheus/prometheus.yml"),
+                           ("./deploy/prometheus/alerts.yml", "/etc/prometheus/alerts.yml")):
+        if f"{source}:{target}:ro" not in prom_mounts:
+            problems.append(f"prometheus does not mount {source} at {target}")
+    if "/etc/prometheus/alerts.yml" not in (config.get("rule_files") or []):
+        problems.append("prometheus.yml does not load the alert rules")
+    targets = _scrape_targets(config)
+    wanted: dict[str, tuple[str, int]] = {}
+    for part in GOVFLOW_PARTS:
+        s = settings_of(services[part])
+        wanted[part] = (part, getattr(s, f"{part}_metrics_port"))
+        if part in ("matters", "worker"):
+            wanted[f"{part}-temporal-sdk"] = (part, getattr(s, f"{part}_temporal_metrics_port"))
+    endpoint = environment(services["temporal"]).get("PROMETHEUS_ENDPOINT", "")
+    if not endpoint:
+        problems.append("the Temporal server exports no metrics (PROMETHEUS_ENDPOINT)")
+    else:
+        wanted["temporal"] = ("temporal", int(endpoint.rpartition(":")[2]))
+    for job, (host, port) in wanted.items():
+        if not port:
+            problems.append(f"{host} serves no metrics for {job} (port 0)")
+        elif (host, port) not in targets.get(job, set()):
+            problems.append(f"{host} serves metrics for {job} on {port}, but prometheus "
+                            f"scrapes {sorted(targets.get(job, set()))}")
+    rules = {r.get("alert"): r for g in alerts.get("groups", []) for r in g.get("rules", [])}
+    anchors = _anchors(OPERATIONS.read_text())
+    for alert in ALERTS:
+        rule = rules.get(alert)
+        if rule is None:
+            problems.append(f"alert {alert} is missing")
+            continue
+        runbook = str(rule.get("annotations", {}).get("runbook", ""))
+        if runbook.partition("#")[2] not in anchors:
+            problems.append(f"{alert}: runbook {runbook!r} is not a section of operations.md")
+    grafana_mounts = services["grafana"].get("volumes", [])
+    for mount in ("./deploy/grafana/provisioning:/etc/grafana/provisioning:ro",
+                  "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro"):
+        if mount not in grafana_mounts:
+            problems.append(f"grafana does not mount {mount}")
+    sources = yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yml").read_text())
+    uids = {d["uid"] for d in sources["datasources"] if d["url"] == "http://prometheus:9090"}
+    if dashboard.get("title") != "Govflow overview":
+        problems.append(f"the dashboard is called {dashboard.get('title')!r}")
+    titles = {p["title"]: p for p in dashboard.get("panels", [])}
+    for title in PANELS:
+        if title not in titles:
+            problems.append(f"the dashboard has no panel {title!r}")
+    for panel in titles.values():
+        for target in panel.get("targets", []):
+            if target.get("datasource", {}).get("uid") not in uids:
+                problems.append(f"panel {panel['title']!r} queries no provisioned datasource")
+    return problems
+
+
+def check_observability(c: Compose) -> list[str]:
+    return observability_problems(
+        c, yaml.safe_load(PROMETHEUS_CONFIG.read_text()),
+        yaml.safe_load(PROMETHEUS_ALERTS.read_text()), json.loads(DASHBOARD.read_text()))
+
+
 COMPOSE_RULES: list[Callable[[Compose], list[str]]] = [
     check_structure, check_images_pinned, check_one_image, check_commands, check_environment,
     check_depends_on, check_worker_replicas, check_search_attributes, check_demo_seed,
-    check_front_end, check_envoy,
+    check_front_end, check_envoy, check_observability,
 ]
 
 
@@ -607,6 +712,22 @@ def test_operator_secrets_are_required(compose: Compose) -> None:
         {k: interpolate(v, {}) for k, v in environment(compose["services"]["worker"]).items()}
 
 
+def test_prometheus_accepts_the_config_and_the_alert_rules(tmp_path: pathlib.Path) -> None:
+    """promtool (Debian's prometheus package, installed by ./govflow.sh test) parses the
+    alert rules' PromQL and the scrape config as the prometheus service will load them."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: `apt-get install prometheus`"
+    rules = subprocess.run([promtool, "check", "rules", str(PROMETHEUS_ALERTS)],
+                           capture_output=True, text=True)
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    config["rule_files"] = [str(PROMETHEUS_ALERTS)]  # where the container mounts it
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    checked = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_setup_scripts_are_valid_shell() -> None:
     for script in sorted((ROOT / "deploy/temporal").glob("*.sh")):
         assert subprocess.run(["sh", "-n", str(script)], capture_output=True).returncode == 0, script
@@ -630,6 +751,15 @@ def _set(path: str, value: Any) -> Callable[[Compose], None]:
 _DELETE = object()
 
 BROKEN: list[tuple[str, Callable[[Compose], None], Callable[[Compose], list[str]], str]] = [
+    ("metrics on another port", _set("services.matters.environment.GOVFLOW_MATTERS_METRICS_PORT",
+                                      "9999"), check_observability, "on 9999"),
+    ("worker metrics off", _set("services.worker.environment.GOVFLOW_WORKER_METRICS_PORT", "0"),
+     check_observability, "port 0"),
+    ("no Temporal server metrics", _set("services.temporal.environment.PROMETHEUS_ENDPOINT",
+                                        _DELETE), check_observability, "PROMETHEUS_ENDPOINT"),
+    ("no alert rules mounted", _set("services.prometheus.volumes", []), check_observability,
+     "alerts.yml"),
+    ("no dashboards", _set("services.grafana.volumes", []), check_observability, "dashboards"),
     ("one worker", _set("services.worker.deploy.replicas", 1), check_worker_replicas, "replica"),
     ("worker with host port", _set("services.worker.ports", ["9000:9000"]),
      check_worker_replicas, "collide"),
