@@ -12,6 +12,7 @@ from govflow.matters.v1 import matters_pb2_grpc
 from govflow.paging import next_token, page, parse_filter
 from services.matters import publishing, read_model, reads
 from services.matters.calendars import year_from_entries
+from services.matters.domain.applications import Progress, Task
 from services.matters.messages import (
     build_application,
     build_calendar_year,
@@ -21,14 +22,15 @@ from services.matters.messages import (
     get_application_response,
     timestamp,
 )
-from services.matters.domain.applications import Progress, Task
 from services.matters.service import Matters
 from workflows.models import ApplicantAction, SuppliedMaterial
 
 PUBLIC_METHODS = {"ListMatters", "GetMatter", "GetCalendarYear", "ListCalendarYears",
                   "ComputeDueTimes"}
-STATUSES = {n.removeprefix("APPLICATION_STATUS_") for n in pb.ApplicationStatus.keys()} - {"UNSPECIFIED"}
-TASK_STATUSES = {n.removeprefix("TASK_STATUS_") for n in pb.TaskStatus.keys()} - {"UNSPECIFIED"}
+STATUSES = {n.removeprefix("APPLICATION_STATUS_")
+            for n in pb.ApplicationStatus.keys()} - {"UNSPECIFIED"}  # noqa: SIM118 (an enum wrapper)
+TASK_STATUSES = {n.removeprefix("TASK_STATUS_")
+                 for n in pb.TaskStatus.keys()} - {"UNSPECIFIED"}  # noqa: SIM118 (an enum wrapper)
 
 
 def _status_filter(f: dict[str, str], allowed: set[str]) -> None:
@@ -42,8 +44,9 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
     def __init__(self, matters: Matters) -> None:
         self.m = matters
         self.db = matters.db
-        self.applications = reads.ApplicationReader(self.db, get_application_response,
-                                                    cache=matters.caches.applications)
+        self.applications: reads.ApplicationReader[pb.GetApplicationResponse] = \
+            reads.ApplicationReader(self.db, get_application_response,
+                                    cache=matters.caches.applications)
 
     async def ListMatters(self, request: pb.ListMattersRequest, context: object) -> pb.ListMattersResponse:
         f = parse_filter(request.filter, {"agency"})

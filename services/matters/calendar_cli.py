@@ -22,12 +22,12 @@ import yaml
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from govflow.errors import InvalidArgument
 from govflow.grpckit import channel, outgoing_metadata
 from govflow.identity.v1 import identity_pb2_grpc
 from govflow.matters.v1 import matters_pb2 as mpb
 from govflow.matters.v1 import matters_pb2_grpc
 from govflow.service_client import ServiceToken
-from govflow.errors import InvalidArgument
 from govflow.settings import Settings
 from services.matters.calendars import year_from_entries
 

@@ -23,6 +23,13 @@ from services.matters.domain.statistics import MatterStatistics
 from workflows.models import workflow_id
 
 _KIND = {"person": pb.APPLICANT_KIND_PERSON, "organisation": pb.APPLICANT_KIND_ORGANISATION}
+# The stored names (SUBMITTED, OPEN, APPROVE, ...) and their enum values.
+_APPLICATION_STATUS: dict[str, pb.ApplicationStatus] = {
+    n.removeprefix("APPLICATION_STATUS_"): getattr(pb, n) for n in pb.ApplicationStatus.keys()}  # noqa: SIM118
+_TASK_STATUS: dict[str, pb.TaskStatus] = {
+    n.removeprefix("TASK_STATUS_"): getattr(pb, n) for n in pb.TaskStatus.keys()}  # noqa: SIM118
+_DECISION: dict[str, pb.Decision] = {
+    n.removeprefix("DECISION_"): getattr(pb, n) for n in pb.Decision.keys()}  # noqa: SIM118
 
 
 def timestamp(t: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -59,7 +66,7 @@ def build_application(a: Application, events: Sequence[TimelineEvent] = (),
     app = pb.Application(
         name=f"applications/{a.id}", matter=f"matters/{a.matter_code}",
         matter_version=a.matter_version, applicant=a.applicant, submitted_by=a.submitted_by,
-        status=pb.ApplicationStatus.Value(f"APPLICATION_STATUS_{a.status}"),
+        status=_APPLICATION_STATUS[a.status],
         overdue=a.overdue, result_certificate=a.result_certificate,
         workflow_id=workflow_id(a.id), agency=a.agency,
         current_steps=split_list(a.current_steps),
@@ -84,7 +91,8 @@ def build_application(a: Application, events: Sequence[TimelineEvent] = (),
         app.timeline.append(pb.TimelineEvent(
             event_id=e.event_id, kind=e.kind, message=e.message, actor=e.actor,
             time=timestamp(e.time),
-            status=pb.ApplicationStatus.Value(f"APPLICATION_STATUS_{e.status}") if e.status else 0))
+            status=_APPLICATION_STATUS[e.status] if e.status
+            else pb.APPLICATION_STATUS_UNSPECIFIED))
     return app
 
 
@@ -96,11 +104,11 @@ def get_application_response(data: ApplicationData) -> pb.GetApplicationResponse
 def build_task(t: Task) -> pb.Task:
     out = pb.Task(name=t.name, application=f"applications/{t.application_id}", step=t.step,
                   display_name=t.display_name, role=t.role, agency=t.agency,
-                  status=pb.TaskStatus.Value(f"TASK_STATUS_{t.status}"), assignee=t.assignee,
+                  status=_TASK_STATUS[t.status], assignee=t.assignee,
                   overdue=t.overdue, matter=t.matter, kind=t.kind,
                   reasons=json.loads(t.reasons) if t.reasons else [],
                   due_time_provisional=bool(t.due_provisional),
-                  decision=pb.Decision.Value(f"DECISION_{t.decision}") if t.decision else 0)
+                  decision=_DECISION[t.decision] if t.decision else pb.DECISION_UNSPECIFIED)
     for field, value in (("due_time", t.due_time), ("create_time", t.create_time)):
         ts = timestamp(value)
         if ts is not None:

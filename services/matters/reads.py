@@ -72,7 +72,7 @@ class ApplicationReader(Generic[V]):
 
 def _when(f: dict[str, str], key: str) -> dt.datetime:
     try:
-        return dt.datetime.fromisoformat(f[key].replace("Z", "+00:00"))
+        return dt.datetime.fromisoformat(f[key])  # "Z" included (Python 3.11)
     except ValueError as exc:
         raise InvalidArgument(fields={"filter": f"{key} must be ISO 8601"}) from exc
 

@@ -57,7 +57,7 @@ async def resume_unstarted(server: GovflowServer) -> None:
     matters: Matters = server.matters  # type: ignore[attr-defined]
     try:
         resumed = await matters.resume_unstarted()
-    except Exception:  # Temporal not up yet: the clients' retries with their request_id cover it
+    except Exception:  # noqa: BLE001 - Temporal not up yet: the clients' retries with their request_id cover it
         log.get_logger().warning("matters.resume_unstarted_failed", exc_info=True)
         return
     if resumed:

@@ -4,6 +4,8 @@ promised due time counted on the published calendar."""
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 from sqlmodel import Session
 
@@ -115,7 +117,7 @@ class Submissions:
         """Starts workflows for applications persisted before a crash stopped their start."""
         unstarted = await self.db.run(applications.unstarted)
         for app in unstarted:
-            spec = await self.db.run(lambda s, a=app: matters.spec(s, a.matter_code,
-                                                                   a.matter_version))
+            spec = await self.db.run(functools.partial(
+                matters.spec, code=app.matter_code, version=app.matter_version))
             await self.start_workflow(app, spec)
         return len(unstarted)

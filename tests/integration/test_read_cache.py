@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from govflow.db import normalise_url
 from govflow.matters.v1 import matters_pb2 as mpb
 from govflow.matters.v1 import matters_pb2_grpc
-from services.matters.store.caches import VersionedCache
 from services.matters.server import create_server as matters_server
+from services.matters.store.caches import VersionedCache
 from tests.e2e.helpers import TERMINAL, citizen, new_senior, official, submit, wait_for
 from tests.stack import Stack
 

@@ -31,14 +31,14 @@ def test_the_domain_imports_no_transport_storage_or_temporal() -> None:
 
 def app(**kw: object) -> Application:
     now = dt.datetime(2026, 3, 2, 9, tzinfo=UTC)
-    fields: dict[str, object] = dict(
-        id="a1", matter_code="m", matter_version=1, agency="agencies/x", applicant="persons/a",
-        submitted_by="persons/a", request_id="r", status="SUBMITTED", create_time=now,
-        update_time=now, due_time=None, overdue=False, result_certificate="", receipt_json="",
-        current_steps="", workflow_started=True, parent_id=None, missing_materials="",
-        supplement_due_time=None, pledges="", result_certificates="", rating=0,
-        rating_comment="", decided_time=None, due_provisional=False, reasons="", interested="",
-        version=1)
+    fields: dict[str, object] = {
+        "id": "a1", "matter_code": "m", "matter_version": 1, "agency": "agencies/x", "applicant": "persons/a",
+        "submitted_by": "persons/a", "request_id": "r", "status": "SUBMITTED", "create_time": now,
+        "update_time": now, "due_time": None, "overdue": False, "result_certificate": "", "receipt_json": "",
+        "current_steps": "", "workflow_started": True, "parent_id": None, "missing_materials": "",
+        "supplement_due_time": None, "pledges": "", "result_certificates": "", "rating": 0,
+        "rating_comment": "", "decided_time": None, "due_provisional": False, "reasons": "", "interested": "",
+        "version": 1}
     fields.update(kw)
     return Application(**fields)  # type: ignore[arg-type]
 

@@ -160,7 +160,7 @@ def parse(text: str) -> MatterSpec:
         if op not in OPS:
             p[f"{path}op"] = f"must be one of {' '.join(OPS)}"
         fact = _str(r, "fact", path, p)
-        if fact and not (fact.startswith("applicant.") or fact.startswith("materials.")):
+        if fact and not fact.startswith(("applicant.", "materials.")):
             p[f"{path}fact"] = "must start with applicant. or materials."
         if op in ("in", "not_in") and not isinstance(r.get("value"), list):
             p[f"{path}value"] = "must be a list for in / not_in"
@@ -222,18 +222,18 @@ def parse(text: str) -> MatterSpec:
     if not isinstance(supplement_days, int) or supplement_days < 1:
         p["supplement_limit_days"] = "must be an integer >= 1"
         supplement_days = 5
-    pledge = doc.get("pledge") or {}
-    if not isinstance(pledge, dict):
+    pledge_doc = doc.get("pledge") or {}
+    if not isinstance(pledge_doc, dict):
         p["pledge"] = "must be a mapping {check_after_days, on_failure}"
-        pledge = {}
-    check_days = pledge.get("check_after_days", 20)
+        pledge_doc = {}
+    check_days = pledge_doc.get("check_after_days", 20)
     if not isinstance(check_days, int) or check_days < 1:
         p["pledge.check_after_days"] = "must be an integer >= 1"
         check_days = 20
-    on_failure = pledge.get("on_failure", "revoke")
+    on_failure = pledge_doc.get("on_failure", "revoke")
     if on_failure not in ("revoke", "suspend"):
         p["pledge.on_failure"] = "must be revoke or suspend"
-    if pledge and not any(m.pledge_allowed for m in materials):
+    if pledge_doc and not any(m.pledge_allowed for m in materials):
         p["pledge"] = "no material allows a pledge"
     for extra in sorted(set(doc) - known):
         p[str(extra)] = "unknown key"

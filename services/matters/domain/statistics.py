@@ -79,11 +79,11 @@ def compute(counts: Iterable[StatusCount], decided: Iterable[Application],
             acc[3] += a.rating
             acc[4] += 1
     for key, (n, on_time, days, rating_sum, rated) in sums.items():
-        item = out.get(key)
-        if item is None:
+        found = out.get(key)
+        if found is None:
             continue
-        item.decided = int(n)
-        item.on_time_rate = on_time / n
-        item.average_working_days = days / n
-        item.average_rating = rating_sum / rated if rated else 0.0
+        found.decided = int(n)
+        found.on_time_rate = on_time / n
+        found.average_working_days = days / n
+        found.average_rating = rating_sum / rated if rated else 0.0
     return [out[k] for k in sorted(out)]

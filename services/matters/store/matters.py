@@ -44,7 +44,7 @@ def listing(s: Session, *, offset: int, limit: int, agency: str | None) -> list[
     newest = select(MatterVersionRow.code, sa.func.max(MatterVersionRow.version).label("v")) \
         .group_by(MatterVersionRow.code).subquery()
     q = select(MatterVersionRow).join(newest, sa.and_(
-        MatterVersionRow.code == newest.c.code, MatterVersionRow.version == newest.c.v))
+        col(MatterVersionRow.code) == newest.c.code, col(MatterVersionRow.version) == newest.c.v))
     if agency:
         q = q.where(MatterVersionRow.agency == agency)
     q = q.order_by(MatterVersionRow.code).offset(offset).limit(limit)

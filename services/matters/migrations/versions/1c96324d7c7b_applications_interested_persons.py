@@ -4,10 +4,9 @@ Revision ID: 1c96324d7c7b
 Revises: 81865cc521b3
 Create Date: 2026-12-07 04:47:14.886221
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '1c96324d7c7b'
 down_revision = '81865cc521b3'

@@ -4,10 +4,9 @@ Revision ID: 6262ab5240f3
 Revises: e0a4a4ba6597
 Create Date: 2026-11-22 01:55:15.062050
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '6262ab5240f3'
 down_revision = 'e0a4a4ba6597'

@@ -4,10 +4,9 @@ Revision ID: 81865cc521b3
 Revises: d41b7e2c9a60
 Create Date: 2026-12-07 04:27:21.912989
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '81865cc521b3'
 down_revision = 'd41b7e2c9a60'

@@ -11,9 +11,8 @@ Revision ID: a3c1e07d5b21
 Revises: f6113df7be42
 Create Date: 2026-11-22 05:10:00.000000
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'a3c1e07d5b21'
 down_revision = 'f6113df7be42'

@@ -6,9 +6,6 @@ Revises: c5d92985ad44
 Create Date: 2026-11-22 02:24:14.197852
 """
 from alembic import op
-import sqlalchemy as sa
-import sqlmodel
-
 
 revision = 'b852b2fc802f'
 down_revision = 'c5d92985ad44'

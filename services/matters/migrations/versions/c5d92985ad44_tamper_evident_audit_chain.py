@@ -4,10 +4,9 @@ Revision ID: c5d92985ad44
 Revises: 6262ab5240f3
 Create Date: 2026-11-22 02:19:48.235698
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = 'c5d92985ad44'
 down_revision = '6262ab5240f3'

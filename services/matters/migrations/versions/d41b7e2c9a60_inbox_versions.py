@@ -11,9 +11,8 @@ Revision ID: d41b7e2c9a60
 Revises: a3c1e07d5b21
 Create Date: 2026-12-01 23:45:00.000000
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'd41b7e2c9a60'
 down_revision = 'a3c1e07d5b21'

@@ -4,10 +4,9 @@ Revision ID: e0a4a4ba6597
 Revises: 
 Create Date: 2026-11-22 01:43:38.338623
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = 'e0a4a4ba6597'
 down_revision = None

@@ -4,10 +4,9 @@ Revision ID: f6113df7be42
 Revises: b852b2fc802f
 Create Date: 2026-11-22 02:24:19.131035
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = 'f6113df7be42'
 down_revision = 'b852b2fc802f'
