@@ -4,7 +4,7 @@ the senior-citizen card and finds it (with its QR code and access log) in the wa
 applies for individual-business-registration and two officers of sz-amr claim and decide
 its three steps in the workbench, one rejection without reasons being refused with the
 server's message; the English switch. Screenshots of the main pages go to
-test-artifacts/console/<backend>/ (gitignored).
+test-artifacts/console/<backend>/ (gitignored), with what the script saw (seen.json).
 
 The stack runs in this test's event loop, so node runs as an asyncio subprocess.
 """
@@ -73,6 +73,7 @@ async def test_console_in_a_browser(stack: Stack) -> None:
     lines = out.decode().strip().splitlines()
     assert lines, f"the browser script printed nothing:\n{err.decode()}"
     seen = json.loads(lines[-1])
+    (artifacts / "seen.json").write_text(json.dumps(seen, ensure_ascii=False, indent=1))
     assert proc.returncode == 0 and "failedAt" not in seen, (
         f"failed at {seen.get('failedAt')}: {seen.get('error')}\n{err.decode()}")
 

@@ -4,16 +4,17 @@ import { statusText, useT } from "../i18n";
 import { ErrorBox, Loading, Section, useLoad } from "../ui";
 
 function Bars({ title, rows, max, unit }: { title: string; rows: { label: string; value: number }[]; max: number; unit: string }) {
-  const h = 26;
+  const h = 38; // a label line above each bar, so long matter codes never overlap it
+  const width = (v: number) => (max > 0 ? (250 * v) / max : 0);
   return (
     <figure className="chart">
       <figcaption>{title}</figcaption>
       <svg viewBox={`0 0 320 ${rows.length * h + 4}`} width="100%" role="img" aria-label={title}>
         {rows.map((r, i) => (
           <g key={r.label} transform={`translate(0 ${i * h + 2})`}>
-            <text x="0" y="16" fontSize="11">{r.label}</text>
-            <rect x="150" y="4" height="16" rx="3" width={max > 0 ? (130 * r.value) / max : 0} className="bar" />
-            <text x={154 + (max > 0 ? (130 * r.value) / max : 0)} y="16" fontSize="11">{r.value.toFixed(unit === "%" ? 0 : 1)}{unit}</text>
+            <text x="0" y="12" fontSize="11">{r.label}</text>
+            <rect x="0" y="17" height="14" rx="3" width={width(r.value)} className="bar" />
+            <text x={width(r.value) + 4} y="29" fontSize="11">{r.value.toFixed(unit === "%" ? 0 : 1)}{unit}</text>
           </g>
         ))}
       </svg>
