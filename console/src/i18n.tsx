@@ -285,7 +285,7 @@ export const eventText: Record<Lang, Record<string, string>> = {
     material_pledged: "以告知承诺替代材料", material_uploaded: "已上传材料",
     instant_approved: "规则自动审批通过（秒批）", instant_rules_not_met: "不满足秒批规则，转人工审批",
     in_review: "进入人工审批", step_opened: "审批环节开始", task_claimed: "工作人员已认领",
-    task_reassigned: "任务已转派", step_approved: "环节审批通过", approved: "审批通过",
+    task_reassigned: "任务已转派", task_decided: "环节已办理", step_approved: "环节审批通过", approved: "审批通过",
     rejected: "不予通过", supplement_requested: "要求补正材料", materials_supplied: "已补正材料",
     certificate_issued: "结果证照已发放至证照夹", consent_released: "证照调取授权已解除",
     withdrawn: "申请已撤回", failed: "办理失败", reminder: "到期提醒", escalated: "超期督办",

@@ -3,7 +3,7 @@
 // the built console at / (same origin as the API):
 //   node console/test/console-e2e.mjs GATEWAY_URL CONFIG_JSON
 // CONFIG_JSON: {"senior": [id, password], "citizen": [id, password], "acceptor": [...],
-//   "reviewer": [...], "agency": "agencies/sz-amr", "artifacts": DIR}
+//   "reviewer": [...], "supervisor": [...], "agency": "agencies/sz-amr", "artifacts": DIR}
 // Prints one JSON line with what it saw; tests/e2e/test_console.py asserts on it. Exits
 // non-zero when a step could not be done at all (with the step named).
 import { mkdirSync } from "node:fs";
@@ -163,7 +163,50 @@ try {
   await shot(citizen, "citizen-result-375");
   seen.steps.push("three-step");
 
-  // 3. The English switch, at desk width.
+  // 3. A low rating opens a follow-up that the supervisor sees (with the reassign form).
+  step = "rating";
+  await citizen.getByLabel("评分").selectOption("2");
+  await citizen.getByLabel("留言（可选）").fill("等待时间太长");
+  await citizen.getByRole("button", { name: "提交评价" }).click();
+  await citizen.getByRole("heading", { name: "您的评价" }).waitFor({ timeout: 30_000 });
+  const supervisor = await open(DESK, "#/officer");
+  await login(supervisor, config.supervisor, config.agency);
+  await supervisor.getByRole("button", { name: "回访与督办" }).click();
+  await openTask(supervisor, `tasks/${id}-follow-up`);
+  await supervisor.locator(".reassign select option").nth(1).waitFor({ state: "attached" });
+  seen.followUp = await supervisor.locator(".task-panel h2").innerText();
+  await shot(supervisor, "officer-follow-up-1280");
+  seen.steps.push("rating");
+
+  // 4. Another application: the acceptor asks for a supplement, the citizen supplies the ID
+  //    card from the wallet, then withdraws.
+  step = "supplement";
+  await citizen.getByRole("button", { name: "办事指南" }).click();
+  await citizen.locator('[data-matter="individual-business-registration"]').click();
+  await citizen.locator('input[name="consent"]').check();
+  await citizen.getByRole("button", { name: "提交申请" }).click();
+  const second = await citizen.locator(".application[data-application]").getAttribute("data-application");
+  await citizen.locator('.application[data-status="IN_REVIEW"]').waitFor({ timeout: 60_000 });
+  const acceptance = `tasks/${second.split("/")[1]}-acceptance-${agency}`;
+  await openTask(acceptor, acceptance);
+  await acceptor.getByRole("button", { name: "认领", exact: true }).click();
+  await acceptor.getByLabel("需补正的材料编码，逗号分隔").fill("id-card");
+  await acceptor.getByRole("button", { name: "要求补正" }).click();
+  await citizen.locator('.application[data-status="SUPPLEMENT_REQUESTED"]').waitFor({ timeout: 60_000 });
+  const pick = citizen.getByLabel("选用证照");
+  const value = await pick.locator("option", { hasText: "resident-id-card" }).first().getAttribute("value");
+  await pick.selectOption(value);
+  await shot(citizen, "citizen-supplement-375");
+  await citizen.getByRole("button", { name: "提交补正" }).click();
+  await citizen.locator('.application[data-status="IN_REVIEW"]').waitFor({ timeout: 60_000 });
+  await citizen.getByLabel("撤回原因（可选）").fill("信息填错了");
+  await citizen.getByRole("button", { name: "撤回申请" }).click();
+  await citizen.locator('.application[data-status="WITHDRAWN"]').waitFor({ timeout: 60_000 });
+  seen.secondTimeline = await citizen.locator(".timeline li").evaluateAll(
+    (els) => els.map((e) => e.getAttribute("data-kind")));
+  seen.steps.push("supplement");
+
+  // 5. The English switch, at desk width.
   step = "english";
   const desk = await open(DESK);
   await login(desk, config.citizen);

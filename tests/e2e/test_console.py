@@ -3,7 +3,9 @@ chromium driven by playwright-core, against the session's stack. A fresh senior 
 the senior-citizen card and finds it (with its QR code and access log) in the wallet; Li Wei
 applies for individual-business-registration and two officers of sz-amr claim and decide
 its three steps in the workbench, one rejection without reasons being refused with the
-server's message; the English switch. Screenshots of the main pages go to
+server's message; a rating of 2 opens a follow-up the supervisor (Sun Li) sees with the
+reassign form; a second application gets a supplement request, is supplied from the wallet
+and withdrawn; the English switch. Screenshots of the main pages go to
 test-artifacts/console/<backend>/ (gitignored), with what the script saw (seen.json).
 
 The stack runs in this test's event loop, so node runs as an asyncio subprocess.
@@ -29,7 +31,8 @@ ARTIFACTS = ROOT / "test-artifacts" / "console"
 PAGES = ("citizen-login-375", "citizen-catalogue-375", "citizen-matter-375",
          "citizen-application-375", "citizen-wallet-375", "officer-task-1280",
          "officer-inbox-1280", "officer-review-1280", "officer-refused-1280",
-         "officer-stats-1280", "citizen-result-375", "citizen-catalogue-en-1280")
+         "officer-stats-1280", "citizen-result-375", "officer-follow-up-1280",
+         "citizen-supplement-375", "citizen-catalogue-en-1280")
 
 
 def preconditions() -> str:
@@ -58,6 +61,7 @@ async def test_console_in_a_browser(stack: Stack) -> None:
         "citizen": [person("li-wei").id_number, DEMO_PASSWORD],
         "acceptor": [person("chen-jing").id_number, DEMO_PASSWORD],
         "reviewer": [person("zhao-lei").id_number, DEMO_PASSWORD],
+        "supervisor": [person("sun-li").id_number, DEMO_PASSWORD],
         "agency": "agencies/sz-amr",
         "artifacts": str(artifacts),
     }
@@ -96,6 +100,13 @@ async def test_console_in_a_browser(stack: Stack) -> None:
     refusal = seen["refusal"]
     assert "填写的内容有误" in refusal or "不能进行此操作" in refusal, refusal
     assert "reason" in refusal.lower(), refusal  # the server's own words name the field
+
+    # A rating of 2 opens a follow-up for the supervisor; a supplement asked, supplied from
+    # the wallet, then a withdrawal.
+    assert "rating of 2" in seen["followUp"], seen["followUp"]
+    second = seen["secondTimeline"]
+    assert "supplement_requested" in second and "materials_supplied" in second, second
+    assert "withdrawn" in second, second
 
     assert "Wallet" in seen["english"], seen["english"]
     assert seen["consoleErrors"] == [], seen["consoleErrors"]
