@@ -3,9 +3,11 @@
 // the built console at / (same origin as the API):
 //   node console/test/console-e2e.mjs GATEWAY_URL CONFIG_JSON
 // CONFIG_JSON: {"senior": [id, password], "citizen": [id, password], "acceptor": [...],
-//   "reviewer": [...], "supervisor": [...], "agency": "agencies/sz-amr", "artifacts": DIR}
+//   "reviewer": [...], "supervisor": [...], "agency": "agencies/sz-amr", "artifacts": DIR,
+//   "totp": [id, password, base32 secret] (a person with a confirmed authenticator)}
 // Prints one JSON line with what it saw; tests/e2e/test_console.py asserts on it. Exits
 // non-zero when a step could not be done at all (with the step named).
+import { createHmac } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -73,8 +75,40 @@ async function claimAndApprove(page, task, name) {
   await page.locator(`tr[data-task="${task}"]`).waitFor({ state: "detached", timeout: 60_000 });
 }
 
+/** RFC 6238 (SHA-1, 6 digits, 30 s) for the step after the current one: the step the
+ *  enrolment confirmed is used up, and the server allows one step of drift. */
+function nextTotp(secret) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of secret.replace(/=+$/, "")) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30_000) + 1));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const at = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(at) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
+
 const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
 try {
+  // 0. A person with an authenticator: the password alone is answered OTP_REQUIRED, and the
+  //    form then asks for the one-time code.
+  step = "totp";
+  refusalExpected = true;
+  const otpPage = await open(PHONE);
+  const [otpId, otpPassword, otpSecret] = config.totp;
+  await otpPage.getByLabel("身份证号").fill(otpId);
+  await otpPage.getByLabel("密码").fill(otpPassword);
+  await otpPage.getByLabel("密码").press("Enter");
+  await otpPage.getByLabel("动态口令（6 位）").waitFor({ timeout: 30_000 });
+  seen.otpAsked = await otpPage.locator(".error").innerText();
+  await shot(otpPage, "citizen-login-otp-375");
+  refusalExpected = false;
+  await otpPage.getByLabel("动态口令（6 位）").fill(nextTotp(otpSecret));
+  await otpPage.getByLabel("动态口令（6 位）").press("Enter");
+  await otpPage.getByRole("button", { name: "退出" }).waitFor({ timeout: 30_000 });
+  seen.steps.push("totp");
+
   // 1. A senior applies for the senior-citizen card (instant approval) and finds it in the wallet.
   step = "senior";
   const senior = await open(PHONE);

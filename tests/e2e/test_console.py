@@ -1,5 +1,6 @@
 """The web console (console/, served by the gateway at /) in a real browser: Debian's
-chromium driven by playwright-core, against the session's stack. A fresh senior applies for
+chromium driven by playwright-core, against the session's stack. A person with an
+authenticator logs in with the one-time code the form asks for; a fresh senior applies for
 the senior-citizen card and finds it (with its QR code and access log) in the wallet; Li Wei
 applies for individual-business-registration and two officers of sz-amr claim and decide
 its three steps in the workbench, one rejection without reasons being refused with the
@@ -18,9 +19,11 @@ import json
 import pathlib
 import shutil
 
+import pyotp
 import pytest
 
 from govflow.demo_data import DEMO_PASSWORD, add_senior, person
+from govflow.identity.v1 import identity_pb2 as ipb
 from services.gateway.server import CONSOLE_DIST
 from tests.stack import Stack
 
@@ -28,7 +31,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "console" / "test" / "console-e2e.mjs"
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "console"
-PAGES = ("citizen-login-375", "citizen-catalogue-375", "citizen-matter-375",
+PAGES = ("citizen-login-otp-375", "citizen-login-375", "citizen-catalogue-375", "citizen-matter-375",
          "citizen-application-375", "citizen-wallet-375", "officer-task-1280",
          "officer-inbox-1280", "officer-review-1280", "officer-refused-1280",
          "officer-stats-1280", "citizen-result-375", "officer-follow-up-1280",
@@ -56,6 +59,13 @@ async def test_console_in_a_browser(stack: Stack) -> None:
     artifacts = ARTIFACTS / backend
     shutil.rmtree(artifacts, ignore_errors=True)
     senior = await add_senior(stack.identity, stack.certificates, await stack.service_md())
+    # Another new person, with a confirmed authenticator app (TOTP).
+    otp_person = await add_senior(stack.identity, stack.certificates, await stack.service_md())
+    md = await stack.login(otp_person.id_number, DEMO_PASSWORD)
+    enrolled = await stack.identity.EnrollTotp(ipb.EnrollTotpRequest(person=otp_person.name),
+                                               metadata=md)
+    await stack.identity.ConfirmTotp(ipb.ConfirmTotpRequest(
+        person=otp_person.name, one_time_code=pyotp.TOTP(enrolled.secret).now()), metadata=md)
     config = {
         "senior": [senior.id_number, DEMO_PASSWORD],
         "citizen": [person("li-wei").id_number, DEMO_PASSWORD],
@@ -64,6 +74,7 @@ async def test_console_in_a_browser(stack: Stack) -> None:
         "supervisor": [person("sun-li").id_number, DEMO_PASSWORD],
         "agency": "agencies/sz-amr",
         "artifacts": str(artifacts),
+        "totp": [otp_person.id_number, DEMO_PASSWORD, enrolled.secret],
     }
     proc = await asyncio.create_subprocess_exec(
         node, str(SCRIPT), stack.gateway_url, json.dumps(config), cwd=ROOT,
@@ -80,6 +91,8 @@ async def test_console_in_a_browser(stack: Stack) -> None:
     (artifacts / "seen.json").write_text(json.dumps(seen, ensure_ascii=False, indent=1))
     assert proc.returncode == 0 and "failedAt" not in seen, (
         f"failed at {seen.get('failedAt')}: {seen.get('error')}\n{err.decode()}")
+
+    assert "OTP_REQUIRED" in seen["otpAsked"] and "需要动态口令" in seen["otpAsked"]
 
     # The senior card: instant approval shows at once, the card is in the wallet.
     assert any("居民身份证" in x or "Resident ID" in x for x in seen["willPull"]), seen["willPull"]
