@@ -11,21 +11,20 @@ export function Login({ officer, onLogin }: { officer: boolean; onLogin: (s: Ses
   const [password, setPassword] = useState("");
   const [otp, setOtp] = useState("");
   const [agency, setAgency] = useState("");
-  const [needOtp, setNeedOtp] = useState(false);
   const action = useAction();
   const agencies = useLoad(async () => (officer ? (await identity.listAgencies({ pageSize: 100 })).agencies : []),
     [officer]);
 
   async function submit(e: FormEvent) {
     e.preventDefault();
-    const ok = await action.run(async () => {
+    await action.run(async () => {
       const { tokens } = await identity.login({ idNumber: idNumber.trim(), password,
         oneTimeCode: otp.trim(), agency: officer ? agency : "" });
       onLogin(sessionFromToken(tokens?.accessToken ?? "", idNumber.trim()));
     });
-    if (!ok) setNeedOtp((was) => was || true);
   }
-  const otpAsked = needOtp && ["OTP_REQUIRED", "BAD_OTP"].includes(action.error?.reason ?? "");
+  // The code is asked for once the server says the account needs one (and kept once typed).
+  const otpAsked = ["OTP_REQUIRED", "BAD_OTP"].includes(action.error?.reason ?? "");
   return (
     <form className="card login" onSubmit={submit} aria-labelledby="login-title">
       <h2 id="login-title">{officer ? t("officer") : t("citizen")} · {t("login")}</h2>

@@ -126,7 +126,7 @@ const zh = {
   done: "操作成功。",
   tasksOf: "部门",
   roles: "角色",
-  needSupervisor: "转派仅限督办（supervisor）角色。",
+  stepLimit: "环节时限",
 } as const;
 
 export type Key = keyof typeof zh;
@@ -255,7 +255,7 @@ const en: Record<Key, string> = {
   done: "Done.",
   tasksOf: "Agency",
   roles: "Roles",
-  needSupervisor: "Only supervisors reassign.",
+  stepLimit: "step limit",
 };
 
 export type Lang = "zh" | "en";

@@ -65,7 +65,8 @@ function Inbox({ session }: { session: Session }) {
             {(tasks.data ?? []).map((x) => (
               <tr key={x.name} aria-selected={x.name === selected} data-task={x.name}>
                 <td><button type="button" className="link" onClick={() => setSelected(x.name)}>{short(x.matter)}</button>
-                  {x.kind === "follow_up" && <span className="badge">{t("kindFollowUp")}</span>}</td>
+                  {x.kind === "follow_up" && <span className="badge">{t("kindFollowUp")}</span>}
+                  {x.overdue && session.roles.includes("supervisor") && <span className="badge badge-rejected">{t("kindEscalation")}</span>}</td>
                 <td>{x.displayName}</td>
                 <td><Badge status={TaskStatus[x.status]} /></td>
                 <td>{when(x.dueTime, lang)}{x.dueTimeProvisional && <em title={t("provisional")}> {lang === "zh" ? "（暂定）" : "(provisional)"}</em>}
@@ -92,6 +93,8 @@ function TaskPanel({ session, task: listed, onChanged }: { session: Session; tas
   const supervisor = session.roles.includes("supervisor");
   const app = useLoad(async () => (await matters.getApplication({ name: task.application }, auth(session))).application,
     [task.application, session]);
+  const limit = useLoad(async () => (await matters.getMatter({ name: task.matter })).matter?.steps
+    .find((s) => s.code === task.step)?.timeLimitDays ?? 0, [task.matter, task.step]);
   const officials = useLoad(async () => (supervisor
     ? (await identity.listOfficials({ parent: session.agency, pageSize: 100 }, auth(session))).officials : []),
     [supervisor, session]);
@@ -120,7 +123,9 @@ function TaskPanel({ session, task: listed, onChanged }: { session: Session; tas
         <div><dt>{t("application")}</dt><dd><code data-application={task.application}>{short(task.application).slice(0, 8)}</code> {app.data && <Badge status={statusName(app.data.status)} />}</dd></div>
         <div><dt>{t("applicant")}</dt><dd>{app.data ? short(app.data.applicant).slice(0, 8) : "…"}</dd></div>
         <div><dt>{t("status")}</dt><dd><Badge status={TaskStatus[task.status]} /> {task.assignee && `${t("assignee")}: ${short(task.assignee).slice(0, 8)}`}</dd></div>
-        <div><dt>{t("dueTime")}</dt><dd>{when(task.dueTime, lang)} {task.dueTimeProvisional && <em>{t("provisional")}</em>}</dd></div>
+        <div><dt>{t("dueTime")}</dt><dd>{when(task.dueTime, lang)}
+          {limit.data ? ` (${t("stepLimit")} ${limit.data} ${t("workingDays")})` : ""}
+          {task.dueTimeProvisional && <em> {t("provisional")}</em>}</dd></div>
       </dl>
       <ErrorBox error={app.error} />
       {app.data && app.data.timeline.length > 0 && (
