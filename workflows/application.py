@@ -23,6 +23,7 @@ from temporalio import workflow
 from temporalio.common import (
     SearchAttributeKey,
     SearchAttributePair,
+    SearchAttributeUpdate,
     TypedSearchAttributes,
 )
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -253,7 +254,7 @@ class ApplicationWorkflow:
             PullRequest(application_id=self.inp.application_id, holder=self.inp.applicant,
                         certificate_types=mat.certificate_types,
                         purpose=f"{self.inp.matter.rule_version} material {mat.code}"),
-            result_type=PulledCertificate | None)  # type: ignore[arg-type]
+            result_type=PulledCertificate | None)
         if cert is not None and cert.valid:
             self.material_problems.pop(mat.code, None)
             await self.event("material_verified",
@@ -359,7 +360,8 @@ class ApplicationWorkflow:
 
     async def failed(self, err: ActivityError) -> ApplicationResult:
         await self.cancel_open_tasks()
-        cause = err.cause.message if err.cause is not None else str(err)
+        cause = str(getattr(err.cause, "message", err.cause)) if err.cause is not None \
+            else str(err)
         reason = f"{err.activity_type} could not be completed: {cause}"
         await self.event("failed", reason, status="FAILED", current_steps=[], reasons=[reason])
         return ApplicationResult(status="FAILED", reasons=[reason])
@@ -737,7 +739,8 @@ class ApplicationWorkflow:
     def clocks_changed(self) -> None:
         """Keeps the due-time search attributes in step with the clocks."""
         promised = self.clocks.get("application")
-        attrs = [PROVISIONAL_KEY.value_set(any(c.provisional for c in self.clocks.values()))]
+        attrs: list[SearchAttributeUpdate[Any]] = [
+            PROVISIONAL_KEY.value_set(any(c.provisional for c in self.clocks.values()))]
         if promised is not None:
             attrs.append(DUE_KEY.value_set(promised.due))
         workflow.upsert_search_attributes(attrs)
