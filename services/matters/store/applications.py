@@ -233,7 +233,7 @@ _CHILDREN = Prepared(sa.select(_APPS.c.id).where(_APPS.c.parent_id == sa.bindpar
 def head(conn: Connection, app_id: str) -> ApplicationHead | None:
     """The application's parties and version (what every read checks first)."""
     row = _HEAD.first(conn, {"id": app_id})
-    return None if row is None else ApplicationHead(*row)
+    return None if row is None else ApplicationHead._make(row)
 
 
 def read(conn: Connection, app_id: str) -> ApplicationData | None:
