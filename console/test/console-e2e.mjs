@@ -190,6 +190,11 @@ try {
   await reviewer.locator(".chart svg, .stats, .card p").first().waitFor();
   await reviewer.locator("table.stats").waitFor({ timeout: 30_000 });
   await shot(reviewer, "officer-stats-1280");
+  await reviewer.setViewportSize(PHONE); // the workbench on a phone too
+  await reviewer.getByRole("button", { name: "待办任务" }).click();
+  await reviewer.getByRole("button", { name: "24 小时内到期" }).click();
+  await reviewer.locator(".inbox table.tasks, .inbox p:has-text('没有任务')").first().waitFor();
+  await shot(reviewer, "officer-inbox-375");
 
   await citizen.locator('.application[data-status="COMPLETED"]').waitFor({ timeout: 60_000 });
   seen.citizenStatus = await citizen.locator(".status-line").innerText();

@@ -34,7 +34,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "console"
 PAGES = ("citizen-login-otp-375", "citizen-login-375", "citizen-catalogue-375", "citizen-matter-375",
          "citizen-application-375", "citizen-wallet-375", "officer-task-1280",
          "officer-inbox-1280", "officer-review-1280", "officer-refused-1280",
-         "officer-stats-1280", "citizen-result-375", "officer-follow-up-1280",
+         "officer-stats-1280", "officer-inbox-375", "citizen-result-375", "officer-follow-up-1280",
          "citizen-supplement-375", "citizen-catalogue-en-1280")
 
 

@@ -54,12 +54,12 @@ function Inbox({ session }: { session: Session }) {
             <button key={x.key} type="button" className="chip" aria-pressed={i === which}
               onClick={() => setWhich(i)}>{t(x.key)}</button>
           ))}
-          <button type="button" className="chip" onClick={tasks.reload}>↻</button>
+          <button type="button" className="chip" aria-label={t("refresh")} title={t("refresh")} onClick={tasks.reload}>↻</button>
         </div>
         {tasks.busy && !tasks.data && <Loading />}
         <ErrorBox error={tasks.error} />
         {tasks.data && tasks.data.length === 0 && <p>{t("noTasks")}</p>}
-        <table className="tasks">
+        {(tasks.data ?? []).length > 0 && <table className="tasks">
           <thead><tr><th>{t("matter")}</th><th>{t("step")}</th><th>{t("status")}</th><th>{t("dueTime")}</th></tr></thead>
           <tbody>
             {(tasks.data ?? []).map((x) => (
@@ -74,7 +74,7 @@ function Inbox({ session }: { session: Session }) {
               </tr>
             ))}
           </tbody>
-        </table>
+        </table>}
       </Section>
       {task ? <TaskPanel key={task.name} session={session} task={task} onChanged={tasks.reload} />
         : <Section title={t("task")}><p>{t("chooseTask")}</p></Section>}
