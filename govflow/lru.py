@@ -1,6 +1,6 @@
 """A small bounded map, least recently used out first, safe to share between the event
 loop and worker threads. For values that are facts (never wrong once written) or that a
-caller validates before use (see services/matters/reads.py VersionedCache)."""
+caller validates before use (see services/matters/store/caches.py VersionedCache)."""
 
 from __future__ import annotations
 
