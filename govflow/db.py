@@ -185,7 +185,7 @@ class Prepared:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(plan.sql, plan.parameters(params))
-            return plan, cursor.fetchall()
+            return plan, list(cursor.fetchall())
         finally:
             cursor.close()
 
@@ -224,7 +224,8 @@ class _Plan:
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
         ]
         self.converts = any(self.processors)
-        self.tuple_type = collections.namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
+        # A named tuple class made at run time: typed as Any (its fields are the columns).
+        self.tuple_type: Any = collections.namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
 
     def parameters(self, given: Mapping[str, Any]) -> Any:
         if self.fast is not None:

@@ -183,10 +183,10 @@ async def seed(identity_ch: grpc.aio.Channel, certificates_ch: grpc.aio.Channel,
 
     holders = {**persons, **orgs}
     issued = []
-    for holder_key, ctype, fields in HELD:
+    for holder_key, ctype, held_fields in HELD:
         resp = await certs.IssueCertificate(cpb.IssueCertificateRequest(
             certificate=cpb.Certificate(type=f"certificateTypes/{ctype}",
-                                        holder=holders[holder_key], fields=fields),
+                                        holder=holders[holder_key], fields=held_fields),
             request_id=f"seed/{holder_key}/{ctype}"), metadata=md)
         issued.append(resp.certificate.name)
 

@@ -59,7 +59,8 @@ def _string_problem(value: str, limit: int) -> str | None:
 def _scalar_problem(field: descriptor.FieldDescriptor, value: object, limit: int) -> str | None:
     if field.type == F.TYPE_STRING:
         return _string_problem(value, limit)  # type: ignore[arg-type]
-    if field.type == F.TYPE_ENUM and field.enum_type.values_by_number.get(value) is None:  # type: ignore[arg-type]
+    if field.type == F.TYPE_ENUM and field.enum_type is not None \
+            and (not isinstance(value, int) or field.enum_type.values_by_number.get(value) is None):
         return "not a defined value"
     return None
 
@@ -87,13 +88,15 @@ class _Field:
         self.key = self.value = None
         self.value_limit = MAP_VALUE_LIMITS.get(field.name, MAX_STRING_CHARS)
         self.nested = False  # a message walked in turn (a map's values, for a map)
-        if field.type == F.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+        message_type = field.message_type
+        if field.type == F.TYPE_MESSAGE and message_type is not None \
+                and message_type.GetOptions().map_entry:
             self.check = "map"
-            self.key = field.message_type.fields_by_name["key"]
-            self.value = field.message_type.fields_by_name["value"]
+            self.key = message_type.fields_by_name["key"]
+            self.value = message_type.fields_by_name["value"]
             self.nested = self.value.type == F.TYPE_MESSAGE
-        elif field.type == F.TYPE_MESSAGE:
-            timestamp = field.message_type.full_name == "google.protobuf.Timestamp"
+        elif field.type == F.TYPE_MESSAGE and message_type is not None:
+            timestamp = message_type.full_name == "google.protobuf.Timestamp"
             self.check = "timestamp" if timestamp else "message"
         elif field.type == F.TYPE_STRING:
             self.check = "string"

@@ -53,7 +53,7 @@ async def fetch_jwks_from(identity_addr: str) -> str:
     async with channel(identity_addr) as ch:
         stub = identity_pb2_grpc.IdentityServiceStub(ch)
         resp = await stub.ListPublicKeys(identity_pb2.ListPublicKeysRequest(), timeout=5)
-        return resp.jwks_json
+        return str(resp.jwks_json)
 
 
 class JwksSource:
@@ -68,7 +68,7 @@ class JwksSource:
             self._channel = channel(self._addr)
         stub = identity_pb2_grpc.IdentityServiceStub(self._channel)
         resp = await stub.ListPublicKeys(identity_pb2.ListPublicKeysRequest(), timeout=5)
-        return resp.jwks_json
+        return str(resp.jwks_json)
 
     async def close(self) -> None:
         if self._channel is not None:

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from temporalio.client import Client, Interceptor
-from temporalio.runtime import Runtime
 from temporalio.converter import (
     AdvancedJSONEncoder,
     CompositePayloadConverter,
@@ -36,7 +35,7 @@ from temporalio.converter import (
     JSONTypeConverter,
     value_to_type,
 )
-
+from temporalio.runtime import Runtime
 
 # Field plans by class, shared by every converter in the process (the workflow sandbox makes
 # a converter per workflow run). Weak: classes the sandbox imports afresh for a run (modules
@@ -49,7 +48,7 @@ _PLANS: weakref.WeakKeyDictionary[type, Plan] = weakref.WeakKeyDictionary()
 
 def _exact(hint: Any) -> type | None:
     if hint is str or hint is bool or hint is int:
-        return hint  # type: ignore[no-any-return]
+        return hint
     if typing.get_origin(hint) is list and typing.get_args(hint) == (str,):
         return list  # of str, checked item by item
     return None

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -51,7 +53,7 @@ logger = log.get_logger("govflow.activities")
 
 def _error_info(err: grpc.aio.AioRpcError) -> dict[str, object]:
     """The ErrorInfo of a rich status (reason and metadata), or an empty dict."""
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    status = rpc_status.from_call(err)
     for detail in status.details if status is not None else ():
         info = error_details_pb2.ErrorInfo()
         if detail.Unpack(info):
@@ -82,9 +84,10 @@ class ApplicationActivities:
         self.matters = matters
         self.token = token
 
-    async def _call(self, method, request):  # type: ignore[no-untyped-def]
-        # The caller's request id (request_ids.py), else the workflow id.
-        rid = log.request_id_var.get() or activity.info().workflow_id
+    async def _call(self, method: Any, request: Any) -> Any:
+        """One call of a service's stub method (generated stubs are untyped), under the
+        caller's request id (request_ids.py), else the workflow id."""
+        rid = log.request_id_var.get() or activity.info().workflow_id or ""
         token = log.request_id_var.set(rid)
         try:
             md = await self.token.metadata()
@@ -261,7 +264,7 @@ class ApplicationActivities:
                         "SUSPENDED": cpb.SuspendCertificateRequest}[change.status]
         await self._call(method, request_type(name=change.certificate, reason=change.reason))
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [self.verify_applicant, self.pull_certificate, self.issue_certificate,
                 self.record_event, self.upsert_task, self.change_certificate_status,
                 self.release_grants, self.due_times]

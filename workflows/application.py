@@ -31,7 +31,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from workflows import rules
     from workflows.activity_policy import ACTIVITY_TIMEOUT, RETRY
-    from workflows.officer_checks import officer_may_act
     from workflows.models import (
         CHINA_TZ,
         SA_AGENCY,
@@ -60,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         TaskRecord,
         workflow_id,
     )
+    from workflows.officer_checks import officer_may_act
 
 STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
 DUE_KEY = SearchAttributeKey.for_datetime(SA_DUE_TIME)
@@ -498,7 +498,7 @@ class ApplicationWorkflow:
             handles = [await self.start_child(c) for c in ready]
             results: dict[str, ApplicationResult] = {}
 
-            def finished() -> bool:
+            def finished(handles: list[Any] = handles) -> bool:
                 return all(h.done() for h in handles)
 
             try:
@@ -758,8 +758,11 @@ class ApplicationWorkflow:
         When a published calendar moves the deadline, the wait re-arms at the new one."""
         while True:
             version = self.clock_version
-            await self.wait(lambda: cond() or self.clock_version != version,
-                            deadline() - workflow.now())
+
+            def woken(version: int = version) -> bool:
+                return cond() or self.clock_version != version
+
+            await self.wait(woken, deadline() - workflow.now())
             if cond():
                 return True
             if self.clock_version == version:

@@ -8,7 +8,7 @@ the rule fail with an explanation, so the decision receipt always says why.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from workflows.models import ApplicantFacts, PulledCertificate, RuleSpec
@@ -68,8 +68,7 @@ def evaluate(rule: RuleSpec, facts: Mapping[str, Any]) -> tuple[bool, str]:
     if not present:
         return False, f"{rule.id}: {rule.description} - no value for {rule.fact}"
     actual, want = _coerce(facts[rule.fact], rule.value)
-    try:
-        ok = {
+    checks: dict[str, Callable[[], object]] = {
             "==": lambda: actual == want,
             "!=": lambda: actual != want,
             ">=": lambda: actual >= want,
@@ -79,11 +78,14 @@ def evaluate(rule: RuleSpec, facts: Mapping[str, Any]) -> tuple[bool, str]:
             "in": lambda: actual in want,
             "not_in": lambda: actual not in want,
             "startswith": lambda: str(actual).startswith(str(want)),
-        }[rule.op]()
+    }
+    try:
+        ok = checks[rule.op]()
     except (TypeError, KeyError):
         ok = False
     verdict = "passed" if ok else "failed"
-    return bool(ok), f"{rule.id}: {rule.description} ({rule.fact}={facts[rule.fact]!r} {rule.op} {rule.value!r}) {verdict}"
+    return bool(ok), (f"{rule.id}: {rule.description} ({rule.fact}={facts[rule.fact]!r} "
+                      f"{rule.op} {rule.value!r}) {verdict}")
 
 
 def evaluate_all(rules: list[RuleSpec], facts: Mapping[str, Any]) -> tuple[bool, list[str]]:

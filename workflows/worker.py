@@ -42,8 +42,8 @@ from govflow.settings import Settings
 from workflows import request_ids
 from workflows.activities import ApplicationActivities
 from workflows.application import ApplicationWorkflow
-from workflows.follow_up import FollowUpWorkflow
 from workflows.fault_injection import HoldActivities
+from workflows.follow_up import FollowUpWorkflow
 
 WORKFLOWS: Sequence[type] = (ApplicationWorkflow, FollowUpWorkflow)
 
@@ -54,8 +54,9 @@ WORKER_HEALTH_NAME = "govflow.worker"
 
 def sandbox_runner(data_converter: DataConverter | None = None) -> WorkflowRunner:
     """The sandbox every workflow runs in. Our own pure modules are passed through, so the
-    sandbox does not re-import them for every workflow run. With a data converter that has no payload codec and no external storage (ours), the worker
-    needs no serialization context for the payloads it carries: see ContextFreeRunner."""
+    sandbox does not re-import them for every workflow run. With a data converter that has
+    no payload codec and no external storage (ours), the worker needs no serialization
+    context for the payloads it carries: see ContextFreeRunner."""
     sandbox = SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(
             "workflows.models", "workflows.rules",

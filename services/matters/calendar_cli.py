@@ -70,7 +70,7 @@ def read_file(path: pathlib.Path) -> tuple[mpb.CalendarYear | None, dict[str, st
 
 
 def _violations(err: grpc.aio.AioRpcError) -> list[str]:
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    status = rpc_status.from_call(err)
     lines = []
     for detail in status.details if status is not None else ():
         bad = error_details_pb2.BadRequest()

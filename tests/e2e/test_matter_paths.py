@@ -11,6 +11,7 @@ import pytest
 
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.matters.v1 import matters_pb2 as mpb
+from services.matters import calendars, working_days
 from tests.e2e.helpers import (
     approve,
     citizen,
@@ -26,8 +27,6 @@ from tests.e2e.helpers import (
     wait_for,
     wait_status,
 )
-from services.matters import calendars
-from services.matters import working_days
 from tests.stack import Stack
 
 AMR, CAB, HCB = "agencies/sz-amr", "agencies/sz-cab", "agencies/sz-hcb"

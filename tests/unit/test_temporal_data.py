@@ -136,7 +136,7 @@ class Outer:
 def test_shallow_encoding_writes_what_asdict_writes() -> None:
     """Values asdict treats specially (nested dataclasses in lists, dicts and tuples, sets,
     datetimes, fields outside init, None) come out as the same bytes."""
-    inner = Inner(datetime.datetime(2026, 12, 3, 9, 30, tzinfo=datetime.timezone.utc),
+    inner = Inner(datetime.datetime(2026, 12, 3, 9, 30, tzinfo=datetime.UTC),
                   {"b"}, (1, 2))
     late = WithLateField("x")
     late.b = 9
