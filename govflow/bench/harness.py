@@ -79,10 +79,18 @@ class BenchStack:
         await asyncio.to_thread(self.procs.stop)
 
 
-def bench_settings(data_dir: pathlib.Path) -> Settings:
+# Every metrics endpoint of a stack (govflow/metrics.py).
+METRICS_PORTS = ("identity_metrics_port", "certificates_metrics_port", "matters_metrics_port",
+                 "worker_metrics_port", "gateway_metrics_port", "matters_temporal_metrics_port",
+                 "worker_temporal_metrics_port")
+
+
+def bench_settings(data_dir: pathlib.Path, **overrides: object) -> Settings:
+    """Free ports for everything; metrics on (the default), each on a free port."""
     ports = {f"{n}_port": free_port() for n in ("identity", "certificates", "matters")}
+    metrics = {name: free_port() for name in METRICS_PORTS}
     return Settings.from_env(
-        data_dir=data_dir, **ports,
+        data_dir=data_dir, **ports, **{**metrics, **overrides},
         identity_addr=f"127.0.0.1:{ports['identity_port']}",
         certificates_addr=f"127.0.0.1:{ports['certificates_port']}",
         matters_addr=f"127.0.0.1:{ports['matters_port']}",
@@ -94,11 +102,13 @@ def bench_settings(data_dir: pathlib.Path) -> Settings:
 
 
 async def start(data_dir: pathlib.Path, storage: str, say, *,  # type: ignore[no-untyped-def]
-                services: bool = True) -> BenchStack:
+                services: bool = True, overrides: dict[str, object] | None = None
+                ) -> BenchStack:
     """The stack on ``storage`` (see STORAGE_MODES), seeded with the demo data; with
-    ``services=False`` only the dev server and the bare worker (bare baselines only)."""
+    ``services=False`` only the dev server and the bare worker (bare baselines only);
+    ``overrides``: settings of its own (figure 9 turns metrics off, or tracing on)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    settings = bench_settings(data_dir)
+    settings = bench_settings(data_dir, **(overrides or {}))
     procs = cli.Stack(settings)
     file, tuned = STORAGE_MODES[storage]
     py = sys.executable

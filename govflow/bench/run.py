@@ -5,7 +5,9 @@ and worker against BenchBareWorkflow on the same dev server; 4 read paths go aga
 echo server; 5 certificate verification runs in this process; 6 parks applications on
 officer tasks and compares list queries at two sizes; 7 repeats 1 on each storage mode;
 8 reads an application over Connect JSON through the HTTP gateway against native gRPC
-(govflow/bench/gateway.py).
+(govflow/bench/gateway.py); 9 is figure 1's instant approvals with metrics (scraped) and
+tracing (exported) on against both off, on two stacks side by side
+(govflow/bench/observability.py).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from govflow.bench.echo_server import GET as ECHO_GET
 from govflow.bench.echo_server import METHOD as ECHO_METHOD
 from govflow.bench.echo_server import PUT as ECHO_PUT
 from govflow.bench.gateway import figure as gateway_figure
+from govflow.bench.observability import figure as observability_figure
 from govflow.bench.stats import latency, percentile, ratio, spread
 from govflow.demo_data import DEMO_PASSWORD, AddedPerson, add_senior, person
 from govflow.identity.v1 import identity_pb2 as ipb
@@ -964,7 +967,7 @@ def certificate_verify(p: Params, say: Progress) -> dict[str, Any]:
 # -------------------------------------------------------------------- the run
 # The figures by the names ``--only`` takes (all by default).
 FIGURES = frozenset({"throughput", "latency", "decision", "reads", "verify", "scale", "storage",
-                     "gateway"})
+                     "gateway", "observability"})
 
 async def run(p: Params, out_dir: pathlib.Path, only: frozenset[str] = FIGURES) -> dict[str, Any]:
     say = Progress()
@@ -983,32 +986,32 @@ async def run(p: Params, out_dir: pathlib.Path, only: frozenset[str] = FIGURES) 
             bench = Bench(stack, p, say)
             await bench.warm_up()
             if "throughput" in only or "storage" in only:
-                say(f"1/8 throughput of instant approvals ({p.rounds} rounds of {p.batch})")
+                say(f"1/9 throughput of instant approvals ({p.rounds} rounds of {p.batch})")
                 figures["throughput"] = await bench.throughput(p.rounds, p.batch)
                 storage["file-wal"] = figures["throughput"]
             if "latency" in only:
-                say(f"2/8 closed-loop latency ({p.latency_samples} samples each)")
+                say(f"2/9 closed-loop latency ({p.latency_samples} samples each)")
                 figures["latency"] = await bench.latency()
             if "decision" in only:
-                say(f"3/8 officer decision round trip ({p.decisions} each)")
+                say(f"3/9 officer decision round trip ({p.decisions} each)")
                 figures["decision"] = await bench.decisions()
             if "reads" in only:
-                say(f"4/8 read paths ({p.read_rounds or p.rounds} rounds of {p.read_seconds}s each)")
+                say(f"4/9 read paths ({p.read_rounds or p.rounds} rounds of {p.read_seconds}s each)")
                 figures["reads"] = await bench.reads()
             if "verify" in only:
-                say("5/8 certificate verification in-process")
+                say("5/9 certificate verification in-process")
                 figures["certificate_verify"] = certificate_verify(p, say)
             if "scale" in only:
-                say(f"6/8 scale: {p.scale_base} then {p.scale_n} parked applications")
+                say(f"6/9 scale: {p.scale_base} then {p.scale_n} parked applications")
                 figures["scale"] = await bench.scale()
             if "gateway" in only:
-                say(f"8/8 GetApplication over Connect JSON through the gateway against native "
+                say(f"8/9 GetApplication over Connect JSON through the gateway against native "
                     f"gRPC ({p.read_rounds or p.rounds} rounds of {p.read_seconds}s a side)")
                 figures["gateway"] = await gateway_figure(bench)
         finally:
             await stack.close()
         if "storage" in only:
-            say("7/8 dev server storage modes (figure 1 on each)")
+            say("7/9 dev server storage modes (figure 1 on each)")
             for mode in p.storage_modes:
                 if mode in storage:
                     continue
@@ -1031,6 +1034,11 @@ async def run(p: Params, out_dir: pathlib.Path, only: frozenset[str] = FIGURES) 
                 "default": "file-wal", "goal": "justify the embedded default",
                 "met": storage["file-wal"]["baseline"]["median"] >= max(
                     storage[m]["baseline"]["median"] for m in p.storage_modes if m != "memory")}
+        if "observability" in only:
+            say(f"9/9 instant approvals with metrics and tracing on against both off "
+                f"({p.rounds} rounds of {p.batch}, two stacks side by side)")
+            figures["observability"] = await observability_figure(
+                p, tmp, say, lambda s: Bench(s, p, say))
         if "throughput" not in only:
             figures.pop("throughput", None)
     finally:
@@ -1156,6 +1164,19 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append("| 8 | ... CPU per call by process, Connect binary | " + ", ".join(
             f"{n} {_f(v, 0)} µs" for n, v in cpu["connect_proto"].items()) +
             " | — | — | (shown) | |")
+    if o := f.get("observability"):
+        on, off = o["metrics_and_tracing_on"], o["both_off"]
+        lines.append(
+            f"| 9 | instant-approval throughput, metrics (scraped every "
+            f"{o['scrape_interval_s']:g} s) and tracing (OTLP) on, {o['batch']}/round | "
+            f"{_f(on['median'])} wf/s ({_f(on['min'])}–{_f(on['max'])}) | both off "
+            f"{_f(off['median'])} wf/s ({_f(off['min'])}–{_f(off['max'])}) | "
+            f"{_f(o['ratio'], 2)} (rounds {_f(min(o['per_round_ratios']), 2)}–"
+            f"{_f(max(o['per_round_ratios']), 2)}) | {o['goal']} | {yes[o['met']]} |")
+        c = o["cpu_ms_per_workflow_p50"]
+        lines.append(f"| 9 | ... CPU per workflow, all processes, p50 of rounds | "
+                     f"{_f(c['on'], 0)} ms | {_f(c['off'], 0)} ms | {_f(ratio(c['off'], c['on']), 2)} (off/on) | "
+                     f"(shown) | |")
     for mode, v in f.get("storage_modes", {"modes": {}})["modes"].items():
         lines.append(f"| 7 | throughput, dev server {mode} | {_f(v['govflow']['median'])} wf/s | "
                      f"{_f(v['baseline']['median'])} wf/s | {_f(v['ratio'], 2)} | — | — |")

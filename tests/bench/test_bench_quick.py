@@ -17,7 +17,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 FIGURES = ("throughput", "latency", "decision", "reads", "certificate_verify", "scale",
-           "storage_modes", "gateway")
+           "storage_modes", "gateway", "observability")
 
 
 def _number(x: object) -> bool:
@@ -29,7 +29,7 @@ def test_quick_bench_writes_every_figure(tmp_path: pathlib.Path) -> None:
                            "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "1/8" in proc.stdout and "8/8" in proc.stdout  # progress was shown
+    assert "1/9" in proc.stdout and "9/9" in proc.stdout  # progress was shown
     result = json.loads((tmp_path / "latest-quick.json").read_text())
     assert (tmp_path / "latest-quick.md").read_text().startswith("# govflow bench (quick")
     assert result["meta"]["mode"] == "quick"
@@ -86,5 +86,12 @@ def test_quick_bench_writes_every_figure(tmp_path: pathlib.Path) -> None:
     assert all(_number(v) for per in gateway["cpu_us_per_call_p50"].values()
                for v in per.values())
     assert "| 8 | GetApplication over Connect JSON" in (tmp_path / "latest-quick.md").read_text()
+    obs = f["observability"]
+    for side in ("metrics_and_tracing_on", "both_off"):
+        assert _number(obs[side]["median"])
+    assert len(obs["per_round_ratios"]) == obs["rounds"] >= 2 and _number(obs["ratio"])
+    # The "on" side really was on: its endpoints were scraped and its spans exported.
+    assert obs["scrapes"] > 0 and obs["scrape_failures"] == 0 and obs["spans_exported"] > 0
+    assert "| 9 | instant-approval throughput, metrics" in (tmp_path / "latest-quick.md").read_text()
     for fig in f.values():
         assert isinstance(fig["met"], bool) and fig["goal"]
