@@ -72,6 +72,15 @@ class Settings:
     # Login attempts per resident ID number, and AuthenticatePartner calls per client id.
     login_rate_limit: int = 120
     partner_auth_rate_limit: int = 120
+    # Failed logins (wrong password or one-time code) allowed per account in a sliding
+    # window before it refuses further attempts (LOGIN_THROTTLED): per account and client
+    # address, and a looser ceiling per account from all addresses together (docs/security.md).
+    login_failures_per_address: int = 5
+    login_failures_per_account: int = 50
+    login_failure_window_seconds: int = 900
+    # Comma-separated addresses or CIDR networks of proxies (the gateway) whose
+    # x-forwarded-for identity believes, besides loopback; empty: loopback only.
+    trusted_proxies: str = ""
     # SubmitApplication calls per caller (token subject).
     submit_rate_limit: int = 3000
     # Prometheus /metrics of each process (govflow/metrics.py), on `host`; 0 turns one off.

@@ -189,6 +189,12 @@ class Gateway:
         payload = self._request(route, body, call)
         timeout = _timeout(headers, web)
         md: list[tuple[str, str]] = [(log.REQUEST_ID_HEADER, call.request_id)]
+        client = scope.get("client")
+        if client:
+            # The address identity counts failed logins against (it believes this header
+            # only from loopback or its trusted_proxies). Set from the connection, never
+            # passed on from the request, so a caller cannot choose it.
+            md.append(("x-forwarded-for", str(client[0])))
         auth = headers.get(b"authorization")
         if auth is not None:
             md.append(("authorization", auth.decode("latin-1")))

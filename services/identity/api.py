@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
+import grpc
 from google.protobuf import timestamp_pb2
 
 from govflow import auth, log
@@ -12,6 +14,7 @@ from govflow.identity.v1 import identity_pb2 as pb
 from govflow.identity.v1 import identity_pb2_grpc
 from govflow.paging import next_token, page, parse_filter
 from services.identity import access, domain
+from services.identity.client_address import FORWARDED_FOR, Network, client_address
 from services.identity.domain import (
     Agency,
     Official,
@@ -99,8 +102,16 @@ def _tokens(t: TokenSet) -> pb.TokenSet:
 
 
 class IdentityApi(identity_pb2_grpc.IdentityServiceServicer):
-    def __init__(self, identity: Identity) -> None:
+    def __init__(self, identity: Identity, *, trusted_proxies: tuple[Network, ...] = ()) -> None:
         self.id = identity
+        self.trusted_proxies = trusted_proxies
+
+    def _client_address(self, context: object) -> str:
+        """Where the call comes from; x-forwarded-for only from a trusted proxy."""
+        ctx = cast("grpc.aio.ServicerContext[object, object]", context)
+        forwarded = next((str(v) for k, v in ctx.invocation_metadata() or ()
+                          if k == FORWARDED_FOR), None)
+        return client_address(ctx.peer(), forwarded, self.trusted_proxies)
 
     async def CreatePerson(self, request: pb.CreatePersonRequest, context: object) -> pb.CreatePersonResponse:
         p = auth.principal()
@@ -238,11 +249,13 @@ class IdentityApi(identity_pb2_grpc.IdentityServiceServicer):
     async def Login(self, request: pb.LoginRequest, context: object) -> pb.LoginResponse:
         t = await self.id.tokens.login(
             id_number=request.id_number, password=request.password, agency=request.agency,
-            acting_for=request.acting_for, one_time_code=request.one_time_code)
+            acting_for=request.acting_for, one_time_code=request.one_time_code,
+            client_address=self._client_address(context))
         return pb.LoginResponse(tokens=_tokens(t))
 
     async def AuthenticatePartner(self, request: pb.AuthenticatePartnerRequest, context: object) -> pb.AuthenticatePartnerResponse:
-        t = await self.id.tokens.authenticate_partner(request.client_id, request.client_secret)
+        t = await self.id.tokens.authenticate_partner(request.client_id, request.client_secret,
+                                                      self._client_address(context))
         return pb.AuthenticatePartnerResponse(tokens=_tokens(t))
 
     async def RefreshToken(self, request: pb.RefreshTokenRequest, context: object) -> pb.RefreshTokenResponse:

@@ -11,10 +11,11 @@ from govflow.grpckit import GovflowServer, build_server, run_service
 from govflow.identity.v1 import identity_pb2, identity_pb2_grpc
 from govflow.settings import Settings
 from services.identity.api import PUBLIC_METHODS, IdentityApi
+from services.identity.client_address import parse_networks
 from services.identity.keys import ensure_signing_key, jwks
 from services.identity.partners import ensure_service_account
 from services.identity.service import Identity
-from services.identity.tokens import RateLimits
+from services.identity.tokens import FailureLimits, RateLimits
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
 SERVICE_NAME = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
@@ -32,7 +33,11 @@ async def create_server(settings: Settings, *, port: int | None = None) -> tuple
                         refresh_ttl=settings.refresh_ttl_seconds,
                         rate_limits=RateLimits(login=settings.login_rate_limit,
                                                partner_auth=settings.partner_auth_rate_limit,
-                                               window_seconds=settings.rate_limit_window_seconds))
+                                               window_seconds=settings.rate_limit_window_seconds),
+                        failure_limits=FailureLimits(
+                            per_address=settings.login_failures_per_address,
+                            per_account=settings.login_failures_per_account,
+                            window_seconds=settings.login_failure_window_seconds))
 
     def bootstrap(s):  # type: ignore[no-untyped-def]
         ensure_signing_key(s)
@@ -52,7 +57,7 @@ async def create_server(settings: Settings, *, port: int | None = None) -> tuple
         domain="govflow.identity",
         full_service_name=SERVICE_NAME,
         register=lambda srv: identity_pb2_grpc.add_IdentityServiceServicer_to_server(
-            IdentityApi(identity), srv),
+            IdentityApi(identity, trusted_proxies=parse_networks(settings.trusted_proxies)), srv),
         verifier=verifier,
         public_methods=PUBLIC_METHODS,
         probe=db.ping,

@@ -15,22 +15,24 @@ from services.identity.keys import Keys
 from services.identity.organisations import Organisations
 from services.identity.partners import Partners
 from services.identity.persons import Persons
-from services.identity.tokens import RateLimits, Tokens
+from services.identity.tokens import FailureLimits, RateLimits, Tokens
 
 
 class Identity:
     """The service's use cases over one database."""
 
     def __init__(self, db: Database, *, token_ttl: int, refresh_ttl: int,
-                 rate_limits: RateLimits | None = None) -> None:
+                 rate_limits: RateLimits | None = None,
+                 failure_limits: FailureLimits | None = None) -> None:
         self.db = db
         self.persons = Persons(db)
         self.organisations = Organisations(db)
         self.agencies = Agencies(db)
         self.partners = Partners(db)
         self.tokens = Tokens(db, token_ttl=token_ttl, refresh_ttl=refresh_ttl,
-                             rate_limits=rate_limits or RateLimits())
+                             rate_limits=rate_limits or RateLimits(),
+                             failure_limits=failure_limits or FailureLimits())
         self.keys = Keys(db)
 
 
-__all__ = ["Identity", "RateLimits"]
+__all__ = ["FailureLimits", "Identity", "RateLimits"]

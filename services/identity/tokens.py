@@ -29,9 +29,6 @@ from services.identity.store import persons as person_store
 from services.identity.store import tokens as token_store
 from services.identity.store.tables import utcnow
 
-MAX_FAILURES = 5
-FAILURE_WINDOW = dt.timedelta(minutes=15)
-
 # A token set: the access token, the refresh token, the access token's lifetime in seconds.
 TokenSet = tuple[str, str, int]
 
@@ -43,6 +40,19 @@ class RateLimits:
     login: int = 0  # Login attempts per ID number
     partner_auth: int = 0  # AuthenticatePartner calls per client id
     window_seconds: int = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class FailureLimits:
+    """Failed logins allowed in a sliding window before further attempts are refused
+    (RESOURCE_EXHAUSTED, LOGIN_THROTTLED). Counted per account and client address, so a
+    stranger's failures from one address cannot lock the account's owner out elsewhere,
+    and per account across all addresses, a looser ceiling that still stops a guessing
+    attack spread over many addresses. 0 turns one off."""
+
+    per_address: int = 5
+    per_account: int = 50
+    window_seconds: int = 900
 
 
 def partner_agency(partner: Partner) -> str:
@@ -64,11 +74,13 @@ class Tokens:
     """Login, AuthenticatePartner, RefreshToken, Logout."""
 
     def __init__(self, db: Database, *, token_ttl: int, refresh_ttl: int,
-                 rate_limits: RateLimits = RateLimits()) -> None:
+                 rate_limits: RateLimits = RateLimits(),
+                 failure_limits: FailureLimits = FailureLimits()) -> None:
         self.db = db
         self.token_ttl = token_ttl
         self.refresh_ttl = refresh_ttl
         self.rate_limits = rate_limits
+        self.failure_limits = failure_limits
 
     # ------------------------------------------------------------ issuing
     def _issue(self, s: Session, p: auth.Principal) -> TokenSet:
@@ -93,26 +105,37 @@ class Tokens:
             s2.commit()
 
     @staticmethod
-    def _throttle(s: Session, key: str) -> None:
-        if token_store.failures_since(s, key, utcnow() - FAILURE_WINDOW) >= MAX_FAILURES:
-            raise ResourceExhausted("too many failed logins; try again later",
-                                    reason="LOGIN_THROTTLED")
+    def _keys(account: str, address: str) -> tuple[str, str]:
+        """The failure keys of an account: from this address, and from anywhere."""
+        return f"{account}@{address or 'unknown'}", account
 
-    def _fail(self, key: str) -> None:
+    def _throttle(self, s: Session, account: str, address: str) -> None:
+        since = utcnow() - dt.timedelta(seconds=self.failure_limits.window_seconds)
+        here, anywhere = self._keys(account, address)
+        for key, limit in ((here, self.failure_limits.per_address),
+                           (anywhere, self.failure_limits.per_account)):
+            if limit > 0 and token_store.failures_since(s, key, since) >= limit:
+                raise ResourceExhausted("too many failed logins; try again later",
+                                        reason="LOGIN_THROTTLED")
+
+    def _fail(self, account: str, address: str) -> None:
         # Recorded in its own transaction so the refusal that follows does not roll it back.
         with self.db.session() as s2:
-            token_store.add_failure(s2, key)
+            for key in self._keys(account, address):
+                token_store.add_failure(s2, key)
             s2.commit()
 
     # ------------------------------------------------------------ logins
     async def login(self, *, id_number: str, password: str, agency: str, acting_for: str,
-                    one_time_code: str = "") -> TokenSet:
+                    one_time_code: str = "", client_address: str = "") -> TokenSet:
+        """Logs a person in; ``client_address`` is where the attempt comes from
+        (services/identity/client_address.py), what failures are counted against."""
         return await self.db.run(lambda s: self._login(
             s, id_number=id_number, password=password, agency=agency, acting_for=acting_for,
-            one_time_code=one_time_code))
+            one_time_code=one_time_code, address=client_address))
 
     def _login(self, s: Session, *, id_number: str, password: str, agency: str,
-               acting_for: str, one_time_code: str) -> TokenSet:
+               acting_for: str, one_time_code: str, address: str) -> TokenSet:
         problems = {}
         if not id_number:
             problems["id_number"] = "required"
@@ -120,15 +143,17 @@ class Tokens:
             problems["password"] = "required"
         if problems:
             raise InvalidArgument(fields=problems)
-        key = "person:" + id_number.upper()
-        self._count_call("login:" + id_number.upper(), self.rate_limits.login, "login attempts")
-        self._throttle(s, key)
+        account = "person:" + id_number.upper()
+        # Per address too, so one caller's flood cannot use up the account's allowance.
+        self._count_call(f"login:{id_number.upper()}@{address or 'unknown'}",
+                         self.rate_limits.login, "login attempts")
+        self._throttle(s, account, address)
         person = person_store.by_id_number(s, id_number.upper())
         if person is None or not domain.check_secret(password, person.password_hash):
-            self._fail(key)
+            self._fail(account, address)
             raise Unauthenticated("ID number or password is wrong", reason="BAD_CREDENTIALS")
         if person.totp_confirmed:
-            self._check_totp(s, person, one_time_code, key)
+            self._check_totp(s, person, one_time_code, account, address)
         subject = f"persons/{person.id}"
         roles: tuple[str, ...] = ()
         kind, agency_name = auth.PERSON, ""
@@ -150,7 +175,8 @@ class Tokens:
                            acting_for=org)
         return self._issue(s, p)
 
-    def _check_totp(self, s: Session, person: Person, code: str, key: str) -> None:
+    def _check_totp(self, s: Session, person: Person, code: str, account: str,
+                    address: str) -> None:
         """The second factor of an enrolled person; each time step is accepted once."""
         if not code:
             # The password was right: the client should now ask for the code. Not a failure.
@@ -159,23 +185,28 @@ class Tokens:
         step = domain.totp_step(person.totp_secret, code, last_step=person.totp_last_step)
         if step is not None and person_store.use_totp_step(s, person.id, step):
             return
-        self._fail(key)
+        self._fail(account, address)
         raise Unauthenticated("the one-time code is wrong or was used already", reason="BAD_OTP")
 
-    async def authenticate_partner(self, client_id: str, secret: str) -> TokenSet:
-        return await self.db.run(lambda s: self._authenticate_partner(s, client_id, secret))
+    async def authenticate_partner(self, client_id: str, secret: str,
+                                   client_address: str = "") -> TokenSet:
+        """The deprecated shared-secret path for partners; throttled like logins."""
+        return await self.db.run(lambda s: self._authenticate_partner(
+            s, client_id, secret, client_address))
 
-    def _authenticate_partner(self, s: Session, client_id: str, secret: str) -> TokenSet:
+    def _authenticate_partner(self, s: Session, client_id: str, secret: str,
+                              address: str) -> TokenSet:
         if not client_id or not secret:
             raise InvalidArgument(fields={k: "required" for k, v in
                                           (("client_id", client_id), ("client_secret", secret)) if not v})
-        key = "partner:" + client_id
-        self._count_call(key, self.rate_limits.partner_auth, "partner logins")
-        self._throttle(s, key)
+        account = "partner:" + client_id
+        self._count_call(f"{account}@{address or 'unknown'}", self.rate_limits.partner_auth,
+                         "partner logins")
+        self._throttle(s, account, address)
         partner = partner_store.get(s, client_id)
         if partner is None or partner.disabled or not domain.check_secret(secret,
                                                                            partner.secret_hash):
-            self._fail(key)
+            self._fail(account, address)
             raise Unauthenticated("client credentials are wrong", reason="BAD_CREDENTIALS")
         return self._issue(s, partner_principal(partner, f"partners/{client_id}"))
 
