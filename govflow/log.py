@@ -64,7 +64,7 @@ def trace_ids(on: bool) -> None:
 
 
 def add_trace_id(_logger: object, _method: str,
-                 event_dict: dict[str, object]) -> dict[str, object]:
+                 event_dict: structlog.typing.EventDict) -> structlog.typing.EventDict:
     """structlog processor: the current OpenTelemetry trace id, while tracing is on."""
     if _trace_ids and "trace_id" not in event_dict:
         from opentelemetry import trace

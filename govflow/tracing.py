@@ -14,7 +14,7 @@ outgoing calls test one module flag, and the OpenTelemetry SDK is never imported
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from govflow import log
@@ -81,10 +81,10 @@ def inject(metadata: list[tuple[str, str]]) -> None:
 
 
 @contextlib.contextmanager
-def server_span(name: str, headers: Sequence[tuple[str, str]] | None,
+def server_span(name: str, headers: Any,
                 attributes: dict[str, str]) -> Iterator[Any]:
     """A SERVER span for one incoming call, the child of the caller's ``traceparent``
-    when it sent one."""
+    when it sent one; ``headers``: (key, value) pairs (gRPC metadata) or None."""
     from opentelemetry.trace import SpanKind
 
     carrier = {k: v for k, v in headers or () if k in ("traceparent", "tracestate")}

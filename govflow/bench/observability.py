@@ -82,7 +82,8 @@ async def figure(p: Any, tmp: pathlib.Path, say: Callable[[str], None],
                  make_bench: Callable[[harness.BenchStack], Any]) -> dict[str, Any]:
     sink = SpanSink()
     server = grpc.aio.server()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(sink, server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        sink, server)
     sink_port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     stacks: dict[str, harness.BenchStack] = {}
@@ -101,15 +102,15 @@ async def figure(p: Any, tmp: pathlib.Path, say: Callable[[str], None],
         cpu: dict[str, list[float]] = {"on": [], "off": []}
         urls = [f"http://{addr}/metrics" for _job, addr in metrics.endpoints(stacks["on"].settings)]
         with Scraper(urls) as scraper:
-            for r in range(p.rounds):
-                order = ["on", "off"] if r % 2 == 0 else ["off", "on"]
+            for n in range(p.rounds):
+                order = ["on", "off"] if n % 2 == 0 else ["off", "on"]
                 for label in order:
                     before = stacks[label].cpu()
                     rates[label].append(await benches[label].real_batch(p.batch))
                     after = stacks[label].cpu()
                     cpu[label].append(sum(1000 * (after[n] - before[n]) / p.batch
                                           for n in CPU_PROCESSES if n in after))
-                    say(f"  observability round {r + 1}/{p.rounds} {label}: "
+                    say(f"  observability round {n + 1}/{p.rounds} {label}: "
                         f"{rates[label][-1]:.1f} wf/s")
         await asyncio.sleep(6)  # the batch span processor exports every 5 s
     finally:
