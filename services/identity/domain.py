@@ -11,6 +11,7 @@ import re
 import secrets
 import time
 
+import argon2
 import pyotp
 
 from govflow.errors import InvalidArgument
@@ -95,22 +96,55 @@ def validate_credit_code(value: str, field: str = "credit_code") -> str:
     return value
 
 
-# Passwords and secrets: scrypt from the standard library, with a per-secret salt.
+# Passwords and secrets: argon2id (argon2-cffi), with OWASP's recommended minimum for
+# argon2id (19 MiB, 2 passes, 1 lane; about 45 ms, as long as the scrypt it replaces). The
+# parameters and salt travel in the PHC string ("$argon2id$v=19$m=19456,t=2,p=1$..."), so
+# raising them later upgrades each hash at its owner's next login, like the old scheme.
+PASSWORD_HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1,
+                                        type=argon2.Type.ID)
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # the previous scheme: "scrypt$<salt>$<digest>", base64
+
+
 def hash_secret(secret: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(secret.encode(), salt=salt, n=2**14, r=8, p=1)
-    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+    """An argon2id hash of ``secret`` in PHC string format."""
+    return PASSWORD_HASHER.hash(secret)
 
 
 def check_secret(secret: str, stored: str) -> bool:
+    """Whether ``secret`` matches ``stored``, an argon2id hash or an older scrypt one."""
+    if stored.startswith("$argon2"):
+        try:
+            return PASSWORD_HASHER.verify(stored, secret)
+        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            return False
     try:
-        _, salt_b64, digest_b64 = stored.split("$")
+        scheme, salt_b64, digest_b64 = stored.split("$")
         salt = base64.b64decode(salt_b64)
         want = base64.b64decode(digest_b64)
     except ValueError:
         return False
-    got = hashlib.scrypt(secret.encode(), salt=salt, n=2**14, r=8, p=1)
+    if scheme != "scrypt":
+        return False
+    got = hashlib.scrypt(secret.encode(), salt=salt, **_SCRYPT)
     return hmac.compare_digest(got, want)
+
+
+def needs_rehash(stored: str) -> bool:
+    """Whether a hash that just verified should be replaced: not argon2id, or weaker
+    parameters than today's."""
+    if not stored.startswith("$argon2id$"):
+        return True
+    try:
+        return PASSWORD_HASHER.check_needs_rehash(stored)
+    except argon2.exceptions.InvalidHashError:
+        return True
+
+
+def scrypt_hash(secret: str) -> str:
+    """A hash in the previous scheme; only to test that such hashes still verify and upgrade."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, **_SCRYPT)
+    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
 
 
 def validate_password(password: str) -> None:

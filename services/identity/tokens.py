@@ -173,6 +173,9 @@ class Tokens:
             org = f"organisations/{org_id}"
         p = auth.Principal(subject=subject, kind=kind, agency=agency_name, roles=roles,
                            acting_for=org)
+        if domain.needs_rehash(person.password_hash):
+            # The one moment the password is known: move an old hash to argon2id.
+            person_store.set_password_hash(s, person.id, domain.hash_secret(password))
         return self._issue(s, p)
 
     def _check_totp(self, s: Session, person: Person, code: str, account: str,
@@ -208,6 +211,8 @@ class Tokens:
                                                                            partner.secret_hash):
             self._fail(account, address)
             raise Unauthenticated("client credentials are wrong", reason="BAD_CREDENTIALS")
+        if domain.needs_rehash(partner.secret_hash):
+            partner_store.update(s, client_id, secret_hash=domain.hash_secret(secret))
         return self._issue(s, partner_principal(partner, f"partners/{client_id}"))
 
     # ------------------------------------------------------------ refresh and logout

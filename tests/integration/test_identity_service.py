@@ -26,8 +26,11 @@ from govflow.grpckit import GovflowServer
 from govflow.identity.v1 import identity_pb2 as pb
 from govflow.identity.v1 import identity_pb2_grpc
 from govflow.settings import Settings
+from services.identity import domain
 from services.identity.domain import credit_code_check_char, id_check_char
 from services.identity.server import create_server
+from services.identity.store import partners as partner_store
+from services.identity.store import persons as person_store
 from tests.stack import postgres_databases
 
 ADMIN_SECRET = "admin-secret-123"
@@ -601,6 +604,41 @@ async def test_login_throttling(env: Env) -> None:
     err = await error(env.stub.AuthenticatePartner(pb.AuthenticatePartnerRequest(
         client_id=client_id, client_secret=secret)))
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+# ---------------------------------------------------------------- password hashing
+
+
+async def test_old_hashes_are_upgraded_to_argon2id_at_the_next_login(env: Env) -> None:
+    name, number = await env.person()
+    person_id = name.removeprefix("persons/")
+    identity = env.server.identity  # type: ignore[attr-defined]
+
+    async def stored() -> str:
+        return str(await identity.db.run(
+            lambda s: person_store.get(s, person_id).password_hash))
+
+    assert (await stored()).startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    await identity.db.run(lambda s: person_store.set_password_hash(
+        s, person_id, domain.scrypt_hash(PASSWORD)))
+    assert (await stored()).startswith("scrypt$")
+    err = await error(env.stub.Login(pb.LoginRequest(id_number=number, password="wrong-1234")))
+    assert reason(err) == "BAD_CREDENTIALS"
+    assert (await stored()).startswith("scrypt$")  # a failed login changes nothing
+    await env.login(number)  # the old hash still verifies...
+    upgraded = await stored()
+    assert upgraded.startswith("$argon2id$")  # ...and is replaced
+    await env.login(number)  # the new one verifies, and stays
+    assert await stored() == upgraded
+
+    # A partner's client secret, likewise.
+    client_id, secret = await env.partner()
+    await identity.db.run(lambda s: partner_store.update(
+        s, client_id, secret_hash=domain.scrypt_hash(secret)))
+    await env.stub.AuthenticatePartner(pb.AuthenticatePartnerRequest(
+        client_id=client_id, client_secret=secret))
+    partner_hash = await identity.db.run(lambda s: partner_store.get(s, client_id).secret_hash)
+    assert partner_hash.startswith("$argon2id$")
 
 
 # ---------------------------------------------------------------- signing keys

@@ -1,5 +1,6 @@
 import datetime as dt
 
+import argon2
 import pytest
 
 from govflow.errors import InvalidArgument
@@ -51,8 +52,23 @@ def test_mask_keeps_region_and_tail() -> None:
 
 def test_secret_hash_round_trip() -> None:
     stored = domain.hash_secret("s3cret-pass")
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")  # parameters in the hash
     assert domain.check_secret("s3cret-pass", stored)
     assert not domain.check_secret("s3cret-pasS", stored)
+    assert not domain.needs_rehash(stored)
+
+
+def test_old_hashes_still_verify_and_ask_for_an_upgrade() -> None:
+    old = domain.scrypt_hash("s3cret-pass")
+    assert old.startswith("scrypt$")
+    assert domain.check_secret("s3cret-pass", old)
+    assert not domain.check_secret("s3cret-pasS", old)
+    assert domain.needs_rehash(old)
+    # Weaker argon2 parameters (or argon2i) are upgraded too; junk never verifies.
+    weak = argon2.PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash("x" * 8)
+    assert domain.check_secret("x" * 8, weak) and domain.needs_rehash(weak)
+    for junk in ("", "$argon2id$nonsense", "md5$x$y", "scrypt$!!$??"):
+        assert not domain.check_secret("s3cret-pass", junk)
 
 
 def test_totp_accepts_current_and_adjacent_steps_once() -> None:

@@ -51,6 +51,14 @@ def list_persons(s: Session, *, offset: int, limit: int, id_number: str | None,
     return [_person(r) for r in s.exec(q.offset(offset).limit(limit)).all()]
 
 
+def set_password_hash(s: Session, person_id: str, password_hash: str) -> None:
+    """Replaces the person's password hash (an upgrade to the current scheme)."""
+    row = s.get(PersonRow, person_id)
+    assert row is not None
+    row.password_hash = password_hash
+    s.add(row)
+
+
 def set_totp(s: Session, person_id: str, *, secret: str | None, confirmed: bool,
              last_step: int) -> None:
     """Sets the person's TOTP factor (all three parts at once)."""
