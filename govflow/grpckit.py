@@ -149,7 +149,8 @@ class ServiceChecks:
             attributes = {"rpc.system": "grpc", "rpc.service": method.split("/")[1],
                           "rpc.method": rpc}
 
-            async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def behavior(request: Any,
+                               context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 with tracing.server_span(span_name, context.invocation_metadata(), attributes):
                     return await checked(request, context)
 

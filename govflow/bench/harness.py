@@ -90,7 +90,7 @@ def bench_settings(data_dir: pathlib.Path, **overrides: object) -> Settings:
     ports = {f"{n}_port": free_port() for n in ("identity", "certificates", "matters")}
     metrics = {name: free_port() for name in METRICS_PORTS}
     return Settings.from_env(
-        data_dir=data_dir, **ports, **{**metrics, **overrides},
+        None, data_dir=data_dir, **ports, **{**metrics, **overrides},
         identity_addr=f"127.0.0.1:{ports['identity_port']}",
         certificates_addr=f"127.0.0.1:{ports['certificates_port']}",
         matters_addr=f"127.0.0.1:{ports['matters_port']}",
