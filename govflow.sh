@@ -119,6 +119,11 @@ case "$cmd" in
     ensure_npm
     exec "$VENV/bin/python" -m govflow.cli "$@"
     ;;
+  bench)
+    # A tool beside the runtime (benchmarks/), not a command of the govflow package.
+    shift || true
+    exec "$VENV/bin/python" -m benchmarks "$@"
+    ;;
   up)
     shift || true
     ensure_npm

@@ -121,7 +121,7 @@ async def wait_gateway(url: str, timeout: float) -> None:
     def check() -> bool:
         try:
             with urllib.request.urlopen(url + "/healthz", timeout=2) as resp:
-                return resp.status == 200 and resp.read() == b"ok\n"
+                return bool(resp.status == 200 and resp.read() == b"ok\n")
         except (OSError, urllib.error.URLError):
             return False
 
@@ -268,7 +268,8 @@ async def start_stack(settings: Settings, stack: Stack, output: Output, *, seed:
         say(f"  gateway (HTTP)        {gateway_url(settings)}  (Connect, gRPC-Web)")
     if (why := stack.crashed()):
         raise RuntimeError(why)
-    from govflow.demo_data import DEMO_PASSWORD, PERSONS, seed as run_seed
+    from govflow.demo_data import DEMO_PASSWORD, PERSONS
+    from govflow.demo_data import seed as run_seed
 
     if seed:
         async with grpc.aio.insecure_channel(settings.identity_addr) as i, \
@@ -357,31 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     p_cal_show.add_argument("year", type=int)
     for p_cal_any in (p_cal_list, p_cal_show):
         p_cal_any.add_argument("--region", default="CN")
-    p_bench = sub.add_parser("bench", help="measure the embedded stack against bare "
-                             "baselines; writes JSON and Markdown")
-    p_bench.add_argument("--quick", action="store_true", help="small sizes, seconds (for CI)")
-    p_bench.add_argument("--out", type=pathlib.Path, default=ROOT / "bench-results",
-                         help="folder for the results (default bench-results/)")
-    p_bench.add_argument("--park", type=int, default=0,
-                         help="applications parked for the scale figure (full default 10000)")
-    p_bench.add_argument("--park-real", type=int, default=0,
-                         help="how many of them go through the real workflow (full default "
-                         "1000; the rest are copies in the read model)")
-    p_bench.add_argument("--only", default="", metavar="FIGURES",
-                         help="comma-separated figures to run (default all): "
-                         "throughput,latency,decision,reads,verify,scale,storage,gateway")
     args = parser.parse_args(argv)
-    if args.cmd == "bench":
-        from govflow.bench.run import main as bench_main
-
-        from govflow.bench.run import FIGURES
-
-        only = frozenset(x.strip() for x in args.only.split(",") if x.strip()) or FIGURES
-        if unknown := only - FIGURES:
-            parser.error(f"--only: unknown figures {', '.join(sorted(unknown))}; "
-                         f"choose from {', '.join(sorted(FIGURES))}")
-        raise SystemExit(bench_main(quick=args.quick, out=args.out, park=args.park,
-                                    park_real=args.park_real, only=only))
     settings = Settings.from_env()
     if args.cmd == "up":
         raise SystemExit(asyncio.run(up(settings, seed=not args.no_seed)))

@@ -50,7 +50,7 @@ class ServiceChecks:
         self.verifier = verifier
         self.public_methods = set(public_methods)
 
-    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def wrap(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
         """``handler`` of ``method`` (``/package.Service/Rpc``) with the per-call checks."""
         if handler is None or handler.unary_unary is None or method.startswith("/grpc."):
             return handler
@@ -60,8 +60,9 @@ class ServiceChecks:
         """What to hand a generated ``add_XServicer_to_server`` in place of ``server``."""
         return _WrappingRegistrar(server, self)
 
-    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-        inner = handler.unary_unary
+    def _wrap(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
+        # An aio servicer's coroutine (the stubs type it as a sync, plain-context callable).
+        inner: Any = handler.unary_unary
         rpc = method.rsplit("/", 1)[-1]
         public = rpc in self.public_methods
         # Bound once per RPC: a call costs one observation and one increment.
@@ -69,15 +70,15 @@ class ServiceChecks:
         # Chosen now: with tracing off, a call runs no tracing code at all.
         traced = tracing.ENABLED
 
-        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             # Both keys are text metadata (no "-bin" suffix): gRPC hands their values over
             # as str. One pass; the last of repeated keys counts.
             request_id = auth = ""
             for key, value in context.invocation_metadata() or ():
                 if key == log.REQUEST_ID_HEADER:
-                    request_id = value
+                    request_id = value  # type: ignore[assignment]  # text metadata is str
                 elif key == "authorization":
-                    auth = value
+                    auth = value  # type: ignore[assignment]  # text metadata is str
             if not request_id:
                 request_id = log.new_request_id()
             rid_token = log.request_id_var.set(request_id)
@@ -165,10 +166,10 @@ class _WrappedGenericHandler(grpc.GenericRpcHandler):
     def __init__(self, inner: grpc.GenericRpcHandler, wrapper: ServiceChecks) -> None:
         self.inner = inner
         self.wrapper = wrapper
-        self._cache: dict[str, grpc.RpcMethodHandler] = {}
+        self._cache: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
-    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        method: str = details.method  # type: ignore[attr-defined]
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method: str = details.method
         known = self._cache.get(method)
         if known is None:
             handler = self.inner.service(details)
@@ -191,9 +192,9 @@ class _WrappingRegistrar:
             tuple(_WrappedGenericHandler(h, self.wrapper) for h in handlers))
 
     def add_registered_method_handlers(
-        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
     ) -> None:
-        self.server.add_registered_method_handlers(  # type: ignore[attr-defined]
+        self.server.add_registered_method_handlers(
             service, {name: self.wrapper.wrap(h, f"/{service}/{name}")
                       for name, h in handlers.items()})
 

@@ -129,11 +129,11 @@ async def running_stack(tmp: pathlib.Path, client: Client, *, database_urls: dic
                         with_worker: bool = True, seed: bool = True) -> AsyncIterator[Stack]:
     """Starts identity, certificates, matters and the HTTP gateway (port 0) and a worker;
     seeds demo data."""
+    from govflow.temporal_data import with_converter
     from services.certificates.server import create_server as certificates_server
     from services.gateway.server import create_server as gateway_server
     from services.identity.server import create_server as identity_server
     from services.matters.server import create_server as matters_server
-    from govflow.temporal_data import with_converter
     from workflows.worker import WorkerStack
 
     client = with_converter(client)  # as the services' and the worker's own clients

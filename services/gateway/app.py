@@ -24,8 +24,13 @@ from google.protobuf import json_format, message
 from google.rpc import code_pb2, status_pb2
 
 from govflow import log, metrics, tracing
-from govflow.errors import (DomainError, InvalidArgument, PermissionDenied,
-                            ResourceExhausted, Unavailable)
+from govflow.errors import (
+    DomainError,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
 from govflow.grpckit import MAX_MESSAGE_BYTES
 from services.gateway import json_out
 from services.gateway import protocol as p
@@ -75,7 +80,7 @@ class Gateway:
                  console: ConsoleFiles | None = None) -> None:
         self.routes = build_routes()
         # Bytes in, bytes out: the gateway parses what it must, never twice.
-        self.calls = {path: channels[r.service].unary_unary(path)
+        self.calls: dict[str, Any] = {path: channels[r.service].unary_unary(path)
                       for path, r in self.routes.items()}
         self.origins = frozenset(o.strip().encode() for o in cors_origins.split(",")
                                  if o.strip())

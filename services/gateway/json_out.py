@@ -40,7 +40,7 @@ class _NotPlanned(Exception):
 
 def message_to_dict(msg: message.Message) -> dict[str, Any]:
     """``json_format.MessageToDict(msg)``, faster for the types Govflow answers with."""
-    plan = _plan(msg.DESCRIPTOR)
+    plan = _plan(msg.DESCRIPTOR)  # type: ignore[arg-type]  # upb's Descriptor is the same type at run time
     if plan is None:
         return json_format.MessageToDict(msg)
     return _convert(msg, plan)
@@ -70,11 +70,12 @@ def _plan(desc: descriptor.Descriptor) -> Plan | None:
 
 
 def _field(field: descriptor.FieldDescriptor) -> Convert:
-    if field.type == F.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
-        key = field.message_type.fields_by_name["key"]
+    entry = field.message_type
+    if field.type == F.TYPE_MESSAGE and entry is not None and entry.GetOptions().map_entry:
+        key = entry.fields_by_name["key"]
         if key.type == F.TYPE_BOOL:
             raise _NotPlanned
-        value = _value(field.message_type.fields_by_name["value"])
+        value = _value(entry.fields_by_name["value"])
         if value is None:
             return lambda m: {str(k): v for k, v in m.items()}
         return lambda m: {str(k): value(v) for k, v in m.items()}
@@ -93,6 +94,8 @@ def _value(field: descriptor.FieldDescriptor) -> Convert:
     cpp = field.cpp_type
     if cpp == F.CPPTYPE_MESSAGE:
         sub = field.message_type
+        if sub is None:
+            raise _NotPlanned
         if sub.full_name == _TIMESTAMP:
             return _timestamp
         if sub.full_name.startswith("google.protobuf."):
@@ -102,9 +105,10 @@ def _value(field: descriptor.FieldDescriptor) -> Convert:
             raise _NotPlanned
         return lambda m: _convert(m, plan)
     if cpp == F.CPPTYPE_ENUM:
-        if field.enum_type.is_closed:
+        enum = field.enum_type
+        if enum is None or enum.is_closed:
             raise _NotPlanned
-        names = {v.number: v.name for v in field.enum_type.values}
+        names = {v.number: v.name for v in enum.values}
         return lambda n: names.get(n, n)
     if field.type == F.TYPE_BYTES:
         return lambda b: base64.b64encode(b).decode("utf-8")

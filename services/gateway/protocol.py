@@ -75,7 +75,7 @@ def reason(status: status_pb2.Status) -> str:
     """The ErrorInfo reason of a status ("" without one), for the access line."""
     for detail in status.details:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            return error_details_pb2.ErrorInfo.FromString(detail.value).reason
+            return str(error_details_pb2.ErrorInfo.FromString(detail.value).reason)
     return ""
 
 

@@ -25,7 +25,7 @@ def _number(x: object) -> bool:
 
 
 def test_quick_bench_writes_every_figure(tmp_path: pathlib.Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "govflow.cli", "bench", "--quick",
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick",
                            "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -70,7 +70,8 @@ def test_quick_bench_writes_every_figure(tmp_path: pathlib.Path) -> None:
             assert q[size]["p99"] == pytest.approx(statistics.median(q[size]["rounds_p99"]))
         # The ratio pairs the large size with the small copy round by round.
         assert q["per_round_ratios"] == pytest.approx(
-            [a / b for a, b in zip(q[f"at_{large}"]["rounds_p99"], q[beside]["rounds_p99"])])
+            [a / b for a, b in zip(q[f"at_{large}"]["rounds_p99"], q[beside]["rounds_p99"],
+                                   strict=True)])
         assert q["p99_ratio"] == pytest.approx(statistics.median(q["per_round_ratios"]))
     assert set(f["storage_modes"]["modes"]) == {"memory", "file-wal", "file-default"}
     for mode in f["storage_modes"]["modes"].values():

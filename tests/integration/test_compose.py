@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 import yaml
-from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from govflow.settings import Settings, _convert

@@ -5,9 +5,9 @@ and worker against BenchBareWorkflow on the same dev server; 4 read paths go aga
 echo server; 5 certificate verification runs in this process; 6 parks applications on
 officer tasks and compares list queries at two sizes; 7 repeats 1 on each storage mode;
 8 reads an application over Connect JSON through the HTTP gateway against native gRPC
-(govflow/bench/gateway.py); 9 is figure 1's instant approvals with metrics (scraped) and
+(benchmarks/gateway.py); 9 is figure 1's instant approvals with metrics (scraped) and
 tracing (exported) on against both off, on two stacks side by side
-(govflow/bench/observability.py).
+(benchmarks/observability.py).
 """
 
 from __future__ import annotations
@@ -32,23 +32,24 @@ from typing import Any
 
 import grpc
 
+from benchmarks import harness
+from benchmarks.bare import BARE_TASK_QUEUE, BareInput
+from benchmarks.echo_server import GET as ECHO_GET
+from benchmarks.echo_server import METHOD as ECHO_METHOD
+from benchmarks.echo_server import PUT as ECHO_PUT
+from benchmarks.gateway import figure as gateway_figure
+from benchmarks.observability import figure as observability_figure
+from benchmarks.stats import latency, percentile, ratio, spread
 from govflow import cli
-from govflow.bench import harness
-from govflow.bench.bare import BARE_TASK_QUEUE, BareInput
-from govflow.bench.echo_server import GET as ECHO_GET
-from govflow.bench.echo_server import METHOD as ECHO_METHOD
-from govflow.bench.echo_server import PUT as ECHO_PUT
-from govflow.bench.gateway import figure as gateway_figure
-from govflow.bench.observability import figure as observability_figure
-from govflow.bench.stats import latency, percentile, ratio, spread
+from govflow.certificates.v1 import certificates_pb2 as cpb
+from govflow.certificates.v1 import certificates_pb2_grpc
 from govflow.demo_data import DEMO_PASSWORD, AddedPerson, add_senior, person
 from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.identity.v1 import identity_pb2_grpc
-from govflow.certificates.v1 import certificates_pb2 as cpb
-from govflow.certificates.v1 import certificates_pb2_grpc
 from govflow.matters.v1 import matters_pb2 as mpb
 from govflow.matters.v1 import matters_pb2_grpc
 from govflow.service_client import ServiceToken
+from govflow.supervisor import Stack
 
 INSTANT = "matters/senior-citizen-card"
 OFFICER = "matters/individual-business-registration"
@@ -471,9 +472,9 @@ class Bench:
                  f"  reads: the stack is still busy after {waited:.0f} s; measuring anyway")
         verify_req = cpb.VerifyCertificateRequest(name=cert)
         echo_ch = grpc.aio.insecure_channel(self.stack.echo_addr)
-        echo = echo_ch.unary_unary(ECHO_METHOD)
+        echo: Any = echo_ch.unary_unary(ECHO_METHOD)
         echo_payload = get_req.SerializeToString()
-        calls: dict[str, Callable[[], Awaitable[object]]] = {
+        calls: dict[str, Callable[[], Awaitable[Any]]] = {
             "GetApplication": lambda: self.matters.GetApplication(get_req, metadata=citizen),
             "ListTasks": lambda: self.matters.ListTasks(list_req, metadata=officer),
             "VerifyCertificate": lambda: self.certificates.VerifyCertificate(
@@ -483,15 +484,15 @@ class Bench:
         # The matched baseline of each path: the bare server returns exactly the bytes the
         # real call returned, for a request of the real call's size, and the client parses
         # them into the same message type — gRPC and protobuf's own cost for that payload.
-        put = echo_ch.unary_unary(ECHO_PUT)
+        put: Any = echo_ch.unary_unary(ECHO_PUT)
         for k, (req, resp_type) in {
                 "GetApplication": (get_req, mpb.GetApplicationResponse),
                 "ListTasks": (list_req, mpb.ListTasksResponse),
                 "VerifyCertificate": (verify_req, cpb.VerifyCertificateResponse)}.items():
             real = await calls[k]()
             key = req.SerializeToString()
-            await put(key + b"\0" + real.SerializeToString())  # type: ignore[attr-defined]
-            get = echo_ch.unary_unary(ECHO_GET, response_deserializer=resp_type.FromString)
+            await put(key + b"\0" + real.SerializeToString())
+            get: Any = echo_ch.unary_unary(ECHO_GET, response_deserializer=resp_type.FromString)
             calls[f"echo:{k}"] = functools.partial(get, key)
         for call in calls.values():  # warm every path once
             await call()
@@ -610,8 +611,7 @@ class Bench:
         from services.certificates.api import certificate_pb
         from services.certificates.service import Certificates
         from services.matters import reads
-        from services.matters.api import build_task
-        from services.matters.api import get_application_response
+        from services.matters.api import build_task, get_application_response
 
         settings = self.stack.settings
         jwks = JwksSource(settings.identity_addr)
@@ -793,7 +793,8 @@ class Bench:
         queries = {}
         for k in q_small:
             big, beside = at_large["real"][k], at_large["copy"][k]
-            per_round = [ratio(a, b) for a, b in zip(big["rounds_p99"], beside["rounds_p99"])]
+            per_round = [ratio(a, b) for a, b in zip(big["rounds_p99"], beside["rounds_p99"],
+                                                      strict=True)]
             r = statistics.median(per_round)
             queries[k] = {f"at_{small}": q_small[k], f"at_{real_n}": at_real["real"][k],
                           f"at_{large}": big, f"at_{small}_beside_{large}": beside,
@@ -823,7 +824,7 @@ class Bench:
                 "queries_ms": queries, "goal": "p99 within 2x of the small size",
                 "met": all(q["met"] for q in queries.values())}
 
-    async def start_small_matters(self) -> tuple[cli.Stack, grpc.aio.Channel, str]:
+    async def start_small_matters(self) -> tuple[Stack, grpc.aio.Channel, str]:
         """A second matters service on a copy of matters' database as it is now (SQLite's
         online backup, consistent while the service writes), on its own port."""
         settings = self.stack.settings
@@ -843,7 +844,7 @@ class Bench:
         small = dataclasses.replace(settings, matters_port=port,
                                     matters_addr=f"127.0.0.1:{port}",
                                     matters_database_url=f"sqlite:///{copy}")
-        procs = cli.Stack(small)
+        procs = Stack(small)
         procs.spawn("matters-small", [sys.executable, "-m", "services.matters.server"])
         try:
             await cli.wait_healthy(small.matters_addr, 90, cli.HEALTH_NAMES["matters"])

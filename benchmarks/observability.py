@@ -20,9 +20,9 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+from benchmarks import harness
+from benchmarks.stats import percentile, ratio, spread
 from govflow import metrics
-from govflow.bench import harness
-from govflow.bench.stats import percentile, ratio, spread
 
 SCRAPE_SECONDS = 5.0
 # The processes an application's work runs in (figure 1's, without the bare worker).

@@ -11,30 +11,30 @@ import sys
 
 import grpc
 
-METHOD = "/govflow.bench.Echo/Echo"
-PUT = "/govflow.bench.Echo/Put"
-GET = "/govflow.bench.Echo/Get"
+METHOD = "/benchmarks.Echo/Echo"
+PUT = "/benchmarks.Echo/Put"
+GET = "/benchmarks.Echo/Get"
 _STORED: dict[bytes, bytes] = {}
 
 
-async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+async def _echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
     return request
 
 
-async def _put(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+async def _put(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
     key, _, payload = request.partition(b"\0")
     _STORED[key] = payload
     return b""
 
 
-async def _get(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+async def _get(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
     return _STORED.get(request, b"")
 
 
 async def _main(port: int) -> None:
     server = grpc.aio.server()
     handler = grpc.method_handlers_generic_handler(
-        "govflow.bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(_echo),
+        "benchmarks.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(_echo),
                                "Put": grpc.unary_unary_rpc_method_handler(_put),
                                "Get": grpc.unary_unary_rpc_method_handler(_get)})
     server.add_generic_rpc_handlers((handler,))

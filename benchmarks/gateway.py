@@ -15,9 +15,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from govflow.bench import harness
-from govflow.bench.http_client import HttpConnection
-from govflow.bench.stats import percentile, ratio, spread
+from benchmarks import harness
+from benchmarks.http_client import HttpConnection
+from benchmarks.stats import percentile, ratio, spread
 from govflow.matters.v1 import matters_pb2 as mpb
 
 PATH = "/govflow.matters.v1.MattersService/GetApplication"
@@ -47,7 +47,7 @@ async def _load(stack: harness.BenchStack, calls: list[Callable[[], Awaitable[ob
 
 
 async def figure(bench: Any) -> dict[str, Any]:
-    """Figure 8 on the bench's stack (``govflow.bench.run.Bench``), reading the warm-up's
+    """Figure 8 on the bench's stack (``benchmarks.run.Bench``), reading the warm-up's
     application as its applicant."""
     p, stack, app = bench.p, bench.stack, bench.sample_app
     assert app is not None
@@ -97,21 +97,22 @@ async def figure(bench: Any) -> dict[str, Any]:
     per_round_proto: list[float] = []
     try:
         for r in range(rounds):
-            acc = {k: [0, 0.0, dict.fromkeys(procs, 0.0)] for k, (_, procs) in sides.items()}
+            acc: dict[str, list[Any]] = {k: [0, 0.0, dict.fromkeys(procs, 0.0)]
+                                         for k, (_, procs) in sides.items()}
             order = list(sides)
             for i in range(p.read_slices):
                 for k in (order if (i + r) % 2 == 0 else order[::-1]):  # each side first in turn
                     calls, procs = sides[k]
                     n, took, cpu = await _load(stack, calls, slice_s, procs)
                     a = acc[k]
-                    a[0] += n  # type: ignore[operator]
-                    a[1] += took  # type: ignore[operator]
+                    a[0] += n
+                    a[1] += took
                     for name, sec in cpu.items():
-                        a[2][name] += sec  # type: ignore[index]
+                        a[2][name] += sec
             for k, (n, took, cpu) in acc.items():
-                rps[k].append(n / took)  # type: ignore[operator]
-                for name, sec in cpu.items():  # type: ignore[attr-defined]
-                    cpu_us[k][name].append(1e6 * sec / max(n, 1))  # type: ignore[call-overload]
+                rps[k].append(n / took)
+                for name, sec in cpu.items():
+                    cpu_us[k][name].append(1e6 * sec / max(n, 1))
             per_round.append(ratio(rps["connect_json"][-1], rps["native_grpc"][-1]))
             per_round_proto.append(ratio(rps["connect_proto"][-1], rps["native_grpc"][-1]))
             bench.say(f"  gateway round {r + 1}/{rounds}: Connect JSON "
@@ -119,8 +120,8 @@ async def figure(bench: Any) -> dict[str, Any]:
                       f"{rps['native_grpc'][-1]:.0f}/s ({per_round[-1]:.2f}); Connect binary "
                       f"{rps['connect_proto'][-1]:.0f}/s ({per_round_proto[-1]:.2f})")
     finally:
-        for c in (*conns, *binary_conns):
-            await c.close()
+        for conn in (*conns, *binary_conns):
+            await conn.close()
     rr = percentile(per_round, 50)
     return {
         "unit": "requests/s", "rpc": "GetApplication", "concurrency": p.read_concurrency,

@@ -18,6 +18,7 @@ from temporalio.client import Client
 
 from govflow import cli, temporal_data
 from govflow.settings import Settings
+from govflow.supervisor import Stack
 
 # Storage modes of the dev server: (name, file?, tuned pragmas?)
 STORAGE_MODES = {
@@ -57,7 +58,7 @@ def cpu_seconds(pid: int) -> float:
 @dataclasses.dataclass
 class BenchStack:
     settings: Settings
-    procs: cli.Stack
+    procs: Stack
     client: Client
     channels: dict[str, grpc.aio.Channel]
     echo_addr: str
@@ -109,7 +110,7 @@ async def start(data_dir: pathlib.Path, storage: str, say, *,  # type: ignore[no
     ``overrides``: settings of its own (figure 9 turns metrics off, or tracing on)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = bench_settings(data_dir, **(overrides or {}))
-    procs = cli.Stack(settings)
+    procs = Stack(settings)
     file, tuned = STORAGE_MODES[storage]
     py = sys.executable
     started = time.monotonic()
@@ -128,13 +129,13 @@ async def start(data_dir: pathlib.Path, storage: str, say, *,  # type: ignore[no
         procs.spawn("temporal", cli.temporal_command(
             settings, db_file=data_dir / "temporal.sqlite3" if file else None, sqlite_tuned=tuned))
         await cli.wait_temporal(settings.temporal_address, 90)
-        procs.spawn("bare-worker", [py, "-m", "govflow.bench.bare"])
+        procs.spawn("bare-worker", [py, "-m", "benchmarks.bare"])
         if services:
             procs.spawn("worker", [py, "-m", "workflows.worker"])
             procs.spawn("gateway", [py, "-m", "services.gateway.server"])
             await cli.wait_gateway(cli.gateway_url(settings), 60)
             echo_port = free_port()
-            procs.spawn("echo", [py, "-m", "govflow.bench.echo_server", str(echo_port)])
+            procs.spawn("echo", [py, "-m", "benchmarks.echo_server", str(echo_port)])
             channels = {n: grpc.aio.insecure_channel(getattr(settings, f"{n}_addr"))
                         for n in ("identity", "certificates", "matters")}
             from govflow.demo_data import seed
