@@ -10,10 +10,11 @@ from sqlmodel import Session
 from govflow import auth
 from govflow.db import Database
 from govflow.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from services.identity import domain
+from services.identity import client_assertion, domain
 from services.identity.access import require_platform_admin
 from services.identity.domain import Partner
 from services.identity.store import agencies as agency_store
+from services.identity.store import partner_keys as key_store
 from services.identity.store import partners as partner_store
 from services.identity.store import tokens as token_store
 
@@ -103,3 +104,34 @@ class Partners:
             return changed
 
         return await self.db.run(work)
+
+    async def add_key(self, p: auth.Principal, name: str, public_jwk: str) -> str:
+        """Registers a public JWK for the partner's client assertions (private_key_jwt);
+        returns its kid. Several may be registered at once, so a partner rotates by adding
+        the new key, signing with it, then removing the old one."""
+        require_platform_admin(p)
+        try:
+            jwk = client_assertion.public_jwk(public_jwk)
+        except ValueError as e:
+            raise InvalidArgument(str(e), fields={"public_jwk": str(e)}) from e
+        kid = str(jwk["kid"])
+
+        def work(s: Session) -> str:
+            partner = _managed(s, name)
+            if not key_store.add_key(s, client_id=partner.client_id, kid=kid,
+                                     public_jwk=public_jwk):
+                raise AlreadyExists(f"{name} has a key {kid}", reason="PARTNER_KEY_EXISTS")
+            return kid
+
+        return await self.db.run(work)
+
+    async def remove_key(self, p: auth.Principal, name: str, kid: str) -> None:
+        """Removes a key: assertions it signs are refused from now on."""
+        require_platform_admin(p)
+
+        def work(s: Session) -> None:
+            partner = _managed(s, name)
+            if not key_store.remove_key(s, client_id=partner.client_id, kid=kid):
+                raise NotFound(f"{name} has no key {kid}", reason="PARTNER_KEY_NOT_FOUND")
+
+        await self.db.run(work)

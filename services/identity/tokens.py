@@ -8,22 +8,25 @@ import datetime as dt
 import hashlib
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Awaitable
 from typing import Protocol
 
+import jwt
 from cryptography.hazmat.primitives import serialization
 from sqlmodel import Session
 
 from govflow import auth
 from govflow.db import Database
 from govflow.errors import InvalidArgument, PermissionDenied, ResourceExhausted, Unauthenticated
-from services.identity import domain
+from services.identity import client_assertion, domain
 from services.identity.access import aware, represents
 from services.identity.domain import Partner, Person
 from services.identity.keys import ensure_signing_key
 from services.identity.store import agencies as agency_store
 from services.identity.store import organisations as organisation_store
+from services.identity.store import partner_keys as key_store
 from services.identity.store import partners as partner_store
 from services.identity.store import persons as person_store
 from services.identity.store import tokens as token_store
@@ -213,6 +216,37 @@ class Tokens:
             raise Unauthenticated("client credentials are wrong", reason="BAD_CREDENTIALS")
         if domain.needs_rehash(partner.secret_hash):
             partner_store.update(s, client_id, secret_hash=domain.hash_secret(secret))
+        return self._issue(s, partner_principal(partner, f"partners/{client_id}"))
+
+    async def authenticate_partner_by_assertion(self, assertion: str,
+                                                client_address: str = "") -> TokenSet:
+        """OAuth 2.0 client credentials with private_key_jwt (RFC 7523): the partner's
+        signed assertion, checked against its registered keys, each jti accepted once."""
+        return await self.db.run(lambda s: self._by_assertion(s, assertion, client_address))
+
+    def _by_assertion(self, s: Session, assertion: str, address: str) -> TokenSet:
+        if not assertion:
+            raise InvalidArgument(fields={"client_assertion": "required"})
+        try:  # whose keys to check against; nothing is trusted before the signature is
+            claimed = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.InvalidTokenError as e:
+            raise Unauthenticated("the client assertion is not a JWT",
+                                  reason="ASSERTION_INVALID") from e
+        client_id = claimed.get("iss")
+        if not isinstance(client_id, str) or not client_id:
+            raise Unauthenticated("the client assertion has no iss", reason="ASSERTION_INVALID")
+        self._count_call(f"partner:{client_id}@{address or 'unknown'}",
+                         self.rate_limits.partner_auth, "partner logins")
+        partner = partner_store.get(s, client_id)
+        if partner is None or partner.disabled:
+            raise Unauthenticated("no such client, or it is disabled", reason="BAD_CREDENTIALS")
+        now = time.time()
+        accepted = client_assertion.verify(assertion, client_id=client_id, audience=auth.ISSUER,
+                                           keys=key_store.keys_of(s, client_id), now=now)
+        if not key_store.use_assertion(s, client_id=client_id, jti=accepted.jti,
+                                       expires=accepted.expires, now=int(now)):
+            raise Unauthenticated("this client assertion was used already",
+                                  reason="ASSERTION_REPLAYED")
         return self._issue(s, partner_principal(partner, f"partners/{client_id}"))
 
     # ------------------------------------------------------------ refresh and logout

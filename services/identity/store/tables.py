@@ -113,3 +113,21 @@ class LoginRateRow(SQLModel, table=True):
     key: str = Field(primary_key=True)  # e.g. login:{id number}, partner:{client id}
     window_start: int = Field(primary_key=True, index=True, sa_type=sa.BigInteger)  # Unix s
     count: int = 0
+
+
+class PartnerKeyRow(SQLModel, table=True):
+    """A partner's registered public JWK for private_key_jwt (several per partner: rotation)."""
+
+    __tablename__ = "partner_keys"
+    client_id: str = Field(primary_key=True)
+    kid: str = Field(primary_key=True)
+    public_jwk: str
+    create_time: dt.datetime = Field(default_factory=utcnow)
+
+
+class UsedAssertionRow(SQLModel, table=True):
+    """The jti of each accepted client assertion, kept until it expires: each is used once."""
+
+    __tablename__ = "used_client_assertions"
+    key: str = Field(primary_key=True)  # {client id}:{jti}
+    expire_time: int = Field(index=True, sa_type=sa.BigInteger)  # Unix s
