@@ -27,8 +27,9 @@ from services.identity.domain import (
 from services.identity.service import Identity
 from services.identity.tokens import TokenSet, partner_agency
 
-PUBLIC_METHODS = {"Login", "AuthenticatePartner", "RefreshToken", "Logout", "ListPublicKeys",
-                  "ListAgencies"}
+PUBLIC_METHODS = {"Login", "AuthenticatePartner", "AuthenticatePartnerWithAssertion",
+                  "RefreshToken", "Logout", "ListPublicKeys", "ListAgencies"}
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 _ASSURANCE = {"account": pb.ASSURANCE_LEVEL_ACCOUNT, "real_name": pb.ASSURANCE_LEVEL_REAL_NAME,
               "face": pb.ASSURANCE_LEVEL_FACE}
@@ -246,6 +247,16 @@ class IdentityApi(identity_pb2_grpc.IdentityServiceServicer):
         row = await self.id.partners.disable(auth.principal(), request.name)
         return pb.DisablePartnerResponse(partner=partner_pb(row))
 
+    async def AddPartnerKey(self, request: pb.AddPartnerKeyRequest, context: object) -> pb.AddPartnerKeyResponse:
+        """Registers a public JWK for a partner's client assertions (platform admins only)."""
+        kid = await self.id.partners.add_key(auth.principal(), request.name, request.public_jwk)
+        return pb.AddPartnerKeyResponse(kid=kid)
+
+    async def RemovePartnerKey(self, request: pb.RemovePartnerKeyRequest, context: object) -> pb.RemovePartnerKeyResponse:
+        """Removes a partner's key (platform admins only)."""
+        await self.id.partners.remove_key(auth.principal(), request.name, request.kid)
+        return pb.RemovePartnerKeyResponse()
+
     async def Login(self, request: pb.LoginRequest, context: object) -> pb.LoginResponse:
         t = await self.id.tokens.login(
             id_number=request.id_number, password=request.password, agency=request.agency,
@@ -257,6 +268,14 @@ class IdentityApi(identity_pb2_grpc.IdentityServiceServicer):
         t = await self.id.tokens.authenticate_partner(request.client_id, request.client_secret,
                                                       self._client_address(context))
         return pb.AuthenticatePartnerResponse(tokens=_tokens(t))
+
+    async def AuthenticatePartnerWithAssertion(self, request: pb.AuthenticatePartnerWithAssertionRequest, context: object) -> pb.AuthenticatePartnerWithAssertionResponse:
+        """OAuth 2.0 client credentials with private_key_jwt (RFC 7523)."""
+        if request.client_assertion_type not in ("", JWT_BEARER):
+            raise InvalidArgument(fields={"client_assertion_type": f"must be {JWT_BEARER}"})
+        t = await self.id.tokens.authenticate_partner_by_assertion(
+            request.client_assertion, self._client_address(context))
+        return pb.AuthenticatePartnerWithAssertionResponse(tokens=_tokens(t))
 
     async def RefreshToken(self, request: pb.RefreshTokenRequest, context: object) -> pb.RefreshTokenResponse:
         t = await self.id.tokens.refresh(request.refresh_token)

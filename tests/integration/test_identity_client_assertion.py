@@ -1,22 +1,27 @@
 """Partner authentication by private_key_jwt (RFC 7523) on the identity service's use cases,
 on SQLite and PostgreSQL: keys registered by kid (two at once for rotation), a real
 assertion accepted, and refusals with a reason (expired, replayed jti, wrong audience,
-wrongly signed, removed key). The RPC that carries it is not there yet (docs/security.md)."""
+wrongly signed, removed key); then the same over gRPC (AddPartnerKey, RemovePartnerKey,
+AuthenticatePartnerWithAssertion)."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from collections.abc import Awaitable
 
+import grpc
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from govflow import auth
 from govflow.errors import AlreadyExists, InvalidArgument, Unauthenticated
+from govflow.identity.v1 import identity_pb2 as pb
+from services.identity.api import JWT_BEARER
 from services.identity.server import ADMIN_SCOPES
-from tests.integration.test_identity_service import Env, env  # noqa: F401
+from tests.integration.test_identity_service import Env, env, error, reason  # noqa: F401
 
 ADMIN = auth.Principal(subject="partners/govflow-admin", kind=auth.SERVICE, scopes=ADMIN_SCOPES)
 
@@ -75,3 +80,39 @@ async def test_private_key_jwt(env: Env) -> None:
     await identity.partners.remove_key(ADMIN, name, "2026-01")
     assert await refused(_assertion(client_id, old, "2026-01")) == "ASSERTION_UNKNOWN_KEY"
     await identity.tokens.authenticate_partner_by_assertion(_assertion(client_id, new, "2026-06"))
+
+
+async def test_private_key_jwt_over_grpc(env: Env) -> None:
+    client_id, _ = await env.partner(["persons.read"])
+    private, public = _keypair("k1")
+    stranger, _ = _keypair("k1")
+    added = await env.stub.AddPartnerKey(pb.AddPartnerKeyRequest(
+        name=f"partners/{client_id}", public_jwk=public), metadata=env.callers["admin"])
+    assert added.kid == "k1"
+
+    def call(assertion: str, kind: str = JWT_BEARER) -> Awaitable[object]:
+        return env.stub.AuthenticatePartnerWithAssertion(
+            pb.AuthenticatePartnerWithAssertionRequest(client_assertion_type=kind,
+                                                       client_assertion=assertion))
+
+    good = _assertion(client_id, private, "k1")
+    r = await call(good)
+    # The token works: the partner reads a person with its persons.read scope.
+    await env.stub.GetPerson(pb.GetPersonRequest(name=env.people["cit_a"]),
+                             metadata=(("authorization", f"Bearer {r.tokens.access_token}"),))  # type: ignore[attr-defined]
+    now = int(time.time())
+    for assertion, why in ((good, "ASSERTION_REPLAYED"),
+                           (_assertion(client_id, private, "k1", exp=now - 120), "ASSERTION_EXPIRED"),
+                           (_assertion(client_id, private, "k1", aud="x"), "ASSERTION_WRONG_AUDIENCE"),
+                           (_assertion(client_id, stranger, "k1"), "ASSERTION_BAD_SIGNATURE")):
+        err = await error(call(assertion))
+        assert (err.code(), reason(err)) == (grpc.StatusCode.UNAUTHENTICATED, why)
+    err = await error(call(_assertion(client_id, private, "k1"), kind="client_secret"))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    err = await error(env.stub.AddPartnerKey(pb.AddPartnerKeyRequest(
+        name=f"partners/{client_id}", public_jwk="{}"), metadata=env.callers["admin"]))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    await env.stub.RemovePartnerKey(pb.RemovePartnerKeyRequest(
+        name=f"partners/{client_id}", kid="k1"), metadata=env.callers["admin"])
+    err = await error(call(_assertion(client_id, private, "k1")))
+    assert reason(err) == "ASSERTION_UNKNOWN_KEY"

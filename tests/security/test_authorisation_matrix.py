@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
 import grpc
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf import timestamp_pb2
 
 from govflow.certificates.v1 import certificates_pb2 as cpb
@@ -67,11 +71,15 @@ MATRIX = {
     "CreatePartner":                "U   P   P   P   P   P   P   P   P   P   P   O",
     "RotatePartnerSecret":          "U   P   P   P   P   P   P   P   P   P   P   O",
     "DisablePartner":               "U   P   P   P   P   P   P   P   P   P   P   O",
+    "AddPartnerKey":                "U   P   P   P   P   P   P   P   P   P   P   O",
+    "RemovePartnerKey":             "U   P   P   P   P   P   P   P   P   P   P   O",
     "EnrollTotp(owner)":            "U   O   N   P   P   P   P   P   P   N   P   P",
     "ConfirmTotp(owner, bad code)": "U   I   N   P   P   P   P   P   P   N   P   P",
     "ResetTotp(spare)":             "U   P   P   P   P   P   P   P   P   P   P   O",
     "Login":                        "O   O   O   O   O   O   O   O   O   O   O   O",
     "AuthenticatePartner":          "O   O   O   O   O   O   O   O   O   O   O   O",
+    "AuthenticatePartnerWithAssertion":
+                                    "O   O   O   O   O   O   O   O   O   O   O   O",
     "RefreshToken":                 "O   O   O   O   O   O   O   O   O   O   O   O",
     "Logout":                       "O   O   O   O   O   O   O   O   O   O   O   O",
     "ListPublicKeys":               "O   O   O   O   O   O   O   O   O   O   O   O",
@@ -286,6 +294,25 @@ async def _calls(stack: Stack, w: World) -> dict[str, Call]:
         if rpc == "rotate":
             return await i.RotatePartnerSecret(ipb.RotatePartnerSecretRequest(
                 name=f"partners/{client_id}"), metadata=md)
+        private = ec.generate_private_key(ec.SECP256R1())
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private.public_key()))
+        jwk.update(kid="k1", alg="ES256")
+        if rpc == "add_key":
+            return await i.AddPartnerKey(ipb.AddPartnerKeyRequest(
+                name=f"partners/{client_id}", public_jwk=json.dumps(jwk)), metadata=md)
+        await i.AddPartnerKey(ipb.AddPartnerKeyRequest(
+            name=f"partners/{client_id}", public_jwk=json.dumps(jwk)), metadata=admin)
+        if rpc == "remove_key":
+            return await i.RemovePartnerKey(ipb.RemovePartnerKeyRequest(
+                name=f"partners/{client_id}", kid="k1"), metadata=md)
+        if rpc == "assertion":
+            assertion = jwt.encode(
+                {"iss": client_id, "sub": client_id, "aud": "govflow-identity",
+                 "exp": int(time.time()) + 60, "jti": uuid.uuid4().hex},
+                private, algorithm="ES256", headers={"kid": "k1"})
+            return await i.AuthenticatePartnerWithAssertion(
+                ipb.AuthenticatePartnerWithAssertionRequest(client_assertion=assertion),
+                metadata=md)
         return await i.DisablePartner(ipb.DisablePartnerRequest(name=f"partners/{client_id}"),
                                       metadata=md)
 
@@ -391,6 +418,9 @@ async def _calls(stack: Stack, w: World) -> dict[str, Call]:
             metadata=md),
         "RotatePartnerSecret": lambda md, who: partner_call(md, who, "rotate"),
         "DisablePartner": lambda md, who: partner_call(md, who, "disable"),
+        "AddPartnerKey": lambda md, who: partner_call(md, who, "add_key"),
+        "RemovePartnerKey": lambda md, who: partner_call(md, who, "remove_key"),
+        "AuthenticatePartnerWithAssertion": lambda md, who: partner_call(md, who, "assertion"),
         "EnrollTotp(owner)": lambda md, _: i.EnrollTotp(ipb.EnrollTotpRequest(person=w.owner),
                                                         metadata=md),
         "ConfirmTotp(owner, bad code)": lambda md, _: i.ConfirmTotp(ipb.ConfirmTotpRequest(

@@ -357,6 +357,32 @@ class DisablePartnerResponse(_message.Message):
     partner: Partner
     def __init__(self, partner: _Optional[_Union[Partner, _Mapping]] = ...) -> None: ...
 
+class AddPartnerKeyRequest(_message.Message):
+    __slots__ = ("name", "public_jwk")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_JWK_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    public_jwk: str
+    def __init__(self, name: _Optional[str] = ..., public_jwk: _Optional[str] = ...) -> None: ...
+
+class AddPartnerKeyResponse(_message.Message):
+    __slots__ = ("kid",)
+    KID_FIELD_NUMBER: _ClassVar[int]
+    kid: str
+    def __init__(self, kid: _Optional[str] = ...) -> None: ...
+
+class RemovePartnerKeyRequest(_message.Message):
+    __slots__ = ("name", "kid")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kid: str
+    def __init__(self, name: _Optional[str] = ..., kid: _Optional[str] = ...) -> None: ...
+
+class RemovePartnerKeyResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class EnrollTotpRequest(_message.Message):
     __slots__ = ("person",)
     PERSON_FIELD_NUMBER: _ClassVar[int]
@@ -436,6 +462,20 @@ class AuthenticatePartnerRequest(_message.Message):
     def __init__(self, client_id: _Optional[str] = ..., client_secret: _Optional[str] = ...) -> None: ...
 
 class AuthenticatePartnerResponse(_message.Message):
+    __slots__ = ("tokens",)
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: TokenSet
+    def __init__(self, tokens: _Optional[_Union[TokenSet, _Mapping]] = ...) -> None: ...
+
+class AuthenticatePartnerWithAssertionRequest(_message.Message):
+    __slots__ = ("client_assertion_type", "client_assertion")
+    CLIENT_ASSERTION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ASSERTION_FIELD_NUMBER: _ClassVar[int]
+    client_assertion_type: str
+    client_assertion: str
+    def __init__(self, client_assertion_type: _Optional[str] = ..., client_assertion: _Optional[str] = ...) -> None: ...
+
+class AuthenticatePartnerWithAssertionResponse(_message.Message):
     __slots__ = ("tokens",)
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     tokens: TokenSet

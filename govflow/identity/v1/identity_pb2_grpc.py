@@ -112,6 +112,16 @@ class IdentityServiceStub:
                 request_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.DisablePartnerRequest.SerializeToString,
                 response_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.DisablePartnerResponse.FromString,
                 _registered_method=True)
+        self.AddPartnerKey = channel.unary_unary(
+                '/govflow.identity.v1.IdentityService/AddPartnerKey',
+                request_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.AddPartnerKeyRequest.SerializeToString,
+                response_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.AddPartnerKeyResponse.FromString,
+                _registered_method=True)
+        self.RemovePartnerKey = channel.unary_unary(
+                '/govflow.identity.v1.IdentityService/RemovePartnerKey',
+                request_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.RemovePartnerKeyRequest.SerializeToString,
+                response_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.RemovePartnerKeyResponse.FromString,
+                _registered_method=True)
         self.EnrollTotp = channel.unary_unary(
                 '/govflow.identity.v1.IdentityService/EnrollTotp',
                 request_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.EnrollTotpRequest.SerializeToString,
@@ -136,6 +146,11 @@ class IdentityServiceStub:
                 '/govflow.identity.v1.IdentityService/AuthenticatePartner',
                 request_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.AuthenticatePartnerRequest.SerializeToString,
                 response_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.AuthenticatePartnerResponse.FromString,
+                _registered_method=True)
+        self.AuthenticatePartnerWithAssertion = channel.unary_unary(
+                '/govflow.identity.v1.IdentityService/AuthenticatePartnerWithAssertion',
+                request_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.AuthenticatePartnerWithAssertionRequest.SerializeToString,
+                response_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.AuthenticatePartnerWithAssertionResponse.FromString,
                 _registered_method=True)
         self.RefreshToken = channel.unary_unary(
                 '/govflow.identity.v1.IdentityService/RefreshToken',
@@ -285,6 +300,23 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddPartnerKey(self, request, context):
+        """Registers a public JWK (JSON, with a `kid`) for the partner's client assertions
+        (AuthenticatePartnerWithAssertion). Several keys may be registered at once, so a partner
+        rotates without downtime: add the new key, sign with it, remove the old one. Only
+        public asymmetric keys (RSA, EC P-256, Ed25519) are accepted. Platform admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemovePartnerKey(self, request, context):
+        """Removes a partner's key: assertions it signs are refused from now on. Platform admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EnrollTotp(self, request, context):
         """Starts enrolling the caller in a TOTP second factor (RFC 6238): returns the secret and
         its `otpauth://` URI once. Login asks for codes only after ConfirmTotp.
@@ -314,14 +346,29 @@ class IdentityServiceServicer:
         """Logs a person in with ID number, password and, once they have enrolled TOTP, a
         one-time code. Optionally as an official of an agency, or acting for an organisation.
         Refusals are UNAUTHENTICATED with reason BAD_CREDENTIALS, OTP_REQUIRED or BAD_OTP;
-        after 5 failures in 15 minutes every attempt is RESOURCE_EXHAUSTED (LOGIN_THROTTLED).
+        after 5 failures in 15 minutes from one client address (or 50 from all addresses)
+        every attempt on that ID number is RESOURCE_EXHAUSTED (LOGIN_THROTTLED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AuthenticatePartner(self, request, context):
-        """Client-credentials login for partners and Govflow's own processes.
+        """Client-credentials login with a shared client secret, for partners and Govflow's own
+        processes. Deprecated for partners: use AuthenticatePartnerWithAssertion, where no
+        secret travels. Kept for existing partners and Govflow's own service accounts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuthenticatePartnerWithAssertion(self, request, context):
+        """OAuth 2.0 client credentials with private_key_jwt (RFC 7523): the partner sends a JWT
+        it signed with a key registered by AddPartnerKey (`kid` header; iss = sub = client id,
+        aud = "govflow-identity", exp at most 300 s ahead, a jti used once). Public. Refusals
+        are UNAUTHENTICATED with reason ASSERTION_INVALID, ASSERTION_UNKNOWN_KEY,
+        ASSERTION_BAD_SIGNATURE, ASSERTION_EXPIRED, ASSERTION_TOO_LONG_LIVED,
+        ASSERTION_WRONG_AUDIENCE, ASSERTION_WRONG_ISSUER, ASSERTION_REPLAYED or BAD_CREDENTIALS.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -443,6 +490,16 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     request_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.DisablePartnerRequest.FromString,
                     response_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.DisablePartnerResponse.SerializeToString,
             ),
+            'AddPartnerKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddPartnerKey,
+                    request_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.AddPartnerKeyRequest.FromString,
+                    response_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.AddPartnerKeyResponse.SerializeToString,
+            ),
+            'RemovePartnerKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemovePartnerKey,
+                    request_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.RemovePartnerKeyRequest.FromString,
+                    response_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.RemovePartnerKeyResponse.SerializeToString,
+            ),
             'EnrollTotp': grpc.unary_unary_rpc_method_handler(
                     servicer.EnrollTotp,
                     request_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.EnrollTotpRequest.FromString,
@@ -467,6 +524,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.AuthenticatePartner,
                     request_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.AuthenticatePartnerRequest.FromString,
                     response_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.AuthenticatePartnerResponse.SerializeToString,
+            ),
+            'AuthenticatePartnerWithAssertion': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthenticatePartnerWithAssertion,
+                    request_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.AuthenticatePartnerWithAssertionRequest.FromString,
+                    response_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.AuthenticatePartnerWithAssertionResponse.SerializeToString,
             ),
             'RefreshToken': grpc.unary_unary_rpc_method_handler(
                     servicer.RefreshToken,
@@ -913,6 +975,60 @@ class IdentityService:
             _registered_method=True)
 
     @staticmethod
+    def AddPartnerKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.identity.v1.IdentityService/AddPartnerKey',
+            govflow_dot_identity_dot_v1_dot_identity__pb2.AddPartnerKeyRequest.SerializeToString,
+            govflow_dot_identity_dot_v1_dot_identity__pb2.AddPartnerKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemovePartnerKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.identity.v1.IdentityService/RemovePartnerKey',
+            govflow_dot_identity_dot_v1_dot_identity__pb2.RemovePartnerKeyRequest.SerializeToString,
+            govflow_dot_identity_dot_v1_dot_identity__pb2.RemovePartnerKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def EnrollTotp(request,
             target,
             options=(),
@@ -1037,6 +1153,33 @@ class IdentityService:
             '/govflow.identity.v1.IdentityService/AuthenticatePartner',
             govflow_dot_identity_dot_v1_dot_identity__pb2.AuthenticatePartnerRequest.SerializeToString,
             govflow_dot_identity_dot_v1_dot_identity__pb2.AuthenticatePartnerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuthenticatePartnerWithAssertion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.identity.v1.IdentityService/AuthenticatePartnerWithAssertion',
+            govflow_dot_identity_dot_v1_dot_identity__pb2.AuthenticatePartnerWithAssertionRequest.SerializeToString,
+            govflow_dot_identity_dot_v1_dot_identity__pb2.AuthenticatePartnerWithAssertionResponse.FromString,
             options,
             channel_credentials,
             insecure,

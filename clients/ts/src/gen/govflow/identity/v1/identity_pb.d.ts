@@ -957,6 +957,86 @@ export declare type DisablePartnerResponse = Message<"govflow.identity.v1.Disabl
 export declare const DisablePartnerResponseSchema: GenMessage<DisablePartnerResponse>;
 
 /**
+ * @generated from message govflow.identity.v1.AddPartnerKeyRequest
+ */
+export declare type AddPartnerKeyRequest = Message<"govflow.identity.v1.AddPartnerKeyRequest"> & {
+  /**
+   * Required. `partners/{client_id}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Required. The public JWK as JSON, with a `kid` unique for this partner.
+   *
+   * @generated from field: string public_jwk = 2;
+   */
+  publicJwk: string;
+};
+
+/**
+ * Describes the message govflow.identity.v1.AddPartnerKeyRequest.
+ * Use `create(AddPartnerKeyRequestSchema)` to create a new message.
+ */
+export declare const AddPartnerKeyRequestSchema: GenMessage<AddPartnerKeyRequest>;
+
+/**
+ * @generated from message govflow.identity.v1.AddPartnerKeyResponse
+ */
+export declare type AddPartnerKeyResponse = Message<"govflow.identity.v1.AddPartnerKeyResponse"> & {
+  /**
+   * The registered key's id.
+   *
+   * @generated from field: string kid = 1;
+   */
+  kid: string;
+};
+
+/**
+ * Describes the message govflow.identity.v1.AddPartnerKeyResponse.
+ * Use `create(AddPartnerKeyResponseSchema)` to create a new message.
+ */
+export declare const AddPartnerKeyResponseSchema: GenMessage<AddPartnerKeyResponse>;
+
+/**
+ * @generated from message govflow.identity.v1.RemovePartnerKeyRequest
+ */
+export declare type RemovePartnerKeyRequest = Message<"govflow.identity.v1.RemovePartnerKeyRequest"> & {
+  /**
+   * Required. `partners/{client_id}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Required. The key's id.
+   *
+   * @generated from field: string kid = 2;
+   */
+  kid: string;
+};
+
+/**
+ * Describes the message govflow.identity.v1.RemovePartnerKeyRequest.
+ * Use `create(RemovePartnerKeyRequestSchema)` to create a new message.
+ */
+export declare const RemovePartnerKeyRequestSchema: GenMessage<RemovePartnerKeyRequest>;
+
+/**
+ * @generated from message govflow.identity.v1.RemovePartnerKeyResponse
+ */
+export declare type RemovePartnerKeyResponse = Message<"govflow.identity.v1.RemovePartnerKeyResponse"> & {
+};
+
+/**
+ * Describes the message govflow.identity.v1.RemovePartnerKeyResponse.
+ * Use `create(RemovePartnerKeyResponseSchema)` to create a new message.
+ */
+export declare const RemovePartnerKeyResponseSchema: GenMessage<RemovePartnerKeyResponse>;
+
+/**
  * @generated from message govflow.identity.v1.EnrollTotpRequest
  */
 export declare type EnrollTotpRequest = Message<"govflow.identity.v1.EnrollTotpRequest"> & {
@@ -1216,6 +1296,47 @@ export declare type AuthenticatePartnerResponse = Message<"govflow.identity.v1.A
  * Use `create(AuthenticatePartnerResponseSchema)` to create a new message.
  */
 export declare const AuthenticatePartnerResponseSchema: GenMessage<AuthenticatePartnerResponse>;
+
+/**
+ * @generated from message govflow.identity.v1.AuthenticatePartnerWithAssertionRequest
+ */
+export declare type AuthenticatePartnerWithAssertionRequest = Message<"govflow.identity.v1.AuthenticatePartnerWithAssertionRequest"> & {
+  /**
+   * Optional. If set, "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" (RFC 7523).
+   *
+   * @generated from field: string client_assertion_type = 1;
+   */
+  clientAssertionType: string;
+
+  /**
+   * Required. The signed JWT.
+   *
+   * @generated from field: string client_assertion = 2;
+   */
+  clientAssertion: string;
+};
+
+/**
+ * Describes the message govflow.identity.v1.AuthenticatePartnerWithAssertionRequest.
+ * Use `create(AuthenticatePartnerWithAssertionRequestSchema)` to create a new message.
+ */
+export declare const AuthenticatePartnerWithAssertionRequestSchema: GenMessage<AuthenticatePartnerWithAssertionRequest>;
+
+/**
+ * @generated from message govflow.identity.v1.AuthenticatePartnerWithAssertionResponse
+ */
+export declare type AuthenticatePartnerWithAssertionResponse = Message<"govflow.identity.v1.AuthenticatePartnerWithAssertionResponse"> & {
+  /**
+   * @generated from field: govflow.identity.v1.TokenSet tokens = 1;
+   */
+  tokens?: TokenSet | undefined;
+};
+
+/**
+ * Describes the message govflow.identity.v1.AuthenticatePartnerWithAssertionResponse.
+ * Use `create(AuthenticatePartnerWithAssertionResponseSchema)` to create a new message.
+ */
+export declare const AuthenticatePartnerWithAssertionResponseSchema: GenMessage<AuthenticatePartnerWithAssertionResponse>;
 
 /**
  * @generated from message govflow.identity.v1.RefreshTokenRequest
@@ -1693,6 +1814,29 @@ export declare const IdentityService: GenService<{
     output: typeof DisablePartnerResponseSchema;
   },
   /**
+   * Registers a public JWK (JSON, with a `kid`) for the partner's client assertions
+   * (AuthenticatePartnerWithAssertion). Several keys may be registered at once, so a partner
+   * rotates without downtime: add the new key, sign with it, remove the old one. Only
+   * public asymmetric keys (RSA, EC P-256, Ed25519) are accepted. Platform admins only.
+   *
+   * @generated from rpc govflow.identity.v1.IdentityService.AddPartnerKey
+   */
+  addPartnerKey: {
+    methodKind: "unary";
+    input: typeof AddPartnerKeyRequestSchema;
+    output: typeof AddPartnerKeyResponseSchema;
+  },
+  /**
+   * Removes a partner's key: assertions it signs are refused from now on. Platform admins only.
+   *
+   * @generated from rpc govflow.identity.v1.IdentityService.RemovePartnerKey
+   */
+  removePartnerKey: {
+    methodKind: "unary";
+    input: typeof RemovePartnerKeyRequestSchema;
+    output: typeof RemovePartnerKeyResponseSchema;
+  },
+  /**
    * Starts enrolling the caller in a TOTP second factor (RFC 6238): returns the secret and
    * its `otpauth://` URI once. Login asks for codes only after ConfirmTotp.
    *
@@ -1730,7 +1874,8 @@ export declare const IdentityService: GenService<{
    * Logs a person in with ID number, password and, once they have enrolled TOTP, a
    * one-time code. Optionally as an official of an agency, or acting for an organisation.
    * Refusals are UNAUTHENTICATED with reason BAD_CREDENTIALS, OTP_REQUIRED or BAD_OTP;
-   * after 5 failures in 15 minutes every attempt is RESOURCE_EXHAUSTED (LOGIN_THROTTLED).
+   * after 5 failures in 15 minutes from one client address (or 50 from all addresses)
+   * every attempt on that ID number is RESOURCE_EXHAUSTED (LOGIN_THROTTLED).
    *
    * @generated from rpc govflow.identity.v1.IdentityService.Login
    */
@@ -1740,7 +1885,9 @@ export declare const IdentityService: GenService<{
     output: typeof LoginResponseSchema;
   },
   /**
-   * Client-credentials login for partners and Govflow's own processes.
+   * Client-credentials login with a shared client secret, for partners and Govflow's own
+   * processes. Deprecated for partners: use AuthenticatePartnerWithAssertion, where no
+   * secret travels. Kept for existing partners and Govflow's own service accounts.
    *
    * @generated from rpc govflow.identity.v1.IdentityService.AuthenticatePartner
    */
@@ -1748,6 +1895,21 @@ export declare const IdentityService: GenService<{
     methodKind: "unary";
     input: typeof AuthenticatePartnerRequestSchema;
     output: typeof AuthenticatePartnerResponseSchema;
+  },
+  /**
+   * OAuth 2.0 client credentials with private_key_jwt (RFC 7523): the partner sends a JWT
+   * it signed with a key registered by AddPartnerKey (`kid` header; iss = sub = client id,
+   * aud = "govflow-identity", exp at most 300 s ahead, a jti used once). Public. Refusals
+   * are UNAUTHENTICATED with reason ASSERTION_INVALID, ASSERTION_UNKNOWN_KEY,
+   * ASSERTION_BAD_SIGNATURE, ASSERTION_EXPIRED, ASSERTION_TOO_LONG_LIVED,
+   * ASSERTION_WRONG_AUDIENCE, ASSERTION_WRONG_ISSUER, ASSERTION_REPLAYED or BAD_CREDENTIALS.
+   *
+   * @generated from rpc govflow.identity.v1.IdentityService.AuthenticatePartnerWithAssertion
+   */
+  authenticatePartnerWithAssertion: {
+    methodKind: "unary";
+    input: typeof AuthenticatePartnerWithAssertionRequestSchema;
+    output: typeof AuthenticatePartnerWithAssertionResponseSchema;
   },
   /**
    * Exchanges a refresh token for a new access token.
