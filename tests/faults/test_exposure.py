@@ -72,8 +72,11 @@ async def test_embedded_stack_listens_on_loopback_only(running: ProcStack) -> No
     seen: dict[str, list[tuple[str, int]]] = {}
     for name in ("temporal", "identity", "certificates", "matters", "worker"):
         seen[name] = listening_sockets(running.procs[name].pid)
-    # The worker dials out; it listens only for its health check.
-    assert {port for _, port in seen["worker"]} == {settings.worker_health_port}
+    # The worker dials out; it listens only for its health check and its metrics (its
+    # own /metrics and the Temporal SDK's), on loopback like everything else (below).
+    assert {port for _, port in seen["worker"]} == {
+        p for p in (settings.worker_health_port, settings.worker_metrics_port,
+                    settings.worker_temporal_metrics_port) if p}
     ports = {port for socks in seen.values() for _, port in socks}
     temporal_port = int(settings.temporal_address.rsplit(":", 1)[1])
     assert {temporal_port, settings.temporal_ui_port, settings.identity_port,
