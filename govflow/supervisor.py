@@ -9,9 +9,7 @@ up leaves nothing behind; an ordinary stop still stops them in order, with SIGTE
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import functools
 import os
 import pathlib
 import select
@@ -21,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
 from govflow.settings import Settings
 
@@ -32,42 +30,21 @@ RESTART_MAX_SECONDS = 30.0
 # A part up this long counts as well again: its next exit is restarted after 1 s.
 STABLE_SECONDS = 60.0
 
-_PR_SET_PDEATHSIG = 1
-
-
 def _print(text: str, *, err: bool = False) -> None:
     print(text, file=sys.stderr if err else sys.stdout, flush=True)
 
 
-@functools.cache
-def _prctl() -> Any:
-    """libc's prctl, loaded before any fork (the child must not load a library)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that has the kernel SIGKILL the child when this process dies. SIGKILL
-    rather than SIGTERM: it is for when up could not stop the parts itself (up was killed),
-    and a part slow to drain must not stay behind; every part survives a crash (SQLite WAL,
+def _die_with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` started so that the kernel SIGKILLs it when this process dies (see
+    govflow/deathsig.py: a fresh process asks for it, no ``preexec_fn``). SIGKILL rather
+    than SIGTERM: it is for when up could not stop the parts itself (up was killed), and a
+    part slow to drain must not stay behind; every part survives a crash (SQLite WAL,
     Temporal retries, idempotent activities). Only from the main thread: the kernel's
     "parent" is the thread that forked, and a pool thread's exit would kill the child."""
-    prctl = _prctl()
-    if prctl is None or threading.current_thread() is not threading.main_thread():
-        return None
-    parent = os.getpid()
-    sigkill = int(signal.SIGKILL)
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, sigkill, 0, 0, 0)
-        if os.getppid() != parent:  # up died before the request was made
-            os._exit(1)
-
-    return preexec
+    if not sys.platform.startswith("linux") or \
+            threading.current_thread() is not threading.main_thread():
+        return cmd
+    return [sys.executable, str(ROOT / "govflow" / "deathsig.py"), str(os.getpid()), *cmd]
 
 
 @dataclasses.dataclass
@@ -106,9 +83,9 @@ class Stack:
         # The child keeps its own copy of the log file's descriptor.
         with open(self.log_dir / f"{name}.log", "ab") as out:
             # A session of its own: Ctrl-C reaches up alone, which stops the parts in order.
-            return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+            return subprocess.Popen(_die_with_parent(cmd), stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                                    start_new_session=True, preexec_fn=_die_with_parent())
+                                    start_new_session=True)
 
     def crashed(self) -> str | None:
         for name, proc in self.procs:
