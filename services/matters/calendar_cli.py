@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import pathlib
 import sys
 from typing import Any
@@ -145,8 +146,13 @@ async def show_year(settings: Settings, region: str, year: int) -> int:
 
 
 def command(settings: Settings, args: Any) -> int:
-    if args.calendar_cmd == "import":
-        return asyncio.run(import_year(settings, args.file, dry_run=args.dry_run))
-    if args.calendar_cmd == "list":
-        return asyncio.run(list_years(settings, args.region))
-    return asyncio.run(show_year(settings, args.region, args.year))
+    try:
+        if args.calendar_cmd == "import":
+            return asyncio.run(import_year(settings, args.file, dry_run=args.dry_run))
+        if args.calendar_cmd == "list":
+            return asyncio.run(list_years(settings, args.region))
+        return asyncio.run(show_year(settings, args.region, args.year))
+    except BrokenPipeError:
+        # The reader went away (`calendar list | head`): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
