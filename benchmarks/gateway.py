@@ -87,6 +87,7 @@ async def figure(bench: Any) -> dict[str, Any]:
     for c in (*sides["connect_json"][0], *sides["connect_proto"][0]):
         await c()
     json_bytes = len((await conns[0].post(PATH, body, headers))[1])
+    # mypy, next line: native() answers the response message
     proto_bytes = len((await native()).SerializeToString())  # type: ignore[attr-defined]
     rounds = p.read_rounds or p.rounds
     slice_s = p.read_seconds / p.read_slices

@@ -102,7 +102,7 @@ def bench_settings(data_dir: pathlib.Path, **overrides: object) -> Settings:
         log_json=True)
 
 
-async def start(data_dir: pathlib.Path, storage: str, say, *,  # type: ignore[no-untyped-def]
+async def start(data_dir: pathlib.Path, storage: str, say, *,  # type: ignore[no-untyped-def]  # say is any printer
                 services: bool = True, overrides: dict[str, object] | None = None
                 ) -> BenchStack:
     """The stack on ``storage`` (see STORAGE_MODES), seeded with the demo data; with

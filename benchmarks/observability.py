@@ -82,7 +82,7 @@ async def figure(p: Any, tmp: pathlib.Path, say: Callable[[str], None],
                  make_bench: Callable[[harness.BenchStack], Any]) -> dict[str, Any]:
     sink = SpanSink()
     server = grpc.aio.server()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]  # generated OTLP stub
         sink, server)
     sink_port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -163,6 +163,7 @@ class Bench:
         resp = await self.matters.SubmitApplication(mpb.SubmitApplicationRequest(
             matter=matter, request_id=uuid.uuid4().hex), metadata=await self.login(id_number))
         self.applicants[resp.application.name] = id_number
+        # mypy, next line: an untyped value from generated code or the library
         return resp.application.name  # type: ignore[no-any-return]
 
     async def applicant_md(self, name: str) -> tuple[tuple[str, str], ...]:

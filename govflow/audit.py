@@ -118,8 +118,8 @@ def append(s: Session | sa.Connection, entry_cls: type, head_cls: type, *, chain
 def _statements(entry_cls: type, head_cls: type) -> tuple[Any, Any, Any]:
     """An append's three statements for one pair of chain tables: bump the head (and read
     it back), insert the entry, set the head's hash."""
-    head: sa.Table = head_cls.__table__  # type: ignore[attr-defined]
-    entries: sa.Table = entry_cls.__table__  # type: ignore[attr-defined]
+    head: sa.Table = head_cls.__table__  # type: ignore[attr-defined]  # sqlmodel sets __table__ at class creation
+    entries: sa.Table = entry_cls.__table__  # type: ignore[attr-defined]  # sqlmodel sets __table__ at class creation
     at_head = head.c.chain == sa.bindparam("chain_name")
     return (sa.update(head).where(at_head).values(seq=head.c.seq + 1).returning(
                 head.c.seq, head.c.hash),
@@ -195,14 +195,17 @@ def verify(chain: str, rows: Iterable[EntryColumns], head: HeadColumns | None,
 def read_and_verify(s: Session, chain: str, entry_cls: type, head_cls: type,
                     anchor: dict[str, Any] | None = None) -> Report:
     """Streams a chain from the database and verifies it."""
+    # mypy, next line: the chain's tables are passed in as types
     head = s.exec(select(head_cls).where(head_cls.chain == chain)).first()  # type: ignore[attr-defined]
     # entry_cls/head_cls are the service's own tables (AuditEntryBase/AuditHeadBase
     # subclasses), known here only as types: their columns are not visible to mypy.
+    # mypy, next line: the chain's tables are passed in as types
     rows: Any = s.exec(select(entry_cls).order_by(entry_cls.seq).execution_options(  # type: ignore[attr-defined]
         yield_per=1000))
     return verify(chain, rows, head, anchor)
 
 
 def read_head(s: Session, chain: str, head_cls: type) -> tuple[int, str]:
+    # mypy, next line: the chain's tables are passed in as types
     head = s.exec(select(head_cls).where(head_cls.chain == chain)).first()  # type: ignore[attr-defined]
     return (int(head.seq), str(head.hash)) if head is not None else (0, GENESIS)

@@ -86,8 +86,10 @@ class Principal:
             subject=str(claims["sub"]),
             kind=str(claims.get("kind", "")),
             agency=str(claims.get("agency") or ""),
+            # mypy, next line: JWT claims are untyped JSON
             roles=tuple(str(r) for r in claims.get("roles") or ()),  # type: ignore[attr-defined]
             acting_for=str(claims.get("acting_for") or ""),
+            # mypy, next line: JWT claims are untyped JSON
             scopes=tuple(str(s) for s in claims.get("scopes") or ()),  # type: ignore[attr-defined]
             token_id=str(claims.get("jti") or ""),
         )
@@ -127,6 +129,7 @@ def sign_token(
         "exp": issued + ttl_seconds,
         "jti": token_id,
     }
+    # mypy, next line: PyJWT's stubs do not list the Ed25519 key types
     return jwt.encode(payload, private_key, algorithm=ALGORITHM, headers={"kid": kid})  # type: ignore[arg-type]
 
 
@@ -216,7 +219,7 @@ class TokenVerifier:
         try:
             claims = jwt.decode(
                 token,
-                key,  # type: ignore[arg-type]
+                key,  # type: ignore[arg-type]  # PyJWT's stubs do not list the Ed25519 key types
                 algorithms=[ALGORITHM],
                 audience=self.audience,
                 issuer=ISSUER,

@@ -59,7 +59,7 @@ def load_secrets(settings: Settings) -> Settings:
         path.write_text(json.dumps(stored, indent=2))
         path.chmod(0o600)
     overrides = {k: v for k, v in stored.items() if not getattr(settings, k)}
-    return Settings.from_env(**overrides)  # type: ignore[arg-type]
+    return Settings.from_env(**overrides)  # type: ignore[arg-type]  # values converted field by field
 
 
 def port_free(host: str, port: int) -> bool:

@@ -182,6 +182,7 @@ class Prepared:
     def _fetch(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Plan, list[Any]]:
         """The plan for the connection's dialect and the raw rows of the statement."""
         plan = self._plans.get(conn.dialect.name) or self._prepare(conn)
+        # mypy, next line: an open connection has its DBAPI connection
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(plan.sql, plan.parameters(params))
@@ -225,6 +226,7 @@ class _Plan:
         ]
         self.converts = any(self.processors)
         # A named tuple class made at run time: typed as Any (its fields are the columns).
+        # mypy, next line: field names known only at run time
         self.tuple_type: Any = collections.namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
 
     def parameters(self, given: Mapping[str, Any]) -> Any:

@@ -42,6 +42,7 @@ class InvalidArgument(DomainError):
     def __init__(self, message: str = "", *, fields: Mapping[str, str], **kw: object) -> None:
         if not message:
             message = "invalid " + ", ".join(sorted(fields))
+        # mypy, next line: options passed through to DomainError
         super().__init__(message, fields=fields, **kw)  # type: ignore[arg-type]
 
 

@@ -333,7 +333,7 @@ def build_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    register(wrapper.registrar(server))  # type: ignore[arg-type]
+    register(wrapper.registrar(server))  # type: ignore[arg-type]  # the registrar stands in for the server
     reporter = HealthReporter([full_service_name], probe, health_interval)
     health_pb2_grpc.add_HealthServicer_to_server(reporter.servicer, server)
     reflection.enable_server_reflection(

@@ -58,7 +58,7 @@ def _string_problem(value: str, limit: int) -> str | None:
 
 def _scalar_problem(field: descriptor.FieldDescriptor, value: object, limit: int) -> str | None:
     if field.type == F.TYPE_STRING:
-        return _string_problem(value, limit)  # type: ignore[arg-type]
+        return _string_problem(value, limit)  # type: ignore[arg-type]  # the walker types field values as object
     if field.type == F.TYPE_ENUM and field.enum_type is not None \
             and (not isinstance(value, int) or field.enum_type.values_by_number.get(value) is None):
         return "not a defined value"
@@ -66,7 +66,7 @@ def _scalar_problem(field: descriptor.FieldDescriptor, value: object, limit: int
 
 
 def _timestamp_problem(ts: message.Message) -> str | None:
-    seconds, nanos = ts.seconds, ts.nanos  # type: ignore[attr-defined]
+    seconds, nanos = ts.seconds, ts.nanos  # type: ignore[attr-defined]  # a Timestamp walked as a plain Message
     if not 0 <= nanos < 1_000_000_000:
         return "nanos must be in [0, 999999999]"
     if not _TS_MIN_SECONDS <= seconds <= _TS_MAX_SECONDS:
@@ -128,6 +128,7 @@ def _walk(msg: message.Message, prefix: str, out: dict[str, str], depth: int) ->
             continue
         if f.check == "map":
             for key, item in value.items():
+                # mypy, next line: the walker types field values as object
                 bad = _scalar_problem(f.key, key, MAX_STRING_CHARS)  # type: ignore[arg-type]
                 if bad:
                     out[f"{path} key"] = bad
@@ -136,6 +137,7 @@ def _walk(msg: message.Message, prefix: str, out: dict[str, str], depth: int) ->
                 if f.nested:
                     _walk(item, f"{path}[{shown}].", out, depth + 1)
                 else:
+                    # mypy, next line: the walker types field values as object
                     bad = _scalar_problem(f.value, item, f.value_limit)  # type: ignore[arg-type]
                     if bad:
                         out[f"{path}[{shown}]"] = bad

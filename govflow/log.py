@@ -95,8 +95,9 @@ _ENCODER = _json.JSONEncoder(default=_fallback)
 # The C encoder that JSONEncoder.encode builds on every call, built once, with the same
 # settings as _ENCODER (ASCII, ", " and ": ", NaN allowed, no circular check: an access
 # line is a flat dict of strings and numbers). Its output is _ENCODER's, byte for byte.
-_C_ENCODE = (_json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+_C_ENCODE = (_json.encoder.c_make_encoder(  # type: ignore[attr-defined]  # the json module's own C encoder
     None, _fallback, _json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False,
+    # mypy, next line: the json module's own C encoder
     True) if _json.encoder.c_make_encoder is not None else None)  # type: ignore[attr-defined]
 
 
@@ -235,4 +236,5 @@ def configure(service: str, *, json: bool | None = None, level: str = "info") ->
 
 
 def get_logger(name: str | None = None) -> structlog.typing.FilteringBoundLogger:
+    # mypy, next line: an untyped value from generated code or the library
     return structlog.get_logger(name)  # type: ignore[no-any-return]

@@ -120,7 +120,7 @@ class Settings:
             port_key, addr_key = f"{service}_port", f"{service}_addr"
             if port_key in values and addr_key not in values:
                 values[addr_key] = f"127.0.0.1:{values[port_key]}"
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]  # values converted field by field
 
     def database_url(self, service: str) -> str:
         url = getattr(self, f"{service}_database_url")

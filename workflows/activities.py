@@ -190,6 +190,7 @@ class ApplicationActivities:
         resp = await self._call(self.certificates.IssueCertificate, cpb.IssueCertificateRequest(
             certificate=cert, request_id=req.request_id,
             application=f"applications/{req.application_id}"))
+        # mypy, next line: an untyped value from generated code or the library
         return resp.certificate.name  # type: ignore[no-any-return]
 
     @activity.defn(name="record_event")

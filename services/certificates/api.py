@@ -277,7 +277,9 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
         out = pb.StatusList(
             issuer=doc["issuer"], revocation_list=doc["revocation_list"],
             suspension_list=doc["suspension_list"], size=doc["size"],
+            # mypy, next line: a signed status list always carries both times
             issued_time=_ts(domain.parse_time(doc["issued_time"])),  # type: ignore[arg-type]
+            # mypy, next line: a signed status list always carries both times
             valid_until=_ts(domain.parse_time(doc["valid_until"])),  # type: ignore[arg-type]
             key_id=signed.kid, signature=signed.signature, signed_payload=signed.signed_payload)
         return pb.GetStatusListResponse(status_list=out)

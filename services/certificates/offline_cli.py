@@ -49,7 +49,7 @@ async def save(addr: str, keys_path: pathlib.Path, status_lists_path: pathlib.Pa
     status_lists_path.parent.mkdir(parents=True, exist_ok=True)
     keys_path.write_text(json.dumps(json.loads(jwks_json), indent=2) + "\n")
     status_lists_path.write_text(json.dumps(doc, indent=2) + "\n")
-    return len(doc["status_lists"])  # type: ignore[arg-type]
+    return len(doc["status_lists"])  # type: ignore[arg-type]  # JSON values are untyped
 
 
 

@@ -45,7 +45,7 @@ async def create_server(settings: Settings, *, port: int | None = None) -> tuple
         db.dispose()
 
     server.on_stop.append(close)
-    server.certificates = certificates  # type: ignore[attr-defined]
+    server.certificates = certificates  # type: ignore[attr-defined]  # the process's handle, kept on its server object
     return server, bound
 
 

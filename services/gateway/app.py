@@ -231,6 +231,7 @@ class Gateway:
         too_large = declared is not None and declared.isdigit() and int(declared) > limit
         chunks: list[bytes] = []
         size = 0
+        # mypy, next line: declared is checked to be digits first
         more = not too_large or int(declared) <= _DRAIN_BYTES  # type: ignore[arg-type]
         while more:
             event = await receive()

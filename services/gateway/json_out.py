@@ -132,7 +132,7 @@ def _timestamp(ts: Any) -> str:
     dozen. Anything out of the fast range, valid or not, is left to the SDK."""
     seconds, nanos = ts.seconds, ts.nanos
     if not _FAST_MIN <= seconds <= _FAST_MAX or not 0 <= nanos < 1_000_000_000:
-        return ts.ToJsonString()  # type: ignore[no-any-return]
+        return ts.ToJsonString()  # type: ignore[no-any-return]  # an untyped value from generated code or the library
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     if nanos == 0:
         return text + "Z"

@@ -104,6 +104,7 @@ def main() -> None:
     # serves about 1.5 times the calls of the standard loop for less CPU per call
     # (docs/performance.md, figure 8).
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    # mypy, next line: create_server's keyword-only port is accepted at run time
     grpckit.run_service("gateway", create_server)  # type: ignore[arg-type]
 
 

@@ -43,7 +43,7 @@ _ROLE_BACK = {v: k for k, v in _ROLE.items()}
 
 def _ts(t: object) -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(t)  # type: ignore[arg-type]
+    ts.FromDatetime(t)  # type: ignore[arg-type]  # an aware datetime; the stubs ask for a naive one
     return ts
 
 

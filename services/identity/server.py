@@ -39,7 +39,7 @@ async def create_server(settings: Settings, *, port: int | None = None) -> tuple
                             per_account=settings.login_failures_per_account,
                             window_seconds=settings.login_failure_window_seconds))
 
-    def bootstrap(s):  # type: ignore[no-untyped-def]
+    def bootstrap(s):  # type: ignore[no-untyped-def]  # a Database.run callback
         ensure_signing_key(s)
         if settings.worker_client_secret:
             ensure_service_account(s, settings.worker_client_id,
@@ -70,7 +70,7 @@ async def create_server(settings: Settings, *, port: int | None = None) -> tuple
         db.dispose()
 
     server.on_stop.append(close)
-    server.identity = identity  # type: ignore[attr-defined]
+    server.identity = identity  # type: ignore[attr-defined]  # the process's handle, kept on its server object
     return server, bound
 
 

@@ -187,6 +187,7 @@ class Calendars:
         skipped."""
         if self.temporal is None:
             return 0
+        # mypy, next line: a TemporalLink, untyped here to avoid an import cycle
         client = await self.temporal.client()  # type: ignore[attr-defined]
         query = f"{SA_DUE_PROVISIONAL} = true AND ExecutionStatus = 'Running'"
         sent = 0

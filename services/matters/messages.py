@@ -36,7 +36,7 @@ def timestamp(t: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if t is None:
         return None
     ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(aware(t))  # type: ignore[arg-type]
+    ts.FromDatetime(aware(t))  # type: ignore[arg-type]  # an aware datetime; the stubs ask for a naive one
     return ts
 
 

@@ -48,13 +48,13 @@ async def create_server(settings: Settings, *, port: int | None = None) -> tuple
         db.dispose()
 
     server.on_stop.append(close)
-    server.matters = matters  # type: ignore[attr-defined]
+    server.matters = matters  # type: ignore[attr-defined]  # the process's handle, kept on its server object
     return server, bound
 
 
 async def resume_unstarted(server: GovflowServer) -> None:
     """Starts workflows a crash left unstarted (between the insert and the start)."""
-    matters: Matters = server.matters  # type: ignore[attr-defined]
+    matters: Matters = server.matters  # type: ignore[attr-defined]  # the process's handle, kept on its server object
     try:
         resumed = await matters.resume_unstarted()
     except Exception:  # noqa: BLE001 - Temporal not up yet: the clients' retries with their request_id cover it

@@ -132,4 +132,5 @@ def expected_payload(certificate_id: str, type_code: str, holder: str, issuer: s
 def by_value(maxsize: int) -> Callable[[F], F]:
     """Remembers a builder's result by its (hashable, frozen) arguments. The caller copies
     the result before changing it."""
+    # mypy, next line: lru_cache keeps the wrapped function's signature
     return functools.lru_cache(maxsize=maxsize)  # type: ignore[return-value]

@@ -21,8 +21,9 @@ from services.certificates.domain import Certificate, CertificateHead, IssuerKey
 from services.certificates.store.tables import CertificateRow, IssuerKeyRow
 from services.certificates.store.transactions import connection
 
+# mypy, next line: sqlmodel sets __table__ at class creation
 _CERTIFICATES: sa.Table = CertificateRow.__table__  # type: ignore[attr-defined]
-_KEYS: sa.Table = IssuerKeyRow.__table__  # type: ignore[attr-defined]
+_KEYS: sa.Table = IssuerKeyRow.__table__  # type: ignore[attr-defined]  # sqlmodel sets __table__ at class creation
 # Each record's columns in its fields' order, so a row of them is the record's arguments.
 _CERTIFICATE_COLUMNS = tuple(_CERTIFICATES.c[f.name] for f in dataclasses.fields(Certificate))
 _N_CERTIFICATE = len(_CERTIFICATE_COLUMNS)

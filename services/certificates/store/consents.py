@@ -18,7 +18,8 @@ from services.certificates.domain import AccessRecord, Certificate, Consent
 from services.certificates.store.tables import AccessLogRow, ConsentRow, utcnow
 from services.certificates.store.transactions import connection
 
-_CONSENTS: sa.Table = ConsentRow.__table__  # type: ignore[attr-defined]
+_CONSENTS: sa.Table = ConsentRow.__table__  # type: ignore[attr-defined]  # sqlmodel sets __table__ at class creation
+# mypy, next line: sqlmodel sets __table__ at class creation
 _ACCESS_LOG: sa.Table = AccessLogRow.__table__  # type: ignore[attr-defined]
 _CONSENT_COLUMNS = tuple(_CONSENTS.c[f.name] for f in dataclasses.fields(Consent))
 _ACCESS_COLUMNS = tuple(_ACCESS_LOG.c[f.name] for f in dataclasses.fields(AccessRecord))

@@ -14,7 +14,7 @@ from services.certificates.domain import IssuerKey, SigningKey
 from services.certificates.store.tables import IssuerKeyRow
 from services.certificates.store.transactions import connection
 
-_KEYS: sa.Table = IssuerKeyRow.__table__  # type: ignore[attr-defined]
+_KEYS: sa.Table = IssuerKeyRow.__table__  # type: ignore[attr-defined]  # sqlmodel sets __table__ at class creation
 _ISSUER_KEY = Prepared(sa.select(_KEYS.c.agency, _KEYS.c.public_jwk).where(
     _KEYS.c.kid == sa.bindparam("kid")))
 _KEY_AGENCIES = Prepared(sa.select(_KEYS.c.agency).distinct())

@@ -17,7 +17,7 @@ def take_slot(s: Session, agency: str) -> int:
     bumped = s.execute(sa.update(StatusListRow).where(
         col(StatusListRow.agency) == agency).values(
         next_index=col(StatusListRow.next_index) + 1))
-    if bumped.rowcount == 0:  # type: ignore[attr-defined]
+    if bumped.rowcount == 0:  # type: ignore[attr-defined]  # rowcount is on the DML CursorResult
         # The agency's first certificate; a concurrent first insert fails on the primary
         # key and its caller retries.
         s.add(StatusListRow(agency=agency, next_index=1))

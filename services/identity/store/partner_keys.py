@@ -12,7 +12,7 @@ from services.identity.store.tables import PartnerKeyRow, UsedAssertionRow
 
 def add_key(s: Session, *, client_id: str, kid: str, public_jwk: str) -> bool:
     """Registers a key; False (nothing changed) if the partner has one with that kid."""
-    t = PartnerKeyRow.__table__  # type: ignore[attr-defined]
+    t = PartnerKeyRow.__table__  # type: ignore[attr-defined]  # sqlmodel sets __table__ at class creation
     done = s.execute(dialect_insert(s, t).values(
         client_id=client_id, kid=kid, public_jwk=public_jwk).on_conflict_do_nothing()
         .returning(t.c.kid))
@@ -39,7 +39,7 @@ def use_assertion(s: Session, *, client_id: str, jti: str, expires: int, now: in
     """Records an assertion's jti as used; False if it was used before (a replay). One
     conditional insert, so two replicas racing with one assertion cannot both accept it.
     Records past their expiry are dropped: an expired assertion is refused anyway."""
-    t = UsedAssertionRow.__table__  # type: ignore[attr-defined]
+    t = UsedAssertionRow.__table__  # type: ignore[attr-defined]  # sqlmodel sets __table__ at class creation
     s.execute(sa.delete(t).where(t.c.expire_time < now - 60))
     done = s.execute(dialect_insert(s, t).values(
         key=f"{client_id}:{jti}", expire_time=expires).on_conflict_do_nothing()

@@ -76,4 +76,4 @@ def use_totp_step(s: Session, person_id: str, step: int) -> bool:
     used = s.execute(sa.update(PersonRow).where(
         col(PersonRow.id) == person_id, col(PersonRow.totp_last_step) < step,
     ).values(totp_last_step=step))
-    return bool(used.rowcount == 1)  # type: ignore[attr-defined]
+    return bool(used.rowcount == 1)  # type: ignore[attr-defined]  # rowcount is on the DML CursorResult

@@ -38,7 +38,8 @@ from services.matters.store.tables import ApplicationEventRow, ApplicationRow, u
 
 V = TypeVar("V")
 
-_APPS: sa.Table = ApplicationRow.__table__  # type: ignore[attr-defined]
+_APPS: sa.Table = ApplicationRow.__table__  # type: ignore[attr-defined]  # sqlmodel sets __table__ at class creation
+# mypy, next line: sqlmodel sets __table__ at class creation
 _EVENTS: sa.Table = ApplicationEventRow.__table__  # type: ignore[attr-defined]
 _FIELDS = tuple(f.name for f in dataclasses.fields(Application))
 # Application's fields are the table's columns in order, so a row of them is its values.

@@ -20,8 +20,9 @@ from services.matters.store.tables import ApplicationRow, InboxVersionRow, TaskR
 
 V = TypeVar("V")
 
-_TASKS: sa.Table = TaskRow.__table__  # type: ignore[attr-defined]
-_APPS: sa.Table = ApplicationRow.__table__  # type: ignore[attr-defined]
+_TASKS: sa.Table = TaskRow.__table__  # type: ignore[attr-defined]  # sqlmodel sets __table__ at class creation
+_APPS: sa.Table = ApplicationRow.__table__  # type: ignore[attr-defined]  # sqlmodel sets __table__ at class creation
+# mypy, next line: sqlmodel sets __table__ at class creation
 _INBOX_VERSIONS: sa.Table = InboxVersionRow.__table__  # type: ignore[attr-defined]
 _FIELDS = tuple(f.name for f in dataclasses.fields(Task))
 # Task's fields are the table's columns in order, so a row of them is its values.
@@ -76,6 +77,7 @@ def upsert(s: Session, t: Task) -> Task:
     wrote = s.execute(sa.update(_TASKS).where(
         _TASKS.c.name == t.name, _TASKS.c.status.in_(allowed)).values(
         **values, update_time=utcnow()))
+    # mypy, next line: rowcount is on the DML CursorResult
     if wrote.rowcount == 1 and t.status == "DECIDED":  # type: ignore[attr-defined]
         # This write made the decision reach the read model (a retry finds it decided
         # and appends nothing).
