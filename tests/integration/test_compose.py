@@ -13,6 +13,7 @@ import dataclasses
 import fnmatch
 import importlib
 import importlib.util
+import ipaddress
 import json
 import os
 import pathlib
@@ -237,7 +238,7 @@ def check_environment(c: Compose) -> list[str]:
             except ValueError:
                 problems.append(f"{name}: {key}={value!r} is not a {field.type}")
         if name in GOVFLOW_PARTS and any(k.startswith("GOVFLOW_") for k in environment(svc)):
-            for key in ("GOVFLOW_WORKER_CLIENT_SECRET", "GOVFLOW_TEMPORAL_ADDRESS"):
+            for key in ("GOVFLOW_TEMPORAL_ADDRESS",):
                 if key not in environment(svc):
                     problems.append(f"{name}: {key} is not set")
     if problems:
@@ -270,10 +271,68 @@ def check_environment(c: Compose) -> list[str]:
            for n in GOVFLOW_SERVICES if n in parts]
     if len(set(dbs)) != len(dbs):
         problems.append("two services share a database")
-    for attr in ("temporal_address", "temporal_namespace", "temporal_task_queue",
-                 "worker_client_secret"):
+    for attr in ("temporal_address", "temporal_namespace", "temporal_task_queue"):
         if len({getattr(s, attr) for s in parts.values()}) > 1:
             problems.append(f"the Govflow parts disagree on {attr}")
+    if len({s.worker_client_secret for s in parts.values() if s.worker_client_secret}) > 1:
+        problems.append("the Govflow parts disagree on worker_client_secret")
+    return problems
+
+
+# Which processes hold which of Govflow's own secrets (issue 23, item 6): identity creates
+# both service accounts, the worker logs in as govflow-worker, demo-seed as govflow-admin.
+SECRET_HOLDERS = {"GOVFLOW_WORKER_CLIENT_SECRET": {"identity", "worker"},
+                  "GOVFLOW_ADMIN_CLIENT_SECRET": {"identity", "demo-seed"}}
+
+
+def check_secrets(c: Compose) -> list[str]:
+    """Each client secret is in the environment of exactly the services that need it."""
+    problems: list[str] = []
+    for key, holders in SECRET_HOLDERS.items():
+        have = {n for n, svc in c["services"].items() if key in environment(svc)}
+        for name in sorted(have - holders):
+            problems.append(f"{name} has {key}, which it does not need")
+        for name in sorted(holders - have):
+            problems.append(f"{name} needs {key} but does not have it")
+    return problems
+
+
+def check_trusted_proxies(c: Compose) -> list[str]:
+    """identity believes x-forwarded-for from the gateway (its fixed address on a fixed
+    subnet) and from nothing else: not the bridge (the host, through which published ports
+    arrive), not the range other containers get their addresses from."""
+    problems: list[str] = []
+    try:
+        config = c["networks"]["default"]["ipam"]["config"][0]
+        subnet = ipaddress.ip_network(config["subnet"])
+        dynamic = ipaddress.ip_network(config["ip_range"])
+        bridge = ipaddress.ip_address(config["gateway"])
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        return [f"the default network needs a fixed subnet, ip_range and gateway ({exc!r})"]
+    gateway = c["services"].get("gateway") or {}
+    address = ((gateway.get("networks") or {}).get("default") or {}).get("ipv4_address")
+    try:
+        gateway_ip = ipaddress.ip_address(str(address))
+    except ValueError:
+        return ["the gateway needs a fixed ipv4_address on the default network"]
+    if gateway_ip not in subnet or gateway_ip in dynamic or gateway_ip == bridge:
+        problems.append(f"the gateway's address {gateway_ip} must be in {subnet}, outside "
+                        f"the dynamic range {dynamic} and not the bridge")
+    raw = settings_of(c["services"]["identity"]).trusted_proxies
+    try:
+        trusted = [ipaddress.ip_network(x.strip()) for x in raw.split(",") if x.strip()]
+    except ValueError:
+        return [f"identity: GOVFLOW_TRUSTED_PROXIES={raw!r} is not addresses or networks"]
+    if not any(gateway_ip in net for net in trusted):
+        problems.append(f"identity does not trust the gateway's address {gateway_ip} "
+                        f"(GOVFLOW_TRUSTED_PROXIES={raw!r})")
+    for net in trusted:
+        if bridge in net:
+            problems.append(f"trusted {net} holds the bridge {bridge}: callers of published "
+                            "ports would choose their own address")
+        if net.overlaps(dynamic):
+            problems.append(f"trusted {net} overlaps the dynamic range {dynamic}: any "
+                            "container could choose its callers' address")
     return problems
 
 
@@ -556,7 +615,7 @@ def check_observability(c: Compose) -> list[str]:
 COMPOSE_RULES: list[Callable[[Compose], list[str]]] = [
     check_structure, check_images_pinned, check_one_image, check_commands, check_environment,
     check_depends_on, check_worker_replicas, check_search_attributes, check_demo_seed,
-    check_front_end, check_envoy, check_observability,
+    check_front_end, check_envoy, check_observability, check_secrets, check_trusted_proxies,
 ]
 
 
@@ -703,7 +762,12 @@ def test_compose_environment_builds_settings_for_every_part(compose: Compose) ->
         s = settings_of(compose["services"][name])
         assert s.host == "0.0.0.0"
         assert s.temporal_address == "temporal:7233"
-        assert s.worker_client_secret == OPERATOR_ENV["GOVFLOW_WORKER_CLIENT_SECRET"]
+        worker_secret = name in SECRET_HOLDERS["GOVFLOW_WORKER_CLIENT_SECRET"]
+        admin_secret = name in SECRET_HOLDERS["GOVFLOW_ADMIN_CLIENT_SECRET"]
+        assert s.worker_client_secret == (OPERATOR_ENV["GOVFLOW_WORKER_CLIENT_SECRET"]
+                                          if worker_secret else "")
+        assert s.admin_client_secret == (OPERATOR_ENV["GOVFLOW_ADMIN_CLIENT_SECRET"]
+                                         if admin_secret else "")
     assert created_databases() == {"govflow_identity", "govflow_certificates", "govflow_matters"}
 
 
@@ -842,6 +906,22 @@ BROKEN: list[tuple[str, Callable[[Compose], None], Callable[[Compose], list[str]
      "envoy.yaml"),
     ("gateway before the services", _set("services.gateway.depends_on.matters", _DELETE),
      check_front_end, "matters"),
+    ("admin secret in the worker", _set("services.worker.environment."
+                                        "GOVFLOW_ADMIN_CLIENT_SECRET", "x"),
+     check_secrets, "worker has GOVFLOW_ADMIN_CLIENT_SECRET"),
+    ("worker secret in matters", _set("services.matters.environment."
+                                      "GOVFLOW_WORKER_CLIENT_SECRET", "x"),
+     check_secrets, "matters has GOVFLOW_WORKER_CLIENT_SECRET"),
+    ("identity without the admin secret", _set("services.identity.environment."
+                                               "GOVFLOW_ADMIN_CLIENT_SECRET", _DELETE),
+     check_secrets, "identity needs"),
+    ("gateway not trusted", _set("services.identity.environment.GOVFLOW_TRUSTED_PROXIES", ""),
+     check_trusted_proxies, "does not trust the gateway"),
+    ("whole subnet trusted", _set("services.identity.environment.GOVFLOW_TRUSTED_PROXIES",
+                                  "172.28.0.0/16"), check_trusted_proxies, "bridge"),
+    ("gateway on a dynamic address", _set("services.gateway.networks", _DELETE),
+     check_trusted_proxies, "fixed ipv4_address"),
+    ("no fixed subnet", _set("networks", _DELETE), check_trusted_proxies, "fixed subnet"),
 ]
 
 
