@@ -11,7 +11,6 @@ from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
-from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -19,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from govflow import log
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.certificates.v1 import certificates_pb2_grpc
+from govflow.errors import error_info
 from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.identity.v1 import identity_pb2_grpc
 from govflow.matters.v1 import matters_pb2 as mpb
@@ -54,11 +54,8 @@ logger = log.get_logger("govflow.activities")
 def _error_info(err: grpc.aio.AioRpcError) -> dict[str, object]:
     """The ErrorInfo of a rich status (reason and metadata), or an empty dict."""
     status = rpc_status.from_call(err)
-    for detail in status.details if status is not None else ():
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return {"reason": info.reason, "metadata": dict(info.metadata)}
-    return {}
+    info = error_info(status) if status is not None else None
+    return {"reason": info.reason, "metadata": dict(info.metadata)} if info is not None else {}
 
 
 def _ts(iso: str) -> timestamp_pb2.Timestamp | None:

@@ -20,10 +20,9 @@ from typing import Any
 
 import grpc
 import yaml
-from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from govflow.errors import InvalidArgument
+from govflow.errors import InvalidArgument, field_violations
 from govflow.grpckit import channel, outgoing_metadata
 from govflow.identity.v1 import identity_pb2_grpc
 from govflow.matters.v1 import matters_pb2 as mpb
@@ -72,12 +71,8 @@ def read_file(path: pathlib.Path) -> tuple[mpb.CalendarYear | None, dict[str, st
 
 def _violations(err: grpc.aio.AioRpcError) -> list[str]:
     status = rpc_status.from_call(err)
-    lines = []
-    for detail in status.details if status is not None else ():
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            lines += [f"  {v.field}: {v.description}" for v in bad.field_violations]
-    return lines
+    fields = field_violations(status) if status is not None else {}
+    return [f"  {field}: {why}" for field, why in fields.items()]
 
 
 async def import_year(settings: Settings, path: pathlib.Path, *, dry_run: bool) -> int:

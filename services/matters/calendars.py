@@ -231,13 +231,6 @@ class Calendars:
                 lambda s: CalendarStore.years(s, region, years)))
         return [wd.due_time(start, days, cal) for start, days in queries]
 
-    async def calendar(self, region: str, years: Iterable[int]) -> wd.Calendar:
-        """The region's calendar over ``years`` (for statistics)."""
-        if region == wd.WEEKDAYS:
-            return wd.Calendar(region)
-        wanted = list(years)
-        return wd.Calendar(region, await self.db.run(
-            lambda s: CalendarStore.years(s, region, wanted)))
 
 
 def parse_name(name: str) -> tuple[str, int]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,7 +30,6 @@ END_OF_DAY = dt.time(23, 59, 59)
 REGIONS: dict[str, dt.tzinfo] = {"CN": CHINA_TZ}
 # A built-in calendar with no holidays (tests and places without data); never provisional.
 WEEKDAYS = "weekdays"
-_REGION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +187,7 @@ def check_year(region: str, year: int, holidays: Mapping[dt.date, str],
     worked, adjusted working days on weekends only, holidays named."""
     if region not in REGIONS:
         problems["region"] = (f"unknown region {region!r}; known: {', '.join(sorted(REGIONS))}"
-                              if _REGION.match(region or "") or region else
+                              if region else
                               f"required; known: {', '.join(sorted(REGIONS))}")
     if not 2000 <= year <= 2100:
         problems["year"] = "required, between 2000 and 2100"

@@ -13,11 +13,11 @@ import uuid
 import grpc
 import pytest
 import sqlalchemy as sa
-from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from temporalio.worker import Replayer
 
 from govflow.certificates.v1 import certificates_pb2 as cpb
+from govflow.errors import field_violations
 from govflow.matters.v1 import matters_pb2 as mpb
 from tests.e2e.helpers import citizen, fast_forward, get, official, submit, task_for, wait_for
 from tests.stack import Stack
@@ -53,13 +53,8 @@ result:
 
 
 def violations(err: grpc.aio.AioRpcError) -> dict[str, str]:
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    out: dict[str, str] = {}
-    for detail in status.details if status is not None else ():
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            out.update({v.field: v.description for v in bad.field_violations})
-    return out
+    status = rpc_status.from_call(err)
+    return field_violations(status) if status is not None else {}
 
 
 def next_weekday(day: dt.date) -> dt.date:
