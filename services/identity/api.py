@@ -17,6 +17,8 @@ from services.identity import access, domain
 from services.identity.client_address import FORWARDED_FOR, Network, client_address
 from services.identity.domain import (
     Agency,
+    Delegation,
+    DelegationUse,
     Official,
     Organisation,
     Partner,
@@ -95,6 +97,24 @@ def official_pb(row: Official) -> pb.Official:
     return pb.Official(name=f"agencies/{row.agency_code}/officials/{row.person_id}",
                        person=f"persons/{row.person_id}", agency=f"agencies/{row.agency_code}",
                        roles=[_ROLE[r] for r in row.roles])
+
+
+def delegation_pb(row: Delegation) -> pb.Delegation:
+    out = pb.Delegation(name=row.name, delegate=row.delegate, grantor=row.grantor,
+                        matters=[f"matters/{m}" for m in row.matters],
+                        purposes=list(row.purposes), expire_time=_ts(row.expire_time),
+                        create_time=_ts(row.create_time), granted_by=row.granted_by)
+    if row.revoke_time is not None:
+        out.revoke_time.CopyFrom(_ts(row.revoke_time))
+    return out
+
+
+def delegation_use_pb(row: DelegationUse) -> pb.DelegationUse:
+    return pb.DelegationUse(name=f"{row.delegation}/uses/{row.id}", delegation=row.delegation,
+                            partner=row.partner, action=row.action,
+                            matter=f"matters/{row.matter}" if row.matter else "",
+                            purpose=row.purpose, target=row.target, time=_ts(row.time),
+                            request_id=row.request_id)
 
 
 def _tokens(t: TokenSet) -> pb.TokenSet:
@@ -256,6 +276,44 @@ class IdentityApi(identity_pb2_grpc.IdentityServiceServicer):
         """Removes a partner's key (platform admins only)."""
         await self.id.partners.remove_key(auth.principal(), request.name, request.kid)
         return pb.RemovePartnerKeyResponse()
+
+    async def CreateDelegation(self, request: pb.CreateDelegationRequest, context: object) -> pb.CreateDelegationResponse:
+        """Lets a partner act for the caller (or the organisation they legally represent)."""
+        d = request.delegation
+        expire = d.expire_time.ToDatetime(tzinfo=dt.UTC) if d.HasField("expire_time") else None
+        row = await self.id.delegations.create(
+            auth.principal(), request.parent, delegate=d.delegate, matters=list(d.matters),
+            purposes=list(d.purposes), expire_time=expire, request_id=request.request_id)
+        return pb.CreateDelegationResponse(delegation=delegation_pb(row))
+
+    async def RevokeDelegation(self, request: pb.RevokeDelegationRequest, context: object) -> pb.RevokeDelegationResponse:
+        """Revokes a delegation at once (the grantor only)."""
+        row = await self.id.delegations.revoke(auth.principal(), request.name)
+        return pb.RevokeDelegationResponse(delegation=delegation_pb(row))
+
+    async def ListDelegations(self, request: pb.ListDelegationsRequest, context: object) -> pb.ListDelegationsResponse:
+        """A grantor's delegations, or those a partner holds."""
+        offset, limit = page(request.page_size, request.page_token)
+        rows = await self.id.delegations.list_delegations(
+            auth.principal(), request.parent, show_inactive=request.show_inactive,
+            offset=offset, limit=limit)
+        return pb.ListDelegationsResponse(delegations=[delegation_pb(r) for r in rows],
+                                          next_page_token=next_token(offset, limit, len(rows)))
+
+    async def UseDelegation(self, request: pb.UseDelegationRequest, context: object) -> pb.UseDelegationResponse:
+        """Records a partner's action for a grantor under a live delegation, or refuses it."""
+        use = await self.id.delegations.use(
+            auth.principal(), grantor=request.grantor, matter=request.matter,
+            purpose=request.purpose, action=request.action, target=request.target)
+        return pb.UseDelegationResponse(use=delegation_use_pb(use))
+
+    async def ListDelegationUses(self, request: pb.ListDelegationUsesRequest, context: object) -> pb.ListDelegationUsesResponse:
+        """The grantor's access records: what partners did under its delegations."""
+        offset, limit = page(request.page_size, request.page_token)
+        rows = await self.id.delegations.uses(auth.principal(), request.parent,
+                                              offset=offset, limit=limit)
+        return pb.ListDelegationUsesResponse(uses=[delegation_use_pb(r) for r in rows],
+                                             next_page_token=next_token(offset, limit, len(rows)))
 
     async def Login(self, request: pb.LoginRequest, context: object) -> pb.LoginResponse:
         t = await self.id.tokens.login(

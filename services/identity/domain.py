@@ -270,3 +270,92 @@ class RefreshToken:
     claims_json: str
     expire_time: dt.datetime
     revoked: bool
+
+
+# ------------------------------------------------------------------ delegations
+# How far ahead a delegation may run: a citizen renews it at least once a year.
+MAX_DELEGATION_DAYS = 366
+MAX_PURPOSE_CHARS = 200
+_MATTER_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Delegation:
+    """A grantor's (``persons/{id}`` or ``organisations/{id}``) permission for a partner
+    (``partners/{client_id}``) to act for it in ``matters`` (codes) or for ``purposes``
+    until ``expire_time``, unless revoked."""
+
+    id: str
+    grantor: str
+    delegate: str
+    matters: tuple[str, ...]
+    purposes: tuple[str, ...]
+    expire_time: dt.datetime
+    create_time: dt.datetime
+    revoke_time: dt.datetime | None
+    granted_by: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.grantor}/delegations/{self.id}"
+
+    def live(self, now: dt.datetime) -> bool:
+        return self.revoke_time is None and _utc(self.expire_time) > now
+
+    def covers(self, *, matter: str, purpose: str) -> bool:
+        """Whether an action in ``matter`` (a code) or for ``purpose`` is within it."""
+        return bool(matter and matter in self.matters) or bool(
+            purpose and purpose in self.purposes)
+
+
+@dataclasses.dataclass(frozen=True)
+class DelegationUse:
+    """One action a partner took under a delegation (the grantor's access record)."""
+
+    id: int
+    delegation: str  # the delegation's name
+    partner: str
+    action: str
+    matter: str  # a code, or ""
+    purpose: str
+    target: str
+    time: dt.datetime
+    request_id: str
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def validate_delegation(*, delegate: str, matters: list[str], purposes: list[str],
+                        expire_time: dt.datetime | None, now: dt.datetime
+                        ) -> tuple[str, tuple[str, ...], tuple[str, ...], dt.datetime]:
+    """The delegate's client id, the matter codes, the purposes and the expiry of a new
+    delegation; INVALID_ARGUMENT naming every problem."""
+    problems: dict[str, str] = {}
+    client_id = delegate.removeprefix("partners/")
+    if not delegate.startswith("partners/") or not client_id:
+        problems["delegation.delegate"] = "must be partners/{client_id}"
+    codes = []
+    for i, m in enumerate(matters):
+        code = m.removeprefix("matters/")
+        if not m.startswith("matters/") or not _MATTER_CODE.match(code):
+            problems[f"delegation.matters[{i}]"] = "must be matters/{code}"
+        codes.append(code)
+    for i, p in enumerate(purposes):
+        if not p.strip() or len(p) > MAX_PURPOSE_CHARS:
+            problems[f"delegation.purposes[{i}]"] = \
+                f"must be plain words, at most {MAX_PURPOSE_CHARS} characters"
+    if not matters and not purposes:
+        problems["delegation.matters"] = "name at least one matter or purpose"
+    if expire_time is None:
+        problems["delegation.expire_time"] = "required"
+    elif expire_time <= now:
+        problems["delegation.expire_time"] = "must be in the future"
+    elif expire_time > now + dt.timedelta(days=MAX_DELEGATION_DAYS):
+        problems["delegation.expire_time"] = f"at most {MAX_DELEGATION_DAYS} days ahead"
+    if problems:
+        raise InvalidArgument(fields=problems)
+    assert expire_time is not None
+    return (client_id, tuple(dict.fromkeys(codes)), tuple(dict.fromkeys(purposes)),
+            expire_time)

@@ -2,7 +2,8 @@
 
 Each use case lives in its own module over the repository of store/ (one module per
 aggregate): persons.py (persons and their TOTP factor), organisations.py (organisations
-and representations), agencies.py (agencies and officials), partners.py (partners and
+and representations), delegations.py (partners acting for persons and organisations, and
+their access records), agencies.py (agencies and officials), partners.py (partners and
 Govflow's own service accounts), tokens.py (logins, refresh, logout) and keys.py (token
 signing keys). Who may do what is decided in access.py.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from govflow.db import Database
 from services.identity.agencies import Agencies
+from services.identity.delegations import Delegations
 from services.identity.keys import Keys
 from services.identity.organisations import Organisations
 from services.identity.partners import Partners
@@ -29,6 +31,7 @@ class Identity:
         self.organisations = Organisations(db)
         self.agencies = Agencies(db)
         self.partners = Partners(db)
+        self.delegations = Delegations(db)
         self.tokens = Tokens(db, token_ttl=token_ttl, refresh_ttl=refresh_ttl,
                              rate_limits=rate_limits or RateLimits(),
                              failure_limits=failure_limits or FailureLimits())

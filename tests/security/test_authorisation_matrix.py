@@ -85,6 +85,15 @@ MATRIX = {
     "ListPublicKeys":               "O   O   O   O   O   O   O   O   O   O   O   O",
     "RotateSigningKey":             "U   P   P   P   P   P   P   P   P   P   P   O",
     "RetireSigningKey":             "U   P   P   P   P   P   P   P   P   P   P   O",
+    # Delegations: only the grantor (the organisation's legal representative) grants or
+    # revokes, not even a platform admin; UseDelegation is for partners with a delegation.
+    "CreateDelegation(owner's org)":"U   O   N   P   P   P   P   P   P   N   P   P",
+    "RevokeDelegation(owner's org)":"U   O   N   P   P   P   P   P   P   N   P   P",
+    "ListDelegations(owner's org)": "U   O   N   P   P   P   P   P   P   N   P   O",
+    "UseDelegation(for owner's org)":
+                                    "U   P   P   P   P   P   P   P   P   P   P   P",
+    "ListDelegationUses(owner's org)":
+                                    "U   O   N   P   P   P   P   P   P   N   P   O",
     # ---------------------------------------------------------------- certificates
     "ListCertificateTypes":         "O   O   O   O   O   O   O   O   O   O   O   O",
     "CreateCertificateType(own)":   "U   P   P   P   P   P   P   O   P   P   P   O",
@@ -349,6 +358,21 @@ async def _calls(stack: Stack, w: World) -> dict[str, Call]:
               "revoke": (c.RevokeCertificate, cpb.RevokeCertificateRequest)}[rpc]
         return await fn[0](fn[1](name=name, reason="matrix"), metadata=md)
 
+    def delegation() -> ipb.Delegation:
+        return ipb.Delegation(delegate=f"partners/{w.partner_id}",
+                              matters=["matters/food-business-permit"],
+                              expire_time=_ts(int(time.time()) + 3600))
+
+    shared_delegation = (await i.CreateDelegation(ipb.CreateDelegationRequest(
+        parent=w.org, delegation=delegation()), metadata=w.callers["owner"])).delegation.name
+
+    async def revoke_delegation(md: Md | None, who: str) -> object:
+        name = shared_delegation
+        if who == "owner":
+            name = (await i.CreateDelegation(ipb.CreateDelegationRequest(
+                parent=w.org, delegation=delegation()), metadata=md)).delegation.name
+        return await i.RevokeDelegation(ipb.RevokeDelegationRequest(name=name), metadata=md)
+
     async def revoke_consent(md: Md | None, who: str) -> object:
         name = await ob.consent(cert) if who == "owner" else shared_consent
         return await c.RevokeConsent(cpb.RevokeConsentRequest(name=name), metadata=md)
@@ -440,6 +464,16 @@ async def _calls(stack: Stack, w: World) -> dict[str, Call]:
                                                              metadata=md),
         "RetireSigningKey": lambda md, _: i.RetireSigningKey(ipb.RetireSigningKeyRequest(
             name=w.retired_kid), metadata=md),
+        "CreateDelegation(owner's org)": lambda md, _: i.CreateDelegation(
+            ipb.CreateDelegationRequest(parent=w.org, delegation=delegation()), metadata=md),
+        "RevokeDelegation(owner's org)": revoke_delegation,
+        "ListDelegations(owner's org)": lambda md, _: i.ListDelegations(
+            ipb.ListDelegationsRequest(parent=w.org), metadata=md),
+        "UseDelegation(for owner's org)": lambda md, _: i.UseDelegation(ipb.UseDelegationRequest(
+            grantor=w.org, matter="matters/food-business-permit", action="SubmitApplication"),
+            metadata=md),
+        "ListDelegationUses(owner's org)": lambda md, _: i.ListDelegationUses(
+            ipb.ListDelegationUsesRequest(parent=f"{w.org}/delegations/-"), metadata=md),
         "ListCertificateTypes": lambda md, _: c.ListCertificateTypes(
             cpb.ListCertificateTypesRequest(), metadata=md),
         "CreateCertificateType(own)": lambda md, _: c.CreateCertificateType(

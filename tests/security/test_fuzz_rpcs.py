@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import time
 import uuid
 
 import grpc
 import pytest
+from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 
@@ -85,6 +87,13 @@ async def _context(stack: Stack) -> FuzzContext:
     app = (await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
         matter="matters/senior-citizen-card", request_id=uuid.uuid4().hex),
         metadata=citizen_md)).application.name
+    # A delegation from the citizen to the fuzzing partner, so that the delegation RPCs
+    # (and matters' partner paths) are fuzzed past "not found" too.
+    delegation = (await stack.identity.CreateDelegation(ipb.CreateDelegationRequest(
+        parent=citizen, delegation=ipb.Delegation(
+            delegate=partner, matters=["matters/senior-citizen-card"],
+            expire_time=timestamp_pb2.Timestamp(seconds=int(time.time()) + 3600))),
+        metadata=citizen_md)).delegation.name
     callers: dict[str, Md | None] = {
         "anonymous": None,
         "citizen": citizen_md,
@@ -95,7 +104,8 @@ async def _context(stack: Stack) -> FuzzContext:
     }
     pool = [citizen, officer, agency, partner, org, cert, app, "matters/senior-citizen-card",
             "matters/food-business-permit", "certificateTypes/resident-id-card",
-            "agencies/sz-psb", "persons/" + "0" * 16]
+            "agencies/sz-psb", "persons/" + "0" * 16, delegation, f"{citizen}/delegations/-",
+            "SubmitApplication"]
     return FuzzContext(callers, pool)
 
 

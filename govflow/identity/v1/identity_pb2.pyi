@@ -544,3 +544,133 @@ class RetireSigningKeyRequest(_message.Message):
 class RetireSigningKeyResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class Delegation(_message.Message):
+    __slots__ = ("name", "delegate", "matters", "purposes", "expire_time", "create_time", "revoke_time", "granted_by", "grantor")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DELEGATE_FIELD_NUMBER: _ClassVar[int]
+    MATTERS_FIELD_NUMBER: _ClassVar[int]
+    PURPOSES_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_TIME_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_BY_FIELD_NUMBER: _ClassVar[int]
+    GRANTOR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    delegate: str
+    matters: _containers.RepeatedScalarFieldContainer[str]
+    purposes: _containers.RepeatedScalarFieldContainer[str]
+    expire_time: _timestamp_pb2.Timestamp
+    create_time: _timestamp_pb2.Timestamp
+    revoke_time: _timestamp_pb2.Timestamp
+    granted_by: str
+    grantor: str
+    def __init__(self, name: _Optional[str] = ..., delegate: _Optional[str] = ..., matters: _Optional[_Iterable[str]] = ..., purposes: _Optional[_Iterable[str]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., granted_by: _Optional[str] = ..., grantor: _Optional[str] = ...) -> None: ...
+
+class CreateDelegationRequest(_message.Message):
+    __slots__ = ("parent", "delegation", "request_id")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    DELEGATION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    delegation: Delegation
+    request_id: str
+    def __init__(self, parent: _Optional[str] = ..., delegation: _Optional[_Union[Delegation, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CreateDelegationResponse(_message.Message):
+    __slots__ = ("delegation",)
+    DELEGATION_FIELD_NUMBER: _ClassVar[int]
+    delegation: Delegation
+    def __init__(self, delegation: _Optional[_Union[Delegation, _Mapping]] = ...) -> None: ...
+
+class RevokeDelegationRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RevokeDelegationResponse(_message.Message):
+    __slots__ = ("delegation",)
+    DELEGATION_FIELD_NUMBER: _ClassVar[int]
+    delegation: Delegation
+    def __init__(self, delegation: _Optional[_Union[Delegation, _Mapping]] = ...) -> None: ...
+
+class ListDelegationsRequest(_message.Message):
+    __slots__ = ("parent", "page_size", "page_token", "show_inactive")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SHOW_INACTIVE_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    page_size: int
+    page_token: str
+    show_inactive: bool
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., show_inactive: _Optional[bool] = ...) -> None: ...
+
+class ListDelegationsResponse(_message.Message):
+    __slots__ = ("delegations", "next_page_token")
+    DELEGATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    delegations: _containers.RepeatedCompositeFieldContainer[Delegation]
+    next_page_token: str
+    def __init__(self, delegations: _Optional[_Iterable[_Union[Delegation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UseDelegationRequest(_message.Message):
+    __slots__ = ("grantor", "matter", "purpose", "action", "target")
+    GRANTOR_FIELD_NUMBER: _ClassVar[int]
+    MATTER_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    grantor: str
+    matter: str
+    purpose: str
+    action: str
+    target: str
+    def __init__(self, grantor: _Optional[str] = ..., matter: _Optional[str] = ..., purpose: _Optional[str] = ..., action: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
+
+class UseDelegationResponse(_message.Message):
+    __slots__ = ("use",)
+    USE_FIELD_NUMBER: _ClassVar[int]
+    use: DelegationUse
+    def __init__(self, use: _Optional[_Union[DelegationUse, _Mapping]] = ...) -> None: ...
+
+class DelegationUse(_message.Message):
+    __slots__ = ("name", "delegation", "partner", "action", "matter", "purpose", "target", "time", "request_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DELEGATION_FIELD_NUMBER: _ClassVar[int]
+    PARTNER_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    MATTER_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    delegation: str
+    partner: str
+    action: str
+    matter: str
+    purpose: str
+    target: str
+    time: _timestamp_pb2.Timestamp
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., delegation: _Optional[str] = ..., partner: _Optional[str] = ..., action: _Optional[str] = ..., matter: _Optional[str] = ..., purpose: _Optional[str] = ..., target: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ListDelegationUsesRequest(_message.Message):
+    __slots__ = ("parent", "page_size", "page_token")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    page_size: int
+    page_token: str
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDelegationUsesResponse(_message.Message):
+    __slots__ = ("uses", "next_page_token")
+    USES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    uses: _containers.RepeatedCompositeFieldContainer[DelegationUse]
+    next_page_token: str
+    def __init__(self, uses: _Optional[_Iterable[_Union[DelegationUse, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -177,6 +177,31 @@ class IdentityServiceStub:
                 request_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.RetireSigningKeyRequest.SerializeToString,
                 response_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.RetireSigningKeyResponse.FromString,
                 _registered_method=True)
+        self.CreateDelegation = channel.unary_unary(
+                '/govflow.identity.v1.IdentityService/CreateDelegation',
+                request_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.CreateDelegationRequest.SerializeToString,
+                response_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.CreateDelegationResponse.FromString,
+                _registered_method=True)
+        self.RevokeDelegation = channel.unary_unary(
+                '/govflow.identity.v1.IdentityService/RevokeDelegation',
+                request_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.RevokeDelegationRequest.SerializeToString,
+                response_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.RevokeDelegationResponse.FromString,
+                _registered_method=True)
+        self.ListDelegations = channel.unary_unary(
+                '/govflow.identity.v1.IdentityService/ListDelegations',
+                request_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ListDelegationsRequest.SerializeToString,
+                response_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ListDelegationsResponse.FromString,
+                _registered_method=True)
+        self.UseDelegation = channel.unary_unary(
+                '/govflow.identity.v1.IdentityService/UseDelegation',
+                request_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.UseDelegationRequest.SerializeToString,
+                response_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.UseDelegationResponse.FromString,
+                _registered_method=True)
+        self.ListDelegationUses = channel.unary_unary(
+                '/govflow.identity.v1.IdentityService/ListDelegationUses',
+                request_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ListDelegationUsesRequest.SerializeToString,
+                response_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ListDelegationUsesResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -412,6 +437,52 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateDelegation(self, request, context):
+        """Lets a partner act for the grantor (`parent`: the caller's own `persons/{person}`, or
+        `organisations/{organisation}` whose legal representative the caller is) in the named
+        matters or for the named purposes until `expire_time`. The grantor only: nobody else,
+        not even a platform admin, can give a partner this power.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeDelegation(self, request, context):
+        """Revokes a delegation at once: the partner's next action under it is PERMISSION_DENIED
+        (NO_DELEGATION). The grantor only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDelegations(self, request, context):
+        """Lists the delegations a person or organisation granted (for the grantor, a person
+        acting for the organisation, and platform admins), or those granted to a partner
+        (`partners/{client_id}`, for that partner).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UseDelegation(self, request, context):
+        """Records that the calling partner acts for `grantor` under a live delegation to it that
+        covers the matter (or purpose), and returns the record: Govflow's services call it with
+        the partner's own token before they act. Partners only. No live delegation covering it
+        is PERMISSION_DENIED (NO_DELEGATION) and nothing is written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDelegationUses(self, request, context):
+        """Lists the grantor's access records: every action a partner took under the delegations
+        of `parent` (a delegation, or `persons/{person}/delegations/-` for all of them), newest
+        first. For the grantor, a person acting for the organisation, and platform admins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -554,6 +625,31 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.RetireSigningKey,
                     request_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.RetireSigningKeyRequest.FromString,
                     response_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.RetireSigningKeyResponse.SerializeToString,
+            ),
+            'CreateDelegation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateDelegation,
+                    request_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.CreateDelegationRequest.FromString,
+                    response_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.CreateDelegationResponse.SerializeToString,
+            ),
+            'RevokeDelegation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeDelegation,
+                    request_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.RevokeDelegationRequest.FromString,
+                    response_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.RevokeDelegationResponse.SerializeToString,
+            ),
+            'ListDelegations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDelegations,
+                    request_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ListDelegationsRequest.FromString,
+                    response_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ListDelegationsResponse.SerializeToString,
+            ),
+            'UseDelegation': grpc.unary_unary_rpc_method_handler(
+                    servicer.UseDelegation,
+                    request_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.UseDelegationRequest.FromString,
+                    response_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.UseDelegationResponse.SerializeToString,
+            ),
+            'ListDelegationUses': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDelegationUses,
+                    request_deserializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ListDelegationUsesRequest.FromString,
+                    response_serializer=govflow_dot_identity_dot_v1_dot_identity__pb2.ListDelegationUsesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1315,6 +1411,141 @@ class IdentityService:
             '/govflow.identity.v1.IdentityService/RetireSigningKey',
             govflow_dot_identity_dot_v1_dot_identity__pb2.RetireSigningKeyRequest.SerializeToString,
             govflow_dot_identity_dot_v1_dot_identity__pb2.RetireSigningKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateDelegation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.identity.v1.IdentityService/CreateDelegation',
+            govflow_dot_identity_dot_v1_dot_identity__pb2.CreateDelegationRequest.SerializeToString,
+            govflow_dot_identity_dot_v1_dot_identity__pb2.CreateDelegationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeDelegation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.identity.v1.IdentityService/RevokeDelegation',
+            govflow_dot_identity_dot_v1_dot_identity__pb2.RevokeDelegationRequest.SerializeToString,
+            govflow_dot_identity_dot_v1_dot_identity__pb2.RevokeDelegationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDelegations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.identity.v1.IdentityService/ListDelegations',
+            govflow_dot_identity_dot_v1_dot_identity__pb2.ListDelegationsRequest.SerializeToString,
+            govflow_dot_identity_dot_v1_dot_identity__pb2.ListDelegationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UseDelegation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.identity.v1.IdentityService/UseDelegation',
+            govflow_dot_identity_dot_v1_dot_identity__pb2.UseDelegationRequest.SerializeToString,
+            govflow_dot_identity_dot_v1_dot_identity__pb2.UseDelegationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDelegationUses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.identity.v1.IdentityService/ListDelegationUses',
+            govflow_dot_identity_dot_v1_dot_identity__pb2.ListDelegationUsesRequest.SerializeToString,
+            govflow_dot_identity_dot_v1_dot_identity__pb2.ListDelegationUsesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,6 +7,8 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
+from govflow.audit import AuditEntryBase, AuditHeadBase
+
 metadata = SQLModel.metadata
 
 
@@ -131,3 +133,46 @@ class UsedAssertionRow(SQLModel, table=True):
     __tablename__ = "used_client_assertions"
     key: str = Field(primary_key=True)  # {client id}:{jti}
     expire_time: int = Field(index=True, sa_type=sa.BigInteger)  # Unix s
+
+
+class DelegationRow(SQLModel, table=True):
+    """A person's or organisation's permission for a partner to act for them."""
+
+    __tablename__ = "delegations"
+    id: str = Field(primary_key=True)
+    grantor: str = Field(index=True)  # persons/{id} or organisations/{id}
+    delegate: str = Field(index=True)  # partners/{client_id}
+    matters: str = ""  # ,code,code, (commas around each, so LIKE finds one exactly)
+    purposes: str = ""  # JSON list
+    expire_time: dt.datetime
+    create_time: dt.datetime = Field(default_factory=utcnow)
+    revoke_time: dt.datetime | None = None
+    granted_by: str  # persons/{id}
+    request_id: str | None = Field(default=None, unique=True)  # {granted_by}:{request_id}
+
+
+class DelegationUseRow(SQLModel, table=True):
+    """One action a partner took under a delegation: the grantor's access record."""
+
+    __tablename__ = "delegation_uses"
+    id: int | None = Field(default=None, primary_key=True)
+    delegation_id: str = Field(index=True)
+    grantor: str = Field(index=True)
+    partner: str
+    action: str
+    matter: str = ""
+    purpose: str = ""
+    target: str = ""
+    time: dt.datetime = Field(default_factory=utcnow)
+    request_id: str = ""
+
+
+class AuditEntryRow(AuditEntryBase, table=True):
+    """This service's tamper-evident audit chain (govflow/audit.py): delegations granted,
+    revoked and used."""
+
+    __tablename__ = "identity_audit_log"
+
+
+class AuditHeadRow(AuditHeadBase, table=True):
+    __tablename__ = "identity_audit_heads"

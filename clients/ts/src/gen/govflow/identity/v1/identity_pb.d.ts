@@ -1534,6 +1534,425 @@ export declare type RetireSigningKeyResponse = Message<"govflow.identity.v1.Reti
 export declare const RetireSigningKeyResponseSchema: GenMessage<RetireSigningKeyResponse>;
 
 /**
+ * A person's or organisation's permission for a partner to act for them.
+ *
+ * @generated from message govflow.identity.v1.Delegation
+ */
+export declare type Delegation = Message<"govflow.identity.v1.Delegation"> & {
+  /**
+   * Output only. `persons/{person}/delegations/{delegation}` or
+   * `organisations/{organisation}/delegations/{delegation}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Required. `partners/{client_id}`: the partner that may act.
+   *
+   * @generated from field: string delegate = 2;
+   */
+  delegate: string;
+
+  /**
+   * Optional. `matters/{code}` of the matters the partner may act in (submit, read,
+   * withdraw, supply materials, rate). At least one matter or purpose; at most 100 each.
+   *
+   * @generated from field: repeated string matters = 3;
+   */
+  matters: string[];
+
+  /**
+   * Optional. Purposes (plain words, at most 200 characters each) the partner may act for,
+   * for uses that are not in a matter.
+   *
+   * @generated from field: repeated string purposes = 4;
+   */
+  purposes: string[];
+
+  /**
+   * Required. Until when; in the future, at most 366 days ahead.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 5;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 6;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * Output only. When it was revoked (unset while it is not).
+   *
+   * @generated from field: google.protobuf.Timestamp revoke_time = 7;
+   */
+  revokeTime?: Timestamp | undefined;
+
+  /**
+   * Output only. `persons/{person}` who granted it (for an organisation, its legal
+   * representative).
+   *
+   * @generated from field: string granted_by = 8;
+   */
+  grantedBy: string;
+
+  /**
+   * Output only. `persons/{person}` or `organisations/{organisation}` it was granted for.
+   *
+   * @generated from field: string grantor = 9;
+   */
+  grantor: string;
+};
+
+/**
+ * Describes the message govflow.identity.v1.Delegation.
+ * Use `create(DelegationSchema)` to create a new message.
+ */
+export declare const DelegationSchema: GenMessage<Delegation>;
+
+/**
+ * @generated from message govflow.identity.v1.CreateDelegationRequest
+ */
+export declare type CreateDelegationRequest = Message<"govflow.identity.v1.CreateDelegationRequest"> & {
+  /**
+   * Required. `persons/{person}` (the caller) or `organisations/{organisation}` (whose
+   * legal representative the caller is).
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * Required. The delegation (delegate, matters or purposes, expire_time).
+   *
+   * @generated from field: govflow.identity.v1.Delegation delegation = 2;
+   */
+  delegation?: Delegation | undefined;
+
+  /**
+   * Optional. Idempotency key (at most 128 characters): a retry returns the same delegation.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message govflow.identity.v1.CreateDelegationRequest.
+ * Use `create(CreateDelegationRequestSchema)` to create a new message.
+ */
+export declare const CreateDelegationRequestSchema: GenMessage<CreateDelegationRequest>;
+
+/**
+ * @generated from message govflow.identity.v1.CreateDelegationResponse
+ */
+export declare type CreateDelegationResponse = Message<"govflow.identity.v1.CreateDelegationResponse"> & {
+  /**
+   * @generated from field: govflow.identity.v1.Delegation delegation = 1;
+   */
+  delegation?: Delegation | undefined;
+};
+
+/**
+ * Describes the message govflow.identity.v1.CreateDelegationResponse.
+ * Use `create(CreateDelegationResponseSchema)` to create a new message.
+ */
+export declare const CreateDelegationResponseSchema: GenMessage<CreateDelegationResponse>;
+
+/**
+ * @generated from message govflow.identity.v1.RevokeDelegationRequest
+ */
+export declare type RevokeDelegationRequest = Message<"govflow.identity.v1.RevokeDelegationRequest"> & {
+  /**
+   * Required. The delegation's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message govflow.identity.v1.RevokeDelegationRequest.
+ * Use `create(RevokeDelegationRequestSchema)` to create a new message.
+ */
+export declare const RevokeDelegationRequestSchema: GenMessage<RevokeDelegationRequest>;
+
+/**
+ * @generated from message govflow.identity.v1.RevokeDelegationResponse
+ */
+export declare type RevokeDelegationResponse = Message<"govflow.identity.v1.RevokeDelegationResponse"> & {
+  /**
+   * The delegation, now with its revoke_time.
+   *
+   * @generated from field: govflow.identity.v1.Delegation delegation = 1;
+   */
+  delegation?: Delegation | undefined;
+};
+
+/**
+ * Describes the message govflow.identity.v1.RevokeDelegationResponse.
+ * Use `create(RevokeDelegationResponseSchema)` to create a new message.
+ */
+export declare const RevokeDelegationResponseSchema: GenMessage<RevokeDelegationResponse>;
+
+/**
+ * @generated from message govflow.identity.v1.ListDelegationsRequest
+ */
+export declare type ListDelegationsRequest = Message<"govflow.identity.v1.ListDelegationsRequest"> & {
+  /**
+   * Required. `persons/{person}`, `organisations/{organisation}` or `partners/{client_id}`.
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * Optional. At most 100; default 20.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * Optional. From a previous response.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+
+  /**
+   * Optional. Also list delegations that were revoked or have expired.
+   *
+   * @generated from field: bool show_inactive = 4;
+   */
+  showInactive: boolean;
+};
+
+/**
+ * Describes the message govflow.identity.v1.ListDelegationsRequest.
+ * Use `create(ListDelegationsRequestSchema)` to create a new message.
+ */
+export declare const ListDelegationsRequestSchema: GenMessage<ListDelegationsRequest>;
+
+/**
+ * @generated from message govflow.identity.v1.ListDelegationsResponse
+ */
+export declare type ListDelegationsResponse = Message<"govflow.identity.v1.ListDelegationsResponse"> & {
+  /**
+   * @generated from field: repeated govflow.identity.v1.Delegation delegations = 1;
+   */
+  delegations: Delegation[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message govflow.identity.v1.ListDelegationsResponse.
+ * Use `create(ListDelegationsResponseSchema)` to create a new message.
+ */
+export declare const ListDelegationsResponseSchema: GenMessage<ListDelegationsResponse>;
+
+/**
+ * @generated from message govflow.identity.v1.UseDelegationRequest
+ */
+export declare type UseDelegationRequest = Message<"govflow.identity.v1.UseDelegationRequest"> & {
+  /**
+   * Required. `persons/{person}` or `organisations/{organisation}` the partner acts for.
+   *
+   * @generated from field: string grantor = 1;
+   */
+  grantor: string;
+
+  /**
+   * Optional. `matters/{code}` the action is in. A matter or a purpose is required.
+   *
+   * @generated from field: string matter = 2;
+   */
+  matter: string;
+
+  /**
+   * Optional. The purpose of an action outside a matter.
+   *
+   * @generated from field: string purpose = 3;
+   */
+  purpose: string;
+
+  /**
+   * Required. What the partner does: the RPC's name, e.g. `SubmitApplication`.
+   *
+   * @generated from field: string action = 4;
+   */
+  action: string;
+
+  /**
+   * Optional. What it acts on, e.g. `applications/{application}`.
+   *
+   * @generated from field: string target = 5;
+   */
+  target: string;
+};
+
+/**
+ * Describes the message govflow.identity.v1.UseDelegationRequest.
+ * Use `create(UseDelegationRequestSchema)` to create a new message.
+ */
+export declare const UseDelegationRequestSchema: GenMessage<UseDelegationRequest>;
+
+/**
+ * @generated from message govflow.identity.v1.UseDelegationResponse
+ */
+export declare type UseDelegationResponse = Message<"govflow.identity.v1.UseDelegationResponse"> & {
+  /**
+   * The access record written.
+   *
+   * @generated from field: govflow.identity.v1.DelegationUse use = 1;
+   */
+  use?: DelegationUse | undefined;
+};
+
+/**
+ * Describes the message govflow.identity.v1.UseDelegationResponse.
+ * Use `create(UseDelegationResponseSchema)` to create a new message.
+ */
+export declare const UseDelegationResponseSchema: GenMessage<UseDelegationResponse>;
+
+/**
+ * One action a partner took under a delegation: an access record of the grantor.
+ *
+ * @generated from message govflow.identity.v1.DelegationUse
+ */
+export declare type DelegationUse = Message<"govflow.identity.v1.DelegationUse"> & {
+  /**
+   * Output only. `{delegation}/uses/{use}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Output only. The delegation's name.
+   *
+   * @generated from field: string delegation = 2;
+   */
+  delegation: string;
+
+  /**
+   * Output only. `partners/{client_id}` that acted.
+   *
+   * @generated from field: string partner = 3;
+   */
+  partner: string;
+
+  /**
+   * Output only. What it did (an RPC's name).
+   *
+   * @generated from field: string action = 4;
+   */
+  action: string;
+
+  /**
+   * Output only. `matters/{code}`, when the action was in a matter.
+   *
+   * @generated from field: string matter = 5;
+   */
+  matter: string;
+
+  /**
+   * Output only. The purpose, when it was stated.
+   *
+   * @generated from field: string purpose = 6;
+   */
+  purpose: string;
+
+  /**
+   * Output only. What it acted on, e.g. `applications/{application}`.
+   *
+   * @generated from field: string target = 7;
+   */
+  target: string;
+
+  /**
+   * Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 8;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * Output only. The request id of the call.
+   *
+   * @generated from field: string request_id = 9;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message govflow.identity.v1.DelegationUse.
+ * Use `create(DelegationUseSchema)` to create a new message.
+ */
+export declare const DelegationUseSchema: GenMessage<DelegationUse>;
+
+/**
+ * @generated from message govflow.identity.v1.ListDelegationUsesRequest
+ */
+export declare type ListDelegationUsesRequest = Message<"govflow.identity.v1.ListDelegationUsesRequest"> & {
+  /**
+   * Required. A delegation's name, or `persons/{person}/delegations/-` (or
+   * `organisations/{organisation}/delegations/-`) for all of the grantor's.
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * Optional. At most 100; default 20.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * Optional. From a previous response.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message govflow.identity.v1.ListDelegationUsesRequest.
+ * Use `create(ListDelegationUsesRequestSchema)` to create a new message.
+ */
+export declare const ListDelegationUsesRequestSchema: GenMessage<ListDelegationUsesRequest>;
+
+/**
+ * @generated from message govflow.identity.v1.ListDelegationUsesResponse
+ */
+export declare type ListDelegationUsesResponse = Message<"govflow.identity.v1.ListDelegationUsesResponse"> & {
+  /**
+   * @generated from field: repeated govflow.identity.v1.DelegationUse uses = 1;
+   */
+  uses: DelegationUse[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message govflow.identity.v1.ListDelegationUsesResponse.
+ * Use `create(ListDelegationUsesResponseSchema)` to create a new message.
+ */
+export declare const ListDelegationUsesResponseSchema: GenMessage<ListDelegationUsesResponse>;
+
+/**
  * How a person's identity was established.
  *
  * @generated from enum govflow.identity.v1.AssuranceLevel
@@ -1963,6 +2382,67 @@ export declare const IdentityService: GenService<{
     methodKind: "unary";
     input: typeof RetireSigningKeyRequestSchema;
     output: typeof RetireSigningKeyResponseSchema;
+  },
+  /**
+   * Lets a partner act for the grantor (`parent`: the caller's own `persons/{person}`, or
+   * `organisations/{organisation}` whose legal representative the caller is) in the named
+   * matters or for the named purposes until `expire_time`. The grantor only: nobody else,
+   * not even a platform admin, can give a partner this power.
+   *
+   * @generated from rpc govflow.identity.v1.IdentityService.CreateDelegation
+   */
+  createDelegation: {
+    methodKind: "unary";
+    input: typeof CreateDelegationRequestSchema;
+    output: typeof CreateDelegationResponseSchema;
+  },
+  /**
+   * Revokes a delegation at once: the partner's next action under it is PERMISSION_DENIED
+   * (NO_DELEGATION). The grantor only.
+   *
+   * @generated from rpc govflow.identity.v1.IdentityService.RevokeDelegation
+   */
+  revokeDelegation: {
+    methodKind: "unary";
+    input: typeof RevokeDelegationRequestSchema;
+    output: typeof RevokeDelegationResponseSchema;
+  },
+  /**
+   * Lists the delegations a person or organisation granted (for the grantor, a person
+   * acting for the organisation, and platform admins), or those granted to a partner
+   * (`partners/{client_id}`, for that partner).
+   *
+   * @generated from rpc govflow.identity.v1.IdentityService.ListDelegations
+   */
+  listDelegations: {
+    methodKind: "unary";
+    input: typeof ListDelegationsRequestSchema;
+    output: typeof ListDelegationsResponseSchema;
+  },
+  /**
+   * Records that the calling partner acts for `grantor` under a live delegation to it that
+   * covers the matter (or purpose), and returns the record: Govflow's services call it with
+   * the partner's own token before they act. Partners only. No live delegation covering it
+   * is PERMISSION_DENIED (NO_DELEGATION) and nothing is written.
+   *
+   * @generated from rpc govflow.identity.v1.IdentityService.UseDelegation
+   */
+  useDelegation: {
+    methodKind: "unary";
+    input: typeof UseDelegationRequestSchema;
+    output: typeof UseDelegationResponseSchema;
+  },
+  /**
+   * Lists the grantor's access records: every action a partner took under the delegations
+   * of `parent` (a delegation, or `persons/{person}/delegations/-` for all of them), newest
+   * first. For the grantor, a person acting for the organisation, and platform admins.
+   *
+   * @generated from rpc govflow.identity.v1.IdentityService.ListDelegationUses
+   */
+  listDelegationUses: {
+    methodKind: "unary";
+    input: typeof ListDelegationUsesRequestSchema;
+    output: typeof ListDelegationUsesResponseSchema;
   },
 }>;
 
