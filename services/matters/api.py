@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+from typing import cast
+
+import grpc
 
 from govflow import auth, log
 from govflow.errors import InvalidArgument, PermissionDenied
@@ -12,6 +16,7 @@ from govflow.matters.v1 import matters_pb2_grpc
 from govflow.paging import next_token, page, parse_filter
 from services.matters import publishing, read_model, reads
 from services.matters.calendars import year_from_entries
+from services.matters.delegations import acts_under_delegation, bearer_token
 from services.matters.domain.applications import Progress, Task
 from services.matters.messages import (
     build_application,
@@ -31,6 +36,12 @@ STATUSES = {n.removeprefix("APPLICATION_STATUS_")
             for n in pb.ApplicationStatus.keys()} - {"UNSPECIFIED"}  # noqa: SIM118 (an enum wrapper)
 TASK_STATUSES = {n.removeprefix("TASK_STATUS_")
                  for n in pb.TaskStatus.keys()} - {"UNSPECIFIED"}  # noqa: SIM118 (an enum wrapper)
+
+
+def _token(context: object) -> str:
+    """The caller's bearer token, for a partner's delegation check at identity."""
+    return bearer_token(cast("grpc.aio.ServicerContext[object, object]",
+                             context).invocation_metadata())
 
 
 def _status_filter(f: dict[str, str], allowed: set[str]) -> None:
@@ -119,21 +130,32 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
     async def SubmitApplication(self, request: pb.SubmitApplicationRequest, context: object) -> pb.SubmitApplicationResponse:
         app = await self.m.submissions.submit(
             auth.principal(), matter=request.matter, applicant=request.applicant,
-            request_id=request.request_id, pledges=list(request.pledges))
+            request_id=request.request_id, pledges=list(request.pledges),
+            token=_token(context))
         log.note_call(application=f"applications/{app.id}")
         return pb.SubmitApplicationResponse(application=build_application(app))
 
     async def GetApplication(self, request: pb.GetApplicationRequest, context: object) -> pb.GetApplicationResponse:
         """One application with its timeline and children; NOT_FOUND unless the caller may
-        see it. The response may come from the version-checked cache (reads.py)."""
-        return await self.applications.get(auth.principal(), request.name)
+        see it. The response may come from the version-checked cache (reads.py). A partner
+        reads only under the applicant's live delegation (recorded at identity)."""
+        p = auth.principal()
+        response = await self.applications.get(p, request.name)
+        if acts_under_delegation(p):
+            a = response.application
+            await self.m.delegations.use(
+                _token(context), applicant=a.applicant,
+                matter_code=a.matter.removeprefix("matters/"), action="GetApplication",
+                target=a.name)
+        return response
 
     async def WithdrawApplication(self, request: pb.WithdrawApplicationRequest, context: object) -> pb.WithdrawApplicationResponse:
         p = auth.principal()
         if len(request.reason) > 1000:
             raise InvalidArgument(fields={"reason": "at most 1000 characters"})
         app = await self.m.applicants.act(p, request.name, "withdraw", ApplicantAction(
-            caller=p.subject, acting_for=p.acting_for, reason=request.reason))
+            caller=p.subject, acting_for=p.acting_for, reason=request.reason),
+            token=_token(context), rpc="WithdrawApplication")
         return pb.WithdrawApplicationResponse(application=build_application(app))
 
     async def SupplyMaterials(self, request: pb.SupplyMaterialsRequest, context: object) -> pb.SupplyMaterialsResponse:
@@ -156,12 +178,13 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
         app = await self.m.applicants.act(p, request.name, "supply_materials", ApplicantAction(
             caller=p.subject, acting_for=p.acting_for, materials=[
                 SuppliedMaterial(code=m.code, certificate=m.certificate, upload_uri=m.upload_uri,
-                                 upload_sha256=m.upload_sha256) for m in request.materials]))
+                                 upload_sha256=m.upload_sha256) for m in request.materials]),
+            token=_token(context), rpc="SupplyMaterials")
         return pb.SupplyMaterialsResponse(application=build_application(app))
 
     async def RateApplication(self, request: pb.RateApplicationRequest, context: object) -> pb.RateApplicationResponse:
         app = await self.m.applicants.rate(auth.principal(), request.name, request.score,
-                                           request.comment)
+                                           request.comment, token=_token(context))
         return pb.RateApplicationResponse(application=build_application(app))
 
     async def ReassignTask(self, request: pb.ReassignTaskRequest, context: object) -> pb.ReassignTaskResponse:
@@ -185,8 +208,26 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
         offset, limit = page(request.page_size, request.page_token)
         apps = await self.db.read(reads.list_applications(p, f, offset=offset, limit=limit,
                                                           build=build_application))
-        return pb.ListApplicationsResponse(applications=apps,
-                                           next_page_token=next_token(offset, limit, len(apps)))
+        token = next_token(offset, limit, len(apps))
+        if acts_under_delegation(p):
+            apps = await self._delegated(apps, _token(context))
+        return pb.ListApplicationsResponse(applications=apps, next_page_token=token)
+
+    async def _delegated(self, apps: list[pb.Application], token: str) -> list[pb.Application]:
+        """A partner's list: only the applications whose applicant's delegation to it is
+        live now (each one listed is a use, in that applicant's access records). The page
+        may come back shorter than asked; its token still goes on from the page read."""
+        async def allowed(a: pb.Application) -> bool:
+            try:
+                await self.m.delegations.use(
+                    token, applicant=a.applicant, matter_code=a.matter.removeprefix("matters/"),
+                    action="ListApplications", target=a.name)
+            except PermissionDenied:
+                return False
+            return True
+
+        keep = await asyncio.gather(*(allowed(a) for a in apps))
+        return [a for a, ok in zip(apps, keep, strict=True) if ok]
 
     async def ListTasks(self, request: pb.ListTasksRequest, context: object) -> pb.ListTasksResponse:
         p = auth.principal()

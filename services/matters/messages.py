@@ -75,7 +75,7 @@ def build_application(a: Application, events: Sequence[TimelineEvent] = (),
         children=[f"applications/{c}" for c in children],
         result_certificates=split_list(a.result_certificates), pledges=split_list(a.pledges),
         due_time_provisional=bool(a.due_provisional),
-        reasons=json.loads(a.reasons) if a.reasons else [])
+        reasons=json.loads(a.reasons) if a.reasons else [], delegation=a.delegation)
     for field, value in (("create_time", a.create_time), ("update_time", a.update_time),
                          ("due_time", a.due_time),
                          ("supplement_due_time", a.supplement_due_time)):

@@ -7,11 +7,12 @@ import pathlib
 
 from govflow import auth, log
 from govflow.db import Database
-from govflow.grpckit import GovflowServer, build_server, run_service
+from govflow.grpckit import GovflowServer, build_server, channel, run_service
 from govflow.matters.v1 import matters_pb2, matters_pb2_grpc
 from govflow.service_client import JwksSource
 from govflow.settings import Settings
 from services.matters.api import PUBLIC_METHODS, MattersApi
+from services.matters.delegations import DelegationCheck
 from services.matters.service import Matters, TemporalLink
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
@@ -21,10 +22,12 @@ SERVICE_NAME = matters_pb2.DESCRIPTOR.services_by_name["MattersService"].full_na
 async def create_server(settings: Settings, *, port: int | None = None) -> tuple[GovflowServer, int]:
     db = Database(settings.database_url("matters"), MIGRATIONS)
     await asyncio.to_thread(db.migrate)
+    delegations = DelegationCheck(lambda: channel(settings.identity_addr))
     matters = Matters(db, TemporalLink(settings.temporal_address, settings.temporal_namespace,
                                        settings.temporal_task_queue),
                       submit_rate_limit=settings.submit_rate_limit,
-                      rate_window_seconds=settings.rate_limit_window_seconds)
+                      rate_window_seconds=settings.rate_limit_window_seconds,
+                      delegations=delegations)
     # The years the chinese-calendar package covers, where nobody has published them yet.
     seeded = await db.run(matters.calendars.seed)
     if seeded:
@@ -45,6 +48,7 @@ async def create_server(settings: Settings, *, port: int | None = None) -> tuple
 
     async def close() -> None:
         await jwks.close()
+        await delegations.close()
         db.dispose()
 
     server.on_stop.append(close)

@@ -13,6 +13,11 @@ from govflow import auth, faults, ratelimit
 from govflow.db import Database
 from services.matters import domain
 from services.matters.calendars import Calendars
+from services.matters.delegations import (
+    DelegationCheck,
+    NoDelegationCheck,
+    acts_under_delegation,
+)
 from services.matters.domain.applications import Application
 from services.matters.domain.definition import MatterSpec
 from services.matters.store import applications, matters
@@ -23,14 +28,20 @@ from workflows.models import ApplicationInput, ChildApplication, workflow_id
 
 class Submissions:
     def __init__(self, db: Database, temporal: TemporalLink, calendars: Calendars, *,
-                 rate_limit: int = 0, rate_window_seconds: int = 60) -> None:
+                 rate_limit: int = 0, rate_window_seconds: int = 60,
+                 delegations: DelegationCheck | NoDelegationCheck | None = None) -> None:
         self.db, self.temporal, self.calendars = db, temporal, calendars
+        self.delegations = delegations or NoDelegationCheck()
         # SubmitApplication calls per caller per window (0: no limit), across replicas.
         self.rate_limit = rate_limit
         self.rate_window_seconds = rate_window_seconds
 
     async def submit(self, p: auth.Principal, *, matter: str, applicant: str,
-                     request_id: str, pledges: list[str] | None = None) -> Application:
+                     request_id: str, pledges: list[str] | None = None,
+                     token: str = "") -> Application:
+        """SubmitApplication; ``token``: the caller's bearer token, with which a partner's
+        delegation is checked (and its use recorded) at identity before anything is
+        written here."""
         code, applicant = domain.submission_request(p, matter=matter, applicant=applicant,
                                                     request_id=request_id)
         if self.rate_limit > 0:
@@ -38,6 +49,11 @@ class Submissions:
             await self.db.write(lambda conn: ratelimit.hit(
                 conn, SubmissionRateRow, f"submit:{p.subject}", limit=self.rate_limit,
                 window_seconds=self.rate_window_seconds, what="submissions"))
+        delegation = ""
+        if acts_under_delegation(p):
+            delegation = await self.delegations.use(
+                token, applicant=applicant, matter_code=code, action="SubmitApplication",
+                target=f"request_id:{request_id}")
         wanted = sorted(set(pledges or []))
 
         def earlier_request(s: Session) -> Application | None:
@@ -71,7 +87,8 @@ class Submissions:
                     domain.refuse_if_held(p, c, applicant,
                                           applications.holding(s, c.code, applicant))
             app = applications.add(s, spec, version=mv.version, applicant=applicant,
-                                   submitter=p.subject, request_id=request_id, pledges=wanted)
+                                   submitter=p.subject, request_id=request_id, pledges=wanted,
+                                   delegation=delegation)
             for child in children:
                 applications.add(s, child, version=child.version, applicant=applicant,
                                  submitter=p.subject, request_id=f"{request_id}/{child.code}",

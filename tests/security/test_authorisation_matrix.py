@@ -694,3 +694,183 @@ async def test_officers_cannot_act_on_their_own_applications(stack: Stack) -> No
     await stack.matters.ClaimTask(mpb.ClaimTaskRequest(name=task),
                                   metadata=w.callers["acceptor"])
     MATRIX_CELLS["own application cells"] += cells + 1
+
+
+# ---------------------------------------------------------------- partners under delegations
+
+# Partners (columns), each with applications.submit unless said otherwise, against one
+# subject (a citizen, or an organisation through its legal representative) and matter M:
+# delegated     holds the subject's live delegation for M; submitted the target application
+# none          never had a delegation from the subject
+# wrong_matter  submitted under a delegation for M, since revoked; holds one for N only
+# revoked       submitted under a delegation for M, since revoked
+# expired       submitted under a delegation for M that has since expired
+# others        holds a live delegation for M from another subject of the same kind
+# no_scope      holds the subject's live delegation for M but not applications.submit
+# The target is the partner's own application where it has one, else delegated's.
+# Letters as above; "-" is OK without the target in the answer (a partner's list leaves out
+# what it may no longer act on).
+PARTNERS = ("delegated", "none", "wrong_matter", "revoked", "expired", "others", "no_scope")
+PARTNER_MATRIX = {
+    #                         dlg non wrm rev exp oth nsc
+    "SubmitApplication(M)":  "O   P   P   P   P   P   P",
+    "GetApplication":        "O   N   P   P   P   N   N",
+    "ListApplications":      "O   -   -   -   -   -   -",
+    "SupplyMaterials(not asked)":
+                             "F   N   P   P   P   N   N",
+    "RateApplication(not ended)":
+                             "F   N   P   P   P   N   N",
+    "WithdrawApplication":   "O   N   P   P   P   N   N",
+}
+SUBJECTS = ("person", "organisation")
+
+
+def _delegation_matter_yaml(kind: str) -> str:
+    code = f"sec-{uuid.uuid4().hex[:8]}"
+    return (f"code: {code}\ndisplay_name: Delegation matrix {code}\nagency: {AMR}\n"
+            f"applicant_kind: {kind}\nlegal_limit_days: 10\npromised_limit_days: 5\n"
+            "assurance_level: account\nmaterials: []\n"
+            "steps:\n  - code: review\n    display_name: Review\n    role: reviewer\n"
+            "    time_limit_days: 3\n"
+            "result:\n  certificate_type: certificateTypes/individual-business-licence\n")
+
+
+@dataclasses.dataclass
+class Side:
+    """One subject and its partners: who grants for it, its matters, each partner's token
+    and the application each partner acts on."""
+
+    subject: str
+    grantor: Md  # the citizen, or the organisation's legal representative
+    matter: str
+    names: dict[str, str]  # partners/{client_id} of each column
+    partners: dict[str, Md]
+    targets: dict[str, str]
+
+
+async def _side(stack: Stack, admin: Md, kind: str) -> Side:
+    i, m = stack.identity, stack.matters
+
+    async def publish() -> str:
+        r = await m.PublishMatter(mpb.PublishMatterRequest(
+            definition_yaml=_delegation_matter_yaml(kind)), metadata=admin)
+        return str(r.matter.name)
+
+    async def subject() -> tuple[str, Md]:
+        person, number = await new_person(stack, admin, "Delegating Subject")
+        if kind == "person":
+            return person, await login(stack, number)
+        org = (await i.CreateOrganisation(ipb.CreateOrganisationRequest(
+            organisation=ipb.Organisation(credit_code=_credit_code(), display_name="Dlg Ltd",
+                                          legal_representative=person)),
+            metadata=admin)).organisation.name
+        return org, await login(stack, number)
+
+    async def grant(grantor: str, md: Md, partner: str, matter: str,
+                    seconds: int = 3600) -> str:
+        return (await i.CreateDelegation(ipb.CreateDelegationRequest(
+            parent=grantor, delegation=ipb.Delegation(
+                delegate=partner, matters=[matter],
+                expire_time=timestamp_pb2.Timestamp(seconds=int(time.time()) + seconds))),
+            metadata=md)).delegation.name
+
+    async def revoke(name: str, md: Md) -> None:
+        await i.RevokeDelegation(ipb.RevokeDelegationRequest(name=name), metadata=md)
+
+    async def submit(md: Md, matter: str, applicant: str) -> str:
+        return (await m.SubmitApplication(mpb.SubmitApplicationRequest(
+            matter=matter, applicant=applicant, request_id=uuid.uuid4().hex),
+            metadata=md)).application.name
+
+    matter, other_matter = await publish(), await publish()
+    who, md = await subject()
+    elsewhere, elsewhere_md = await subject()
+    names: dict[str, str] = {}
+    partners: dict[str, Md] = {}
+    targets: dict[str, str] = {}
+    for p in PARTNERS:
+        names[p], partners[p] = await new_partner(
+            stack, admin, [] if p == "no_scope" else ["applications.submit"])
+    expiring = await grant(who, md, names["expired"], matter, seconds=2)
+    expires = time.monotonic() + 2
+    for p in ("delegated", "wrong_matter", "revoked", "expired"):
+        live = expiring if p == "expired" else await grant(who, md, names[p], matter)
+        targets[p] = await submit(partners[p], matter, who)
+        if p in ("wrong_matter", "revoked"):
+            await revoke(live, md)
+    await grant(who, md, names["wrong_matter"], other_matter)
+    await grant(elsewhere, elsewhere_md, names["others"], matter)
+    await submit(partners["others"], matter, elsewhere)
+    await grant(who, md, names["no_scope"], matter)
+    for p in ("none", "others", "no_scope"):
+        targets[p] = targets["delegated"]
+    await asyncio.sleep(max(0.0, expires + 0.5 - time.monotonic()))  # until it has expired
+    return Side(who, md, matter, names, partners, targets)
+
+
+async def _partner_cell(stack: Stack, side: Side, rpc: str, md: Md, target: str) -> str:
+    m = stack.matters
+    try:
+        if rpc == "SubmitApplication(M)":
+            await m.SubmitApplication(mpb.SubmitApplicationRequest(
+                matter=side.matter, applicant=side.subject, request_id=uuid.uuid4().hex),
+                metadata=md)
+        elif rpc == "GetApplication":
+            await m.GetApplication(mpb.GetApplicationRequest(name=target), metadata=md)
+        elif rpc == "ListApplications":
+            listed = await m.ListApplications(mpb.ListApplicationsRequest(page_size=100),
+                                              metadata=md)
+            return "O" if target in {a.name for a in listed.applications} else "-"
+        elif rpc == "SupplyMaterials(not asked)":
+            await m.SupplyMaterials(mpb.SupplyMaterialsRequest(
+                name=target, materials=[mpb.SuppliedMaterial(
+                    code="x", upload_uri="https://example.org/x")]), metadata=md)
+        elif rpc == "RateApplication(not ended)":
+            await m.RateApplication(mpb.RateApplicationRequest(name=target, score=5),
+                                    metadata=md)
+        else:
+            await m.WithdrawApplication(mpb.WithdrawApplicationRequest(
+                name=target, reason="matrix"), metadata=md)
+    except grpc.aio.AioRpcError as err:
+        return next((k for k, v in CODES.items() if v == err.code()), err.code().name)
+    return "O"
+
+
+async def _records(stack: Stack, side: Side) -> list[ipb.DelegationUse]:
+    """The subject's access records (ListDelegationUses), as its grantor reads them."""
+    return list((await stack.identity.ListDelegationUses(ipb.ListDelegationUsesRequest(
+        parent=f"{side.subject}/delegations/-", page_size=100), metadata=side.grantor)).uses)
+
+
+async def _applications(stack: Stack, admin: Md, side: Side) -> set[str]:
+    listed = await stack.matters.ListApplications(mpb.ListApplicationsRequest(
+        page_size=100, filter=f"matter={side.matter}"), metadata=admin)
+    return {a.name for a in listed.applications if a.applicant == side.subject}
+
+
+async def test_partner_subject_rpc_matrix(stack: Stack) -> None:
+    """Every partner x subject x RPC cell: a partner acts for a citizen or an organisation
+    only under a live delegation from it, for that matter, to that partner; every refusal
+    writes nothing (no application, no access record), and every action allowed is in the
+    subject's access records."""
+    admin = await stack.service_md("govflow-admin")
+    wrong = []
+    for kind in SUBJECTS:
+        side = await _side(stack, admin, kind)
+        before_records = {u.name for u in await _records(stack, side)}
+        before_apps = await _applications(stack, admin, side)
+        for rpc, row in PARTNER_MATRIX.items():
+            for p, letter in zip(PARTNERS, row.split(), strict=True):
+                got = await _partner_cell(stack, side, rpc, side.partners[p], side.targets[p])
+                MATRIX_CELLS["partner x subject x RPC matrix"] += 1
+                if got != letter:
+                    wrong.append(f"{kind} {rpc} as {p}: wanted {letter}, got {got}")
+        # Nothing written by any refusal: one new application (delegated's submit), and
+        # the new access records are the delegated partner's actions, one for each cell
+        # it passed (its list of two applications counting as two).
+        new_records = [u for u in await _records(stack, side) if u.name not in before_records]
+        assert len(await _applications(stack, admin, side) - before_apps) == 1, kind
+        assert {u.partner for u in new_records} == {side.names["delegated"]}, kind
+        assert sorted(u.action for u in new_records) == sorted(
+            [rpc.split("(")[0] for rpc in PARTNER_MATRIX] + ["ListApplications"]), kind
+    assert not wrong, "\n".join(wrong)

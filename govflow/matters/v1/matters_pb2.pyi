@@ -209,7 +209,7 @@ class DecisionReceipt(_message.Message):
     def __init__(self, rule_version: _Optional[str] = ..., inputs_json: _Optional[str] = ..., outcome: _Optional[str] = ..., explanations: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Application(_message.Message):
-    __slots__ = ("name", "matter", "matter_version", "applicant", "submitted_by", "status", "create_time", "update_time", "due_time", "overdue", "timeline", "decision_receipt", "result_certificate", "workflow_id", "current_steps", "agency", "missing_materials", "supplement_due_time", "rating", "parent", "children", "result_certificates", "pledges", "due_time_provisional", "reasons")
+    __slots__ = ("name", "matter", "matter_version", "applicant", "submitted_by", "status", "create_time", "update_time", "due_time", "overdue", "timeline", "decision_receipt", "result_certificate", "workflow_id", "current_steps", "agency", "missing_materials", "supplement_due_time", "rating", "parent", "children", "result_certificates", "pledges", "due_time_provisional", "reasons", "delegation")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MATTER_FIELD_NUMBER: _ClassVar[int]
     MATTER_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -235,6 +235,7 @@ class Application(_message.Message):
     PLEDGES_FIELD_NUMBER: _ClassVar[int]
     DUE_TIME_PROVISIONAL_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
+    DELEGATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     matter: str
     matter_version: int
@@ -260,7 +261,8 @@ class Application(_message.Message):
     pledges: _containers.RepeatedScalarFieldContainer[str]
     due_time_provisional: bool
     reasons: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., matter: _Optional[str] = ..., matter_version: _Optional[int] = ..., applicant: _Optional[str] = ..., submitted_by: _Optional[str] = ..., status: _Optional[_Union[ApplicationStatus, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: _Optional[bool] = ..., timeline: _Optional[_Iterable[_Union[TimelineEvent, _Mapping]]] = ..., decision_receipt: _Optional[_Union[DecisionReceipt, _Mapping]] = ..., result_certificate: _Optional[str] = ..., workflow_id: _Optional[str] = ..., current_steps: _Optional[_Iterable[str]] = ..., agency: _Optional[str] = ..., missing_materials: _Optional[_Iterable[str]] = ..., supplement_due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rating: _Optional[int] = ..., parent: _Optional[str] = ..., children: _Optional[_Iterable[str]] = ..., result_certificates: _Optional[_Iterable[str]] = ..., pledges: _Optional[_Iterable[str]] = ..., due_time_provisional: _Optional[bool] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+    delegation: str
+    def __init__(self, name: _Optional[str] = ..., matter: _Optional[str] = ..., matter_version: _Optional[int] = ..., applicant: _Optional[str] = ..., submitted_by: _Optional[str] = ..., status: _Optional[_Union[ApplicationStatus, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: _Optional[bool] = ..., timeline: _Optional[_Iterable[_Union[TimelineEvent, _Mapping]]] = ..., decision_receipt: _Optional[_Union[DecisionReceipt, _Mapping]] = ..., result_certificate: _Optional[str] = ..., workflow_id: _Optional[str] = ..., current_steps: _Optional[_Iterable[str]] = ..., agency: _Optional[str] = ..., missing_materials: _Optional[_Iterable[str]] = ..., supplement_due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rating: _Optional[int] = ..., parent: _Optional[str] = ..., children: _Optional[_Iterable[str]] = ..., result_certificates: _Optional[_Iterable[str]] = ..., pledges: _Optional[_Iterable[str]] = ..., due_time_provisional: _Optional[bool] = ..., reasons: _Optional[_Iterable[str]] = ..., delegation: _Optional[str] = ...) -> None: ...
 
 class SubmitApplicationRequest(_message.Message):
     __slots__ = ("matter", "applicant", "request_id", "pledges")

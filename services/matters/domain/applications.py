@@ -77,6 +77,7 @@ class Application:
     reasons: str
     interested: str
     version: int
+    delegation: str
 
 
 class ApplicationHead(NamedTuple):

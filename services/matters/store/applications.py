@@ -98,14 +98,16 @@ def lock_holdings(s: Session, keys: list[str]) -> None:
 
 
 def add(s: Session, spec: MatterSpec, *, version: int, applicant: str, submitter: str,
-        request_id: str, pledges: list[str], parent_id: str | None = None) -> Application:
-    """A new application with its ``submitted`` event (flushed, not committed)."""
+        request_id: str, pledges: list[str], parent_id: str | None = None,
+        delegation: str = "") -> Application:
+    """A new application with its ``submitted`` event (flushed, not committed);
+    ``delegation``: the applicant's delegation a partner submitter acted under."""
     row = ApplicationRow(id=uuid.uuid4().hex[:16], matter_code=spec.code,
                          matter_version=version, agency=spec.agency, applicant=applicant,
                          submitted_by=submitter, request_id=request_id,
                          pledges=",".join(pledges), parent_id=parent_id,
                          # Children are started by their life event's workflow.
-                         workflow_started=parent_id is not None)
+                         workflow_started=parent_id is not None, delegation=delegation)
     s.add(row)
     s.add(ApplicationEventRow(application_id=row.id, event_id="0000-submitted",
                               kind="submitted", message=submitted_message(spec, parent_id),

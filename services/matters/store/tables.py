@@ -78,6 +78,9 @@ class ApplicationRow(SQLModel, table=True):
     # timeline or its children: what GetApplication's response cache is checked against.
     # Never written by the application.
     version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # The applicant's delegation a partner submitted it under
+    # (persons/{p}/delegations/{d} or organisations/{o}/delegations/{d}); "" otherwise.
+    delegation: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class ApplicationEventRow(SQLModel, table=True):

@@ -500,7 +500,8 @@ export declare type Application = Message<"govflow.matters.v1.Application"> & {
   applicant: string;
 
   /**
-   * Output only. `persons/...` who submitted (the representative, for an organisation).
+   * Output only. `persons/...` who submitted (the representative, for an organisation), or
+   * the `partners/...` that submitted for the applicant under `delegation`.
    *
    * @generated from field: string submitted_by = 5;
    */
@@ -652,6 +653,15 @@ export declare type Application = Message<"govflow.matters.v1.Application"> & {
    * @generated from field: repeated string reasons = 25;
    */
   reasons: string[];
+
+  /**
+   * Output only. When a partner submitted it for the applicant: the applicant's delegation
+   * it acted under (`persons/{person}/delegations/{delegation}` or
+   * `organisations/{organisation}/delegations/{delegation}`); `submitted_by` is the partner.
+   *
+   * @generated from field: string delegation = 26;
+   */
+  delegation: string;
 };
 
 /**
