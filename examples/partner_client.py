@@ -10,6 +10,10 @@ and each token request carries a short-lived assertion signed with that key
     python examples/partner_client.py matters --client-id my-agency --key partner-key.pem \\
         --kid 2026-01
         # obtains a token and lists the matter catalogue
+    python examples/partner_client.py submit --client-id my-agency --key partner-key.pem \\
+        --kid 2026-01 --applicant persons/ID --matter matters/senior-citizen-card
+        # submits for a citizen under the delegation the citizen granted this partner
+        # (refused, NO_DELEGATION, without one)
     python examples/partner_client.py verify TOKEN_FILE
         # fetches the trust bundle and verifies a compact certificate
 
@@ -31,6 +35,8 @@ import grpc
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.identity.v1 import identity_pb2_grpc
@@ -109,6 +115,55 @@ async def list_matters(matters: grpc.aio.Channel, token: str) -> list[str]:
             return names
 
 
+async def my_delegations(identity: grpc.aio.Channel, client_id: str,
+                         token: str) -> list[ipb.Delegation]:
+    """The live delegations citizens and organisations granted this partner (who, which
+    matters, until when)."""
+    stub = identity_pb2_grpc.IdentityServiceStub(identity)
+    found: list[ipb.Delegation] = []
+    page = ""
+    while True:
+        resp = await stub.ListDelegations(ipb.ListDelegationsRequest(
+            parent=f"partners/{client_id}", page_size=100, page_token=page),
+            metadata=bearer(token))
+        found += list(resp.delegations)
+        page = resp.next_page_token
+        if not page:
+            return found
+
+
+class NoDelegation(Exception):
+    """The applicant has not (or no longer) delegated this matter to this partner."""
+
+
+async def submit_for(matters: grpc.aio.Channel, token: str, *, applicant: str, matter: str,
+                     request_id: str = "") -> mpb.Application:
+    """Submits an application for ``applicant`` (``persons/...`` or ``organisations/...``).
+    Allowed only under a live delegation the applicant granted this partner for
+    ``matter``; otherwise Govflow answers PERMISSION_DENIED with reason NO_DELEGATION and
+    records nothing. Keep ``request_id`` for retries: a retry returns the same application."""
+    stub = matters_pb2_grpc.MattersServiceStub(matters)
+    try:
+        resp = await stub.SubmitApplication(mpb.SubmitApplicationRequest(
+            matter=matter, applicant=applicant, request_id=request_id or uuid.uuid4().hex),
+            metadata=bearer(token))
+    except grpc.aio.AioRpcError as err:
+        if err.code() == grpc.StatusCode.PERMISSION_DENIED and _reason(err) == "NO_DELEGATION":
+            raise NoDelegation(err.details() or "no delegation") from err
+        raise
+    return resp.application
+
+
+def _reason(err: grpc.aio.AioRpcError) -> str:
+    """The ErrorInfo reason of a refusal (google.rpc.Status in the trailers)."""
+    status = rpc_status.from_call(err)
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return str(info.reason)
+    return ""
+
+
 async def verify_certificate(certificates_addr: str, compact_token: str, *,
                              holder: str | None = None) -> tuple[bool, list[str]]:
     """Fetches the trust bundle (issuer keys and status lists: public calls) and verifies a
@@ -129,6 +184,21 @@ async def _matters(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _submit(args: argparse.Namespace) -> int:
+    key = load_or_create_key(args.key)
+    async with grpc.aio.insecure_channel(args.identity) as identity, \
+            grpc.aio.insecure_channel(args.matters) as matters:
+        token = await get_token(identity, args.client_id, key, args.kid)
+        try:
+            app = await submit_for(matters, token, applicant=args.applicant, matter=args.matter,
+                                   request_id=args.request_id)
+        except NoDelegation as refused:
+            print(f"refused: {refused}", file=sys.stderr)
+            return 1
+    print(f"{app.name} submitted for {app.applicant} under {app.delegation}")
+    return 0
+
+
 async def _verify(args: argparse.Namespace) -> int:
     valid, lines = await verify_certificate(args.certificates,
                                             offline_cli.read_token(args.token))
@@ -141,12 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     jwk_cmd = sub.add_parser("jwk", help="print the public JWK (creating the key if missing)")
     matters_cmd = sub.add_parser("matters", help="get a token and list the catalogue")
-    for p in (jwk_cmd, matters_cmd):
+    submit_cmd = sub.add_parser("submit", help="submit for a citizen under their delegation")
+    for p in (jwk_cmd, matters_cmd, submit_cmd):
         p.add_argument("--key", type=pathlib.Path, default=pathlib.Path("partner-key.pem"))
         p.add_argument("--kid", required=True)
-    matters_cmd.add_argument("--client-id", required=True)
-    matters_cmd.add_argument("--identity", default="127.0.0.1:50051")
-    matters_cmd.add_argument("--matters", default="127.0.0.1:50053")
+    for p in (matters_cmd, submit_cmd):
+        p.add_argument("--client-id", required=True)
+        p.add_argument("--identity", default="127.0.0.1:50051")
+        p.add_argument("--matters", default="127.0.0.1:50053")
+    submit_cmd.add_argument("--applicant", required=True, help="persons/... or organisations/...")
+    submit_cmd.add_argument("--matter", required=True, help="matters/{code}")
+    submit_cmd.add_argument("--request-id", default="", help="for retries (default: a new one)")
     verify_cmd = sub.add_parser("verify", help="verify a compact certificate")
     verify_cmd.add_argument("token", help="the token, a file holding it, or - for stdin")
     verify_cmd.add_argument("--certificates", default="127.0.0.1:50052")
@@ -154,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "jwk":
         print(public_jwk(load_or_create_key(args.key), args.kid))
         return 0
-    return asyncio.run(_matters(args) if args.cmd == "matters" else _verify(args))
+    run = {"matters": _matters, "submit": _submit, "verify": _verify}[args.cmd]
+    return asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -15,11 +15,16 @@ import grpc
 import pytest
 from google.protobuf import timestamp_pb2
 from grpc_status import rpc_status
+from sqlmodel import Session, col, select
 
+from govflow import audit
+from govflow.db import make_engine
 from govflow.errors import error_info
 from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.matters.v1 import matters_pb2 as mpb
 from services.identity.domain import credit_code_check_char
+from services.identity.store.audit import AUDIT_CHAIN
+from services.identity.store.tables import AuditEntryRow, AuditHeadRow
 from tests.security.support import Md, login, new_partner, new_person
 from tests.stack import Stack
 
@@ -299,3 +304,28 @@ async def test_delegation_requests_are_checked(stack: Stack) -> None:
     _, stranger_md = await new_partner(stack, admin)
     await refused(stack.identity.ListDelegations(ipb.ListDelegationsRequest(parent=partner),
                                                  metadata=stranger_md), "PARTNER_ONLY")
+
+
+async def test_grants_revocations_and_uses_are_in_identitys_audit_chain(stack: Stack) -> None:
+    admin = await stack.service_md("govflow-admin")
+    m = await publish_matter(stack, admin)
+    citizen, number = await new_person(stack, admin, "Audited Citizen")
+    md = await login(stack, number)
+    partner, partner_md = await new_partner(stack, admin, ["applications.submit"])
+    d = await grant(stack, md, citizen, partner, [m])
+    await submit(stack, partner_md, m, citizen)
+    await stack.identity.RevokeDelegation(ipb.RevokeDelegationRequest(name=d.name), metadata=md)
+    await refused(submit(stack, partner_md, m, citizen))  # refused: no entry
+
+    engine = make_engine(stack.settings.database_url("identity"))
+    try:
+        with Session(engine) as s:
+            report = audit.read_and_verify(s, AUDIT_CHAIN, AuditEntryRow, AuditHeadRow)
+            entries = [(r.action, r.actor) for r in s.exec(
+                select(AuditEntryRow).where(AuditEntryRow.subject == d.name).order_by(
+                    col(AuditEntryRow.seq)))]
+    finally:
+        engine.dispose()
+    assert report.ok, report.problem
+    assert entries == [("delegation.created", citizen), ("delegation.used", partner),
+                       ("delegation.revoked", citizen)]
