@@ -18,15 +18,17 @@ RUN python -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.tom
     && pip install --no-cache-dir -c requirements.lock -r /tmp/requirements.txt
 
 # The code the entry points import: the shared kit with its generated stubs, the services
-# with their Alembic migrations and the matter catalogue, the workflows.
+# with their Alembic migrations and the matter catalogue, the workflows, and the CLI
+# (govflow_cli: the demo profile's seed command).
 COPY govflow ./govflow
+COPY govflow_cli ./govflow_cli
 COPY services ./services
 COPY workflows ./workflows
 # Bytecode ahead of time: PYTHONDONTWRITEBYTECODE stops Python writing it at run time, and
 # the worker's sandbox imports workflows/application.py for every workflow it starts.
 RUN pip install --no-cache-dir --no-deps . \
-    && python -m compileall -q govflow services workflows \
-    && python -c "import services.identity.server, services.certificates.server, services.matters.server, workflows.worker, govflow.healthcheck"
+    && python -m compileall -q govflow govflow_cli services workflows \
+    && python -c "import services.identity.server, services.certificates.server, services.matters.server, workflows.worker, govflow.healthcheck, govflow_cli.cli"
 
 ENV GOVFLOW_HOST=0.0.0.0 GOVFLOW_LOG_JSON=true
 # No state in the container: databases are PostgreSQL by URL; nobody needs to write here.

@@ -117,7 +117,7 @@ case "$cmd" in
     ;;
   gen-clients)
     ensure_npm
-    exec "$VENV/bin/python" -m govflow.cli "$@"
+    exec "$VENV/bin/python" -m govflow_cli "$@"
     ;;
   bench)
     # A tool beside the runtime (benchmarks/), not a command of the govflow package.
@@ -128,10 +128,10 @@ case "$cmd" in
     shift || true
     ensure_npm
     ensure_console
-    exec "$VENV/bin/python" -m govflow.cli up "$@"
+    exec "$VENV/bin/python" -m govflow_cli up "$@"
     ;;
   *)
     shift || true
-    exec "$VENV/bin/python" -m govflow.cli "$cmd" "$@"
+    exec "$VENV/bin/python" -m govflow_cli "$cmd" "$@"
     ;;
 esac

@@ -1,6 +1,6 @@
 """``./govflow.sh bench``: measure the embedded stack against bare baselines.
 
-A tool beside the runtime, not part of it: it starts the stack through ``govflow.cli`` and
+A tool beside the runtime, not part of it: it starts the stack through ``govflow_cli`` and
 times it; nothing in ``govflow/`` imports it.
 """
 

@@ -16,9 +16,10 @@ import time
 import grpc
 from temporalio.client import Client
 
-from govflow import cli, temporal_data
+from govflow import temporal_data
 from govflow.settings import Settings
-from govflow.supervisor import Stack
+from govflow_cli import cli
+from govflow_cli.supervisor import Stack
 
 # Storage modes of the dev server: (name, file?, tuned pragmas?)
 STORAGE_MODES = {
@@ -138,7 +139,7 @@ async def start(data_dir: pathlib.Path, storage: str, say, *,  # type: ignore[no
             procs.spawn("echo", [py, "-m", "benchmarks.echo_server", str(echo_port)])
             channels = {n: grpc.aio.insecure_channel(getattr(settings, f"{n}_addr"))
                         for n in ("identity", "certificates", "matters")}
-            from govflow.demo_data import seed
+            from govflow_cli.demo_data import seed
 
             await seed(channels["identity"], channels["certificates"], channels["matters"],
                        settings.admin_client_id, settings.admin_client_secret)

@@ -40,16 +40,16 @@ from benchmarks.echo_server import PUT as ECHO_PUT
 from benchmarks.gateway import figure as gateway_figure
 from benchmarks.observability import figure as observability_figure
 from benchmarks.stats import latency, percentile, ratio, spread
-from govflow import cli
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.certificates.v1 import certificates_pb2_grpc
-from govflow.demo_data import DEMO_PASSWORD, AddedPerson, add_senior, person
 from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.identity.v1 import identity_pb2_grpc
 from govflow.matters.v1 import matters_pb2 as mpb
 from govflow.matters.v1 import matters_pb2_grpc
 from govflow.service_client import ServiceToken
-from govflow.supervisor import Stack
+from govflow_cli import cli
+from govflow_cli.demo_data import DEMO_PASSWORD, AddedPerson, add_senior, person
+from govflow_cli.supervisor import Stack
 
 INSTANT = "matters/senior-citizen-card"
 OFFICER = "matters/individual-business-registration"

@@ -171,7 +171,7 @@ async def running_stack(tmp: pathlib.Path, client: Client, *, database_urls: dic
         stack = Stack(settings, client, channels, servers, task_queue,
                       gateway_url=f"http://127.0.0.1:{port}")
         if seed:
-            from govflow.demo_data import seed as run_seed
+            from govflow_cli.demo_data import seed as run_seed
 
             stack.seeded = await run_seed(channels["identity"], channels["certificates"], channels["matters"],
                            settings.admin_client_id, settings.admin_client_secret)

@@ -48,7 +48,7 @@ from workflows.follow_up import FollowUpWorkflow
 WORKFLOWS: Sequence[type] = (ApplicationWorkflow, FollowUpWorkflow)
 
 
-# The name the worker reports its health under (govflow.cli.HEALTH_NAMES).
+# The name the worker reports its health under (govflow_cli.cli.HEALTH_NAMES).
 WORKER_HEALTH_NAME = "govflow.worker"
 
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from temporalio.testing import TimeSkipper
 
-from govflow.demo_data import DEMO_PASSWORD, AddedPerson, add_senior, person
 from govflow.matters.v1 import matters_pb2 as mpb
+from govflow_cli.demo_data import DEMO_PASSWORD, AddedPerson, add_senior, person
 from tests.stack import Stack
 
 Md = tuple[tuple[str, str], ...]

@@ -22,8 +22,8 @@ import shutil
 import pyotp
 import pytest
 
-from govflow.demo_data import DEMO_PASSWORD, add_senior, person
 from govflow.identity.v1 import identity_pb2 as ipb
+from govflow_cli.demo_data import DEMO_PASSWORD, add_senior, person
 from services.gateway.server import CONSOLE_DIST
 from tests.stack import Stack
 

@@ -17,11 +17,11 @@ import pytest
 from google.protobuf import json_format
 from google.rpc import status_pb2
 
-from govflow.demo_data import DEMO_PASSWORD, person
 from govflow.errors import error_info
 from govflow.grpckit import MAX_MESSAGE_BYTES
 from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.matters.v1 import matters_pb2 as mpb
+from govflow_cli.demo_data import DEMO_PASSWORD, person
 from tests.e2e.helpers import new_senior, wait_done
 from tests.stack import TEST_ORIGIN, Stack
 

@@ -72,7 +72,7 @@ def test_prometheus_finds_the_instant_approval(tmp_path: pathlib.Path) -> None:
             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb"))
         base = f"http://127.0.0.1:{prom_port}"
 
-        demo = subprocess.run([sys.executable, "-m", "govflow.cli", "demo"], env=env, cwd=ROOT,
+        demo = subprocess.run([sys.executable, "-m", "govflow_cli", "demo"], env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=120)
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert "instant_approved" in demo.stdout

@@ -10,8 +10,8 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 
 from govflow.certificates.v1 import certificates_pb2 as cpb
-from govflow.demo_data import DEMO_PASSWORD, person
 from govflow.matters.v1 import matters_pb2 as mpb
+from govflow_cli.demo_data import DEMO_PASSWORD, person
 from tests.e2e.helpers import person_name, wait_for
 from tests.e2e.test_zero_visit import wait_done
 from tests.stack import Stack

@@ -15,7 +15,7 @@ import shutil
 
 import pytest
 
-from govflow.demo_data import DEMO_PASSWORD, person
+from govflow_cli.demo_data import DEMO_PASSWORD, person
 from tests.stack import TEST_ORIGIN, Stack
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -41,7 +41,7 @@ def env_for(data: pathlib.Path) -> dict[str, str]:
 
 
 def start_up(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], list[str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "govflow.cli", "up", *args], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "govflow_cli", "up", *args], env=env,
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     deadline = time.monotonic() + 180
@@ -66,7 +66,7 @@ def test_up_demo_ctrl_c_and_second_run(tmp_path: pathlib.Path) -> None:
     try:
         seeded = next(x for x in lines if "demo data" in x)
         assert "matters/senior-citizen-card@v1" in seeded
-        demo = subprocess.run([sys.executable, "-m", "govflow.cli", "demo"], env=env, cwd=ROOT,
+        demo = subprocess.run([sys.executable, "-m", "govflow_cli", "demo"], env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=120)
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert "Status: COMPLETED" in demo.stdout
@@ -107,7 +107,7 @@ def test_up_demo_ctrl_c_and_second_run(tmp_path: pathlib.Path) -> None:
         assert "Total: 1" in counted.stdout, counted.stdout
         # `govflow seed` (the compose demo profile's one-shot) against the running services:
         # idempotent too.
-        seeded_again = subprocess.run([sys.executable, "-m", "govflow.cli", "seed"], env=env,
+        seeded_again = subprocess.run([sys.executable, "-m", "govflow_cli", "seed"], env=env,
                                       cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert seeded_again.returncode == 0, seeded_again.stdout + seeded_again.stderr
         assert "matters/senior-citizen-card@v1" in seeded_again.stdout
@@ -121,7 +121,7 @@ def test_busy_port_is_explained(tmp_path: pathlib.Path) -> None:
     holder.bind(("127.0.0.1", int(env["GOVFLOW_IDENTITY_PORT"])))
     holder.listen()
     try:
-        result = subprocess.run([sys.executable, "-m", "govflow.cli", "up"], env=env, cwd=ROOT,
+        result = subprocess.run([sys.executable, "-m", "govflow_cli", "up"], env=env, cwd=ROOT,
                                 capture_output=True, text=True, timeout=60)
     finally:
         holder.close()
@@ -208,7 +208,7 @@ def test_up_restarts_a_killed_worker_and_dies_with_its_parts(tmp_path: pathlib.P
         assert worker not in now and len(now) == 5, now
         parts = now
         # The stack still serves: the demo's application goes through the new worker.
-        demo = subprocess.run([sys.executable, "-m", "govflow.cli", "demo"], env=env, cwd=ROOT,
+        demo = subprocess.run([sys.executable, "-m", "govflow_cli", "demo"], env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=120)
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert "Status: COMPLETED" in demo.stdout

@@ -11,9 +11,9 @@ import pytest
 from grpc_status import rpc_status
 
 from govflow.certificates.v1 import certificates_pb2 as cpb
-from govflow.demo_data import DEMO_PASSWORD, person
 from govflow.errors import error_info, field_violations
 from govflow.matters.v1 import matters_pb2 as mpb
+from govflow_cli.demo_data import DEMO_PASSWORD, person
 from tests.e2e.helpers import new_senior, wait_for
 from tests.stack import Stack
 from workflows.rules import age_on
@@ -218,7 +218,7 @@ async def test_the_demo_runs_again_and_shows_the_card_held(
         stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     """`govflow demo` applies for Wang Fang's senior card; run again, it shows the
     application that made the card instead of failing on RESULT_ALREADY_HELD."""
-    from govflow import demo_client
+    from govflow_cli import demo_client
 
     assert await demo_client.run(stack.settings) == 0
     first = capsys.readouterr().out

@@ -19,8 +19,8 @@ import grpc
 from temporalio.client import Client
 
 from govflow import temporal_data
-from govflow.cli import HEALTH_NAMES, temporal_command, wait_healthy, wait_temporal
 from govflow.settings import Settings
+from govflow_cli.cli import HEALTH_NAMES, temporal_command, wait_healthy, wait_temporal
 from tests.stack import SERVICES, Stack
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -114,7 +114,7 @@ class ProcStack:
                     for n in SERVICES}
         self.stack = Stack(self.settings, self.client, channels, {}, self.settings.temporal_task_queue)
         if seed:
-            from govflow.demo_data import seed as run_seed
+            from govflow_cli.demo_data import seed as run_seed
 
             self.stack.seeded = await run_seed(
                 channels["identity"], channels["certificates"], channels["matters"],

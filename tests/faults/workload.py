@@ -14,12 +14,12 @@ from typing import Any, TypeVar
 import grpc
 import sqlalchemy as sa
 
-from govflow import audit_cli
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.db import make_engine
-from govflow.demo_data import DEMO_PASSWORD, AddedPerson, add_senior
 from govflow.matters.v1 import matters_pb2 as mpb
 from govflow.settings import Settings
+from govflow_cli import audit_cli
+from govflow_cli.demo_data import DEMO_PASSWORD, AddedPerson, add_senior
 from tests.e2e.helpers import Md, citizen, official, org
 from tests.stack import Stack
 

@@ -20,10 +20,11 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from govflow import audit, audit_cli
+from govflow import audit
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.db import make_engine, migrate
 from govflow.settings import Settings
+from govflow_cli import audit_cli
 from services.certificates.server import MIGRATIONS as CERT_MIGRATIONS
 from services.matters.server import MIGRATIONS as MATTERS_MIGRATIONS
 from tests.e2e.helpers import new_senior, official, submit, wait_done
@@ -121,7 +122,7 @@ def _sql(settings: Settings, service: str, statement: str, **params: object) -> 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **settings.as_env(), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "govflow.cli", "audit", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "govflow_cli", "audit", *args], env=env,
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 

@@ -308,7 +308,7 @@ async def _govflow(*args: str) -> tuple[int, str]:
     a command that tried to reach a service would fail."""
     env_vars = {**os.environ, "GOVFLOW_CERTIFICATES_ADDR": "127.0.0.1:9"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "govflow.cli", *args, cwd=ROOT, env=env_vars,
+        sys.executable, "-m", "govflow_cli", *args, cwd=ROOT, env=env_vars,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode is not None

@@ -379,8 +379,8 @@ def check_demo_seed(c: Compose) -> list[str]:
     problems = []
     if svc.get("profiles") != ["demo"]:
         problems.append(f"demo-seed must run only under the demo profile, has {svc.get('profiles')}")
-    if svc.get("command", [])[2:] != ["govflow.cli", "seed"]:
-        problems.append(f"demo-seed command {svc.get('command')} is not govflow.cli seed")
+    if svc.get("command", [])[2:] != ["govflow_cli.cli", "seed"]:
+        problems.append(f"demo-seed command {svc.get('command')} is not govflow_cli.cli seed")
     if str(svc.get("restart")) not in ("no", "on-failure"):
         problems.append(f"demo-seed restarts {svc.get('restart')}")
     deps = svc.get("depends_on") or {}
@@ -655,7 +655,7 @@ def entry_point_packages() -> set[str]:
     """Top-level folders of the repository the entry points import (in a fresh process)."""
     modules = ["services.identity.server", "services.certificates.server",
                "services.matters.server", "workflows.worker", "govflow.healthcheck",
-               "govflow.cli", "govflow.demo_data"]
+               "govflow_cli.cli", "govflow_cli.demo_data"]
     code = ("import sys, importlib\n"
             f"for m in {modules!r}: importlib.import_module(m)\n"
             "for m in list(sys.modules.values()):\n"
@@ -722,7 +722,7 @@ def test_compose_rule_holds(compose: Compose, rule: Callable[[Compose], list[str
 
 
 def test_dockerfile_copies_what_the_entry_points_need(needed_packages: set[str]) -> None:
-    assert needed_packages == {"govflow", "services", "workflows"}
+    assert needed_packages == {"govflow", "govflow_cli", "services", "workflows"}
     assert check_dockerfile(DOCKERFILE.read_text(), DOCKERIGNORE.read_text(), needed_packages) == []
 
 

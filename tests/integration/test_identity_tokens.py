@@ -19,10 +19,10 @@ from grpc_status import rpc_status
 
 from govflow import auth
 from govflow.certificates.v1 import certificates_pb2 as cpb
-from govflow.demo_data import DEMO_PASSWORD, person
 from govflow.errors import error_info
 from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.matters.v1 import matters_pb2 as mpb
+from govflow_cli.demo_data import DEMO_PASSWORD, person
 from services.identity.keys import ensure_signing_key
 from tests.stack import Stack
 

@@ -19,10 +19,10 @@ from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from govflow.cli import HEALTH_NAMES, wait_healthy
 from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.identity.v1 import identity_pb2_grpc
 from govflow.settings import Settings
+from govflow_cli.cli import HEALTH_NAMES, wait_healthy
 from services.identity.server import create_server
 from tests.stack import PG_ADMIN, postgres_databases
 

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from govflow import supervisor
 from govflow.settings import Settings
+from govflow_cli import supervisor
 
 
 def pauses(said: list[str], name: str) -> list[float]:

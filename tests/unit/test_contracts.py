@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from govflow import protogen
+from govflow_cli import protogen
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from govflow import clientgen
+from govflow_cli import clientgen
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

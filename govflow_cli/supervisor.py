@@ -36,7 +36,7 @@ def _print(text: str, *, err: bool = False) -> None:
 
 def _die_with_parent(cmd: list[str]) -> list[str]:
     """``cmd`` started so that the kernel SIGKILLs it when this process dies (see
-    govflow/deathsig.py: a fresh process asks for it, no ``preexec_fn``). SIGKILL rather
+    govflow_cli/deathsig.py: a fresh process asks for it, no ``preexec_fn``). SIGKILL rather
     than SIGTERM: it is for when up could not stop the parts itself (up was killed), and a
     part slow to drain must not stay behind; every part survives a crash (SQLite WAL,
     Temporal retries, idempotent activities). Only from the main thread: the kernel's
@@ -44,7 +44,7 @@ def _die_with_parent(cmd: list[str]) -> list[str]:
     if not sys.platform.startswith("linux") or \
             threading.current_thread() is not threading.main_thread():
         return cmd
-    return [sys.executable, str(ROOT / "govflow" / "deathsig.py"), str(os.getpid()), *cmd]
+    return [sys.executable, str(ROOT / "govflow_cli" / "deathsig.py"), str(os.getpid()), *cmd]
 
 
 @dataclasses.dataclass

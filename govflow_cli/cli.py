@@ -29,7 +29,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from govflow.settings import Settings
-from govflow.supervisor import Output, Stack
+from govflow_cli.supervisor import Output, Stack
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -171,7 +171,7 @@ def temporal_command(settings: Settings, *, db_file: pathlib.Path | None,
 async def seed_running(settings: Settings) -> int:
     """Seeds the demo data into the services at the configured addresses, once they are
     healthy (waits up to 120 s each)."""
-    from govflow.demo_data import seed as run_seed
+    from govflow_cli.demo_data import seed as run_seed
 
     for name in ("identity", "certificates", "matters"):
         await wait_healthy(getattr(settings, f"{name}_addr"), 120, HEALTH_NAMES[name])
@@ -222,7 +222,7 @@ async def up(settings: Settings, *, seed: bool = True) -> int:
             return 0
         await starting  # a failed start-up raises here
         # Until Ctrl-C, SIGTERM, SIGHUP or the output's reader goes: a part that exits is
-        # restarted (govflow/supervisor.py).
+        # restarted (govflow_cli/supervisor.py).
         while not stop.is_set():
             await asyncio.wait([stopping], timeout=0.5)
             output.check()
@@ -268,8 +268,8 @@ async def start_stack(settings: Settings, stack: Stack, output: Output, *, seed:
         say(f"  gateway (HTTP)        {gateway_url(settings)}  (Connect, gRPC-Web)")
     if (why := stack.crashed()):
         raise RuntimeError(why)
-    from govflow.demo_data import DEMO_PASSWORD, PERSONS
-    from govflow.demo_data import seed as run_seed
+    from govflow_cli.demo_data import DEMO_PASSWORD, PERSONS
+    from govflow_cli.demo_data import seed as run_seed
 
     if seed:
         async with grpc.aio.insecure_channel(settings.identity_addr) as i, \
@@ -302,7 +302,7 @@ A part that exits is restarted. Ctrl-C stops everything.""")
 
 async def demo(settings: Settings) -> int:
     """Runs the zero-visit slice against a running stack and prints the timeline."""
-    from govflow import demo_client
+    from govflow_cli import demo_client
 
     return await demo_client.run(settings)
 
@@ -367,15 +367,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.cmd == "seed":
         raise SystemExit(asyncio.run(seed_running(load_secrets(settings))))
     if args.cmd == "gen-protos":
-        from govflow import protogen
+        from govflow_cli import protogen
 
         protogen.main()
     if args.cmd == "gen-clients":
-        from govflow import clientgen
+        from govflow_cli import clientgen
 
         clientgen.main()
     if args.cmd == "audit":
-        from govflow import audit_cli
+        from govflow_cli import audit_cli
 
         if args.audit_cmd == "verify":
             raise SystemExit(audit_cli.verify_command(settings, args.anchors))

@@ -1,5 +1,5 @@
 """Runs a command that the kernel kills when its parent dies:
-``python govflow/deathsig.py PARENT_PID COMMAND...``.
+``python govflow_cli/deathsig.py PARENT_PID COMMAND...``.
 
 ``govflow up`` and the bench start their parts through this instead of a ``preexec_fn``:
 a preexec function runs Python in the forked child of a process whose other threads
