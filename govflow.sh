@@ -8,6 +8,7 @@
 #   ./govflow.sh demo    submit a zero-visit application against a running stack
 #   ./govflow.sh verify  verify a certificate offline
 #   ./govflow.sh gen-clients  regenerate the TypeScript client (clients/ts) from protos/
+#   ./govflow.sh dev-ca [DIR] a development CA and certificates for TLS in docker-compose.yml
 # `up` and `test` also build the web console (console/, Vite + React) when it is missing or
 # older than its sources; the gateway serves it at /.
 set -euo pipefail
@@ -118,6 +119,12 @@ case "$cmd" in
   gen-clients)
     ensure_npm
     exec "$VENV/bin/python" -m govflow_cli "$@"
+    ;;
+  dev-ca)
+    # A development CA and the TLS certificates of the scale-out stack (govflow/devca.py),
+    # into .data/tls or the folder given; docker-compose.yml mounts them.
+    shift || true
+    exec "$VENV/bin/python" -m govflow.devca "$@"
     ;;
   bench)
     # A tool beside the runtime (benchmarks/), not a command of the govflow package.

@@ -323,8 +323,10 @@ def build_server(
     host: str,
     port: int,
     health_interval: float,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[GovflowServer, int]:
-    """Builds (does not start) a service's server and binds it; returns it and its port."""
+    """Builds (does not start) a service's server and binds it; returns it and its port.
+    With ``credentials`` (govflow/tls.py ``server_credentials``) the port serves TLS only."""
     wrapper = ServiceChecks(domain, verifier, public_methods)
     server = grpc.aio.server(
         options=[
@@ -341,7 +343,9 @@ def build_server(
          reflection.SERVICE_NAME],
         server,
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    bound = (server.add_secure_port(address, credentials) if credentials is not None
+             else server.add_insecure_port(address))
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}: the port is in use or not allowed")
     return GovflowServer(server, reporter), bound
@@ -425,12 +429,14 @@ def outgoing_metadata(token: str | None = None) -> tuple[tuple[str, str], ...]:
     return tuple(md)
 
 
-def channel(addr: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(
-        addr,
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.keepalive_time_ms", 30000),
-        ],
-    )
+def channel(addr: str, credentials: grpc.ChannelCredentials | None = None) -> grpc.aio.Channel:
+    """A channel to a Govflow service; over TLS with ``credentials`` (govflow/tls.py
+    ``channel_credentials``), which then verify the server's certificate."""
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", 30000),
+    ]
+    if credentials is not None:
+        return grpc.aio.secure_channel(addr, credentials, options=options)
+    return grpc.aio.insecure_channel(addr, options=options)

@@ -48,24 +48,27 @@ class ServiceToken:
         return outgoing_metadata(await self.get())
 
 
-async def fetch_jwks_from(identity_addr: str) -> str:
+async def fetch_jwks_from(identity_addr: str,
+                          credentials: grpc.ChannelCredentials | None = None) -> str:
     """Fetches identity's public keys once (used by services' token verifiers)."""
-    async with channel(identity_addr) as ch:
+    async with channel(identity_addr, credentials) as ch:
         stub = identity_pb2_grpc.IdentityServiceStub(ch)
         resp = await stub.ListPublicKeys(identity_pb2.ListPublicKeysRequest(), timeout=5)
         return str(resp.jwks_json)
 
 
 class JwksSource:
-    """A long-lived channel to identity for key refreshes."""
+    """A long-lived channel to identity for key refreshes (over TLS with ``credentials``)."""
 
-    def __init__(self, identity_addr: str) -> None:
+    def __init__(self, identity_addr: str,
+                 credentials: grpc.ChannelCredentials | None = None) -> None:
         self._channel: grpc.aio.Channel | None = None
         self._addr = identity_addr
+        self._credentials = credentials
 
     async def __call__(self) -> str:
         if self._channel is None:
-            self._channel = channel(self._addr)
+            self._channel = channel(self._addr, self._credentials)
         stub = identity_pb2_grpc.IdentityServiceStub(self._channel)
         resp = await stub.ListPublicKeys(identity_pb2.ListPublicKeysRequest(), timeout=5)
         return str(resp.jwks_json)

@@ -93,6 +93,22 @@ class Settings:
     # Temporal clients: the matters service and the worker; 0 turns one off.
     matters_temporal_metrics_port: int = 9106
     worker_temporal_metrics_port: int = 9107
+    # TLS (govflow/tls.py; docs/security.md "Transport"). All empty: plaintext, as the
+    # embedded stack on loopback runs. PEM files. tls_cert and tls_key: the certificate
+    # this process's servers present (gRPC, the gateway's HTTPS, the worker's health port).
+    tls_cert: str = ""
+    tls_key: str = ""
+    # The CA that signs the servers this process calls; set, every call to a Govflow
+    # service goes over TLS and verifies the server's certificate and name against it.
+    tls_ca: str = ""
+    # The gRPC servers also require a client certificate signed by tls_ca (mTLS).
+    tls_client_auth: bool = False
+    # The client certificate this process presents (to mTLS servers and to Temporal).
+    tls_client_cert: str = ""
+    tls_client_key: str = ""
+    # Connect to Temporal over TLS: the server verified against tls_ca (the system's
+    # roots when empty), presenting tls_client_cert when set (the frontend's mTLS).
+    temporal_tls: bool = False
     # OpenTelemetry traces (govflow/tracing.py) go to this OTLP/gRPC endpoint, e.g.
     # http://otel-collector:4317; empty (the default) turns tracing off.
     otlp_endpoint: str = ""

@@ -36,6 +36,7 @@ from temporalio.converter import (
     value_to_type,
 )
 from temporalio.runtime import Runtime
+from temporalio.service import TLSConfig
 
 # Field plans by class, shared by every converter in the process (the workflow sandbox makes
 # a converter per workflow run). Weak: classes the sandbox imports afresh for a run (modules
@@ -165,12 +166,14 @@ def use_runtime(runtime: Runtime | None) -> None:
 
 
 async def connect(address: str, namespace: str = "default",
-                  interceptors: Sequence[Interceptor] = ()) -> Client:
+                  interceptors: Sequence[Interceptor] = (), tls: TLSConfig | bool = False
+                  ) -> Client:
+    """A client with Govflow's converter; ``tls`` as govflow/tls.py ``temporal_tls`` gives."""
     from govflow import tracing
 
     return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER,
                                 interceptors=[*interceptors, *tracing.temporal_interceptors()],
-                                runtime=_runtime)
+                                runtime=_runtime, tls=tls)
 
 
 def with_converter(client: Client) -> Client:

@@ -32,7 +32,7 @@ from temporalio.worker import (
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from temporalio.workflow import Info
 
-from govflow import faults, log, temporal_data, tracing
+from govflow import faults, log, temporal_data, tls, tracing
 from govflow.certificates.v1 import certificates_pb2_grpc
 from govflow.grpckit import HealthReporter, Unhealthy, channel, start_metrics
 from govflow.identity.v1 import identity_pb2_grpc
@@ -150,8 +150,9 @@ class WorkerStack:
                  identity: str | None = None) -> None:
         self.settings = settings
         keep_bytecode(settings.data_dir / "pycache")
-        self.channels = [channel(a) for a in (settings.identity_addr, settings.certificates_addr,
-                                              settings.matters_addr)]
+        credentials = tls.channel_credentials(settings)
+        self.channels = [channel(a, credentials) for a in (
+            settings.identity_addr, settings.certificates_addr, settings.matters_addr)]
         identity_stub = identity_pb2_grpc.IdentityServiceStub(self.channels[0])
         token = ServiceToken(identity_stub, settings.worker_client_id, settings.worker_client_secret)
         self.activities = ApplicationActivities(
@@ -188,7 +189,8 @@ async def _main() -> None:
     start_metrics("worker", settings)
     tracing.configure("worker", settings.otlp_endpoint)
     logger = log.get_logger()
-    client = await temporal_data.connect(settings.temporal_address, settings.temporal_namespace)
+    client = await temporal_data.connect(settings.temporal_address, settings.temporal_namespace,
+                                         tls=tls.temporal_tls(settings))
     stack = WorkerStack(settings, client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -228,7 +230,10 @@ async def start_health(settings: Settings, client: Client, worker: Worker
         [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
         server)
     try:
-        port = server.add_insecure_port(f"{settings.host}:{settings.worker_health_port}")
+        address = f"{settings.host}:{settings.worker_health_port}"
+        credentials = tls.server_credentials(settings)
+        port = (server.add_secure_port(address, credentials) if credentials is not None
+                else server.add_insecure_port(address))
     except RuntimeError:
         port = 0
     if not port:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 
-from govflow import auth
+from govflow import auth, tls
 from govflow.certificates.v1 import certificates_pb2, certificates_pb2_grpc
 from govflow.db import Database
 from govflow.grpckit import GovflowServer, build_server, run_service
@@ -25,7 +25,7 @@ async def create_server(settings: Settings, *, port: int | None = None) -> tuple
     certificates = Certificates(db)
     # Tokens are checked locally against identity's published keys, fetched lazily, so
     # this service starts even while identity is still coming up.
-    jwks = JwksSource(settings.identity_addr)
+    jwks = JwksSource(settings.identity_addr, tls.channel_credentials(settings))
     verifier = auth.TokenVerifier("govflow.certificates", jwks)
     server, bound = build_server(
         domain="govflow.certificates",
@@ -38,6 +38,7 @@ async def create_server(settings: Settings, *, port: int | None = None) -> tuple
         host=settings.host,
         port=settings.certificates_port if port is None else port,
         health_interval=settings.health_interval_seconds,
+        credentials=tls.server_credentials(settings),
     )
 
     async def close() -> None:

@@ -105,7 +105,7 @@ class Gateway:
             origin = headers.get(b"origin")
             preflight = scope["method"] == "OPTIONS"
             if origin is not None and origin not in self.origins and not self._same_origin(
-                    origin, headers):
+                    origin, headers, scope):
                 if preflight:  # no CORS allowance: the browser refuses the call
                     raise p.Refusal.of(PermissionDenied(
                         "requests from this origin are not allowed (CORS)",
@@ -154,10 +154,12 @@ class Gateway:
             line["reason"] = p.reason(call.failure)
             log.rpc_line("http.refused", line)
 
-    def _same_origin(self, origin: bytes, headers: dict[bytes, bytes]) -> bool:
+    def _same_origin(self, origin: bytes, headers: dict[bytes, bytes], scope: Scope) -> bool:
         """The console's own calls: a page this gateway served calls back to the host it
-        came from (browsers send Origin on every POST, same-origin ones too)."""
-        return self.console is not None and origin == b"http://" + headers.get(b"host", b"-")
+        came from (browsers send Origin on every POST, same-origin ones too), with the
+        scheme it is served on (https when the gateway has a certificate)."""
+        scheme = str(scope.get("scheme", "http")).encode()
+        return self.console is not None and origin == scheme + b"://" + headers.get(b"host", b"-")
 
     async def _serve(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive,
                      call: _Call) -> tuple[int, Headers, bytes]:

@@ -16,7 +16,7 @@ import grpc
 import uvicorn
 import uvloop
 
-from govflow import grpckit, log
+from govflow import grpckit, log, tls
 from govflow.settings import Settings
 from services.gateway.app import Gateway
 from services.gateway.console import ConsoleFiles
@@ -41,7 +41,8 @@ class GatewayServer:
     ``wait_for_termination``, as a ``GovflowServer``."""
 
     def __init__(self, app: Gateway, sock: socket.socket,
-                 channels: dict[str, grpc.aio.Channel]) -> None:
+                 channels: dict[str, grpc.aio.Channel],
+                 https: tuple[str, str] | None = None) -> None:
         self.app = app
         self.sock = sock
         self.channels = channels
@@ -51,7 +52,10 @@ class GatewayServer:
         config = uvicorn.Config(app, http="httptools", lifespan="off", access_log=False,
                                 log_config=None, server_header=False, proxy_headers=False,
                                 timeout_keep_alive=30,
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=5,
+                                # HTTPS when the settings give a certificate (govflow/tls.py).
+                                ssl_certfile=https[0] if https else None,
+                                ssl_keyfile=https[1] if https else None)
         self.server = _Uvicorn(config)
         self._task: asyncio.Task[None] | None = None
 
@@ -80,7 +84,9 @@ class GatewayServer:
 async def create_server(settings: Settings, *, port: int | None = None
                         ) -> tuple[GatewayServer, int]:
     """Builds (does not start) the gateway and binds its port; returns it and the port."""
-    channels = {name: grpckit.channel(getattr(settings, f"{name}_addr")) for name in SERVICES}
+    credentials = tls.channel_credentials(settings)
+    channels = {name: grpckit.channel(getattr(settings, f"{name}_addr"), credentials)
+                for name in SERVICES}
     app = Gateway(channels, settings.cors_origins, console=ConsoleFiles.at(CONSOLE_DIST))
     # IPPROTO_TCP named, not left 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets
     # that say they are TCP, and without it every answer on a kept-alive connection waits
@@ -96,7 +102,8 @@ async def create_server(settings: Settings, *, port: int | None = None
                       f"{err.strerror}") from None
     sock.listen(1024)
     sock.setblocking(False)
-    return GatewayServer(app, sock, channels), int(sock.getsockname()[1])
+    return GatewayServer(app, sock, channels, tls.https_files(settings)), \
+        int(sock.getsockname()[1])
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 
-from govflow import auth
+from govflow import auth, tls
 from govflow.db import Database
 from govflow.grpckit import GovflowServer, build_server, run_service
 from govflow.identity.v1 import identity_pb2, identity_pb2_grpc
@@ -64,6 +64,7 @@ async def create_server(settings: Settings, *, port: int | None = None) -> tuple
         host=settings.host,
         port=settings.identity_port if port is None else port,
         health_interval=settings.health_interval_seconds,
+        credentials=tls.server_credentials(settings),
     )
 
     async def close() -> None:

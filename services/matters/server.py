@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 
-from govflow import auth, log
+from govflow import auth, log, tls
 from govflow.db import Database
 from govflow.grpckit import GovflowServer, build_server, channel, run_service
 from govflow.matters.v1 import matters_pb2, matters_pb2_grpc
@@ -22,9 +22,10 @@ SERVICE_NAME = matters_pb2.DESCRIPTOR.services_by_name["MattersService"].full_na
 async def create_server(settings: Settings, *, port: int | None = None) -> tuple[GovflowServer, int]:
     db = Database(settings.database_url("matters"), MIGRATIONS)
     await asyncio.to_thread(db.migrate)
-    delegations = DelegationCheck(lambda: channel(settings.identity_addr))
+    delegations = DelegationCheck(lambda: channel(settings.identity_addr,
+                                                  tls.channel_credentials(settings)))
     matters = Matters(db, TemporalLink(settings.temporal_address, settings.temporal_namespace,
-                                       settings.temporal_task_queue),
+                                       settings.temporal_task_queue, tls.temporal_tls(settings)),
                       submit_rate_limit=settings.submit_rate_limit,
                       rate_window_seconds=settings.rate_limit_window_seconds,
                       delegations=delegations)
@@ -32,7 +33,7 @@ async def create_server(settings: Settings, *, port: int | None = None) -> tuple
     seeded = await db.run(matters.calendars.seed)
     if seeded:
         log.get_logger().info("matters.calendars_seeded", region="CN", years=seeded)
-    jwks = JwksSource(settings.identity_addr)
+    jwks = JwksSource(settings.identity_addr, tls.channel_credentials(settings))
     server, bound = build_server(
         domain="govflow.matters",
         full_service_name=SERVICE_NAME,
@@ -44,6 +45,7 @@ async def create_server(settings: Settings, *, port: int | None = None) -> tuple
         host=settings.host,
         port=settings.matters_port if port is None else port,
         health_interval=settings.health_interval_seconds,
+        credentials=tls.server_credentials(settings),
     )
 
     async def close() -> None:

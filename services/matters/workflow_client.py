@@ -15,7 +15,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
 )
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, TLSConfig
 
 from govflow import temporal_data
 from govflow.errors import (
@@ -48,8 +48,10 @@ _ERRORS = {"PERMISSION_DENIED": PermissionDenied, "FAILED_PRECONDITION": FailedP
 class TemporalLink:
     """Connects to Temporal on first use, so the service starts even before Temporal."""
 
-    def __init__(self, address: str, namespace: str, task_queue: str) -> None:
+    def __init__(self, address: str, namespace: str, task_queue: str,
+                 tls: TLSConfig | bool = False) -> None:
         self.address, self.namespace, self.task_queue = address, namespace, task_queue
+        self.tls = tls
         self._client: Client | None = None
 
     async def client(self) -> Client:
@@ -57,7 +59,8 @@ class TemporalLink:
             try:
                 # Each start, Update and signal carries the served call's request id.
                 self._client = await temporal_data.connect(
-                    self.address, self.namespace, interceptors=[request_ids.ClientInterceptor()])
+                    self.address, self.namespace, interceptors=[request_ids.ClientInterceptor()],
+                    tls=self.tls)
             except Exception as exc:
                 raise Unavailable("the workflow engine is not reachable; retry shortly",
                                   reason="TEMPORAL_UNAVAILABLE") from exc

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import fnmatch
+import functools
 import importlib
 import importlib.util
 import ipaddress
@@ -21,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -439,7 +441,8 @@ def check_front_end(c: Compose) -> list[str]:
     if [str(x) for x in gateway.get("ports", [])] != [f"{port}:{port}"]:
         problems.append(f"the gateway listens on {port} but publishes {gateway.get('ports')}")
     health = gateway.get("healthcheck", {}).get("test", [])
-    if health[-1:] != [f"http://127.0.0.1:{port}/healthz"] or "govflow.healthcheck" not in health:
+    scheme = "https" if settings_of(gateway).tls_cert else "http"
+    if health[-1:] != [f"{scheme}://127.0.0.1:{port}/healthz"] or "govflow.healthcheck" not in health:
         problems.append(f"gateway: health check {health} does not probe its /healthz on {port}")
     hosts = {str(x).split(":")[0] for n in ("gateway", "envoy")
              for x in services[n].get("ports", [])}
@@ -499,6 +502,19 @@ def envoy_problems(config: dict[str, Any], c: Compose) -> list[str]:
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", {})
         if "http2_protocol_options" not in options.get("explicit_http_config", {}):
             problems.append(f"envoy's {name} cluster does not speak HTTP/2 (gRPC)")
+        upstream = (cluster.get("transport_socket") or {}).get("typed_config", {})
+        validation = upstream.get("common_tls_context", {}).get("validation_context", {})
+        sans = [m.get("matcher", {}).get("exact")
+                for m in validation.get("match_typed_subject_alt_names", [])]
+        if not upstream.get("@type", "").endswith("UpstreamTlsContext") or not validation.get(
+                "trusted_ca") or sans != [name] or upstream.get("sni") != name:
+            problems.append(f"envoy's {name} cluster does not verify the service's TLS "
+                            f"certificate (CA and the name {name})")
+    downstream = (listener["filter_chains"][0].get("transport_socket") or {}).get(
+        "typed_config", {})
+    if not downstream.get("@type", "").endswith("DownstreamTlsContext") or not downstream.get(
+            "common_tls_context", {}).get("tls_certificates"):
+        problems.append("envoy's listener serves no TLS")
     port = listener["address"]["socket_address"]["port_value"]
     if not any(str(x).endswith(f":{port}") for x in services.get("envoy", {}).get("ports", [])):
         problems.append(f"envoy listens on {port}, which compose does not publish")
@@ -507,6 +523,145 @@ def envoy_problems(config: dict[str, Any], c: Compose) -> list[str]:
 
 def check_envoy(c: Compose) -> list[str]:
     return envoy_problems(yaml.safe_load(ENVOY.read_text()), c)
+
+
+# ------------------------------------------------------------------ rules (TLS, ports)
+
+# Where compose mounts each part's folder of the development CA's files (govflow/devca.py).
+TLS_MOUNTS = {**{n: "/etc/govflow/tls" for n in (*GOVFLOW_PARTS, *GOVFLOW_ONE_SHOTS)},
+              "envoy": "/etc/envoy/tls", "temporal": "/etc/temporal/tls",
+              "temporal-ui": "/etc/temporal/tls", "temporal-setup": "/etc/temporal/tls"}
+# The variables that name a part's certificate files, by the kind of part.
+TLS_FILES = {"govflow": ("GOVFLOW_TLS_CA", "GOVFLOW_TLS_CERT", "GOVFLOW_TLS_KEY",
+                         "GOVFLOW_TLS_CLIENT_CERT", "GOVFLOW_TLS_CLIENT_KEY"),
+             "temporal": ("TEMPORAL_TLS_SERVER_CERT", "TEMPORAL_TLS_SERVER_KEY",
+                          "TEMPORAL_TLS_SERVER_CA_CERT", "TEMPORAL_TLS_FRONTEND_CERT",
+                          "TEMPORAL_TLS_FRONTEND_KEY", "TEMPORAL_TLS_CLIENT1_CA_CERT",
+                          "TEMPORAL_TLS_CLIENT2_CA_CERT"),
+             "temporal-client": ("TEMPORAL_TLS_CA", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY")}
+
+
+@functools.cache
+def dev_ca_dir() -> pathlib.Path:
+    """The development CA's files, made once by the one command operators run."""
+    from govflow import devca
+
+    root = pathlib.Path(tempfile.mkdtemp(prefix="govflow-dev-ca-"))
+    devca.create(root)
+    return root
+
+
+def tls_mounts(name: str, svc: dict[str, Any]) -> list[tuple[pathlib.Path, str, str]]:
+    """(folder on the host, where it is mounted, mode) of a service's certificate mounts,
+    with GOVFLOW_TLS_DIR pointing at a fresh development CA."""
+    env = {**OPERATOR_ENV, "GOVFLOW_TLS_DIR": str(dev_ca_dir())}
+    out = []
+    for vol in svc.get("volumes", []) or []:
+        source, _, rest = interpolate(str(vol), env).partition(":")
+        target, _, mode = rest.partition(":")
+        if source.startswith(str(dev_ca_dir())):
+            out.append((pathlib.Path(source), target, mode))
+    return out
+
+
+def check_tls(c: Compose) -> list[str]:
+    """Every Govflow part serves TLS and verifies what it calls against the CA, from its own
+    folder of the CA's files only, mounted read-only; Temporal's frontend requires client
+    certificates, which only its clients (matters, the worker, the UI, temporal-setup)
+    hold; each server's certificate names the service others dial."""
+    from cryptography import x509
+
+    from govflow import devca
+
+    problems: list[str] = []
+    services = c["services"]
+    holders: set[str] = set()
+    for name, inside in TLS_MOUNTS.items():
+        svc = services.get(name)
+        if svc is None:
+            continue
+        mounts = tls_mounts(name, svc)
+        if [(m[0].name, m[1]) for m in mounts] != [(name, inside)]:
+            problems.append(f"{name} mounts {[(m[0].name, m[1]) for m in mounts]}, want its own "
+                            f"folder {name} at {inside}")
+            continue
+        folder, _, mode = mounts[0]
+        if mode != "ro":
+            problems.append(f"{name} mounts its certificates writable")
+        if (folder / "client.pem").exists():
+            holders.add(name)
+        env = resolved_env(svc)
+        kind = ("govflow" if inside == "/etc/govflow/tls" else
+                "temporal" if name == "temporal" else "temporal-client")
+        for key in TLS_FILES[kind]:
+            value = env.get(key, "")
+            if value and not (value.startswith(inside + "/")
+                              and (folder / value.removeprefix(inside + "/")).is_file()):
+                problems.append(f"{name}: {key}={value} is no file of its mounted folder")
+    for name in (*GOVFLOW_PARTS, "demo-seed"):
+        if name not in services:
+            continue
+        s = settings_of(services[name])
+        if not s.tls_ca:
+            problems.append(f"{name} calls the services without TLS (no GOVFLOW_TLS_CA)")
+        if name in GOVFLOW_PARTS and not (s.tls_cert and s.tls_key):
+            problems.append(f"{name} serves no TLS (GOVFLOW_TLS_CERT and GOVFLOW_TLS_KEY)")
+        if s.tls_client_cert and name not in devca.TEMPORAL_CLIENTS:
+            problems.append(f"{name} holds a client certificate, which only Temporal's "
+                            "clients may")
+        if name in ("matters", "worker") and not (s.temporal_tls and s.tls_client_cert):
+            problems.append(f"{name} does not reach Temporal over mTLS")
+    if holders - devca.TEMPORAL_CLIENTS:
+        problems.append(f"{sorted(holders - devca.TEMPORAL_CLIENTS)} are given a client "
+                        "certificate")
+    temporal = resolved_env(services.get("temporal", {}))
+    if temporal.get("TEMPORAL_TLS_REQUIRE_CLIENT_AUTH") != "true" or not temporal.get(
+            "TEMPORAL_TLS_CLIENT1_CA_CERT") or not temporal.get("TEMPORAL_TLS_FRONTEND_CERT"):
+        problems.append("Temporal's frontend must serve TLS and require a client certificate")
+    for name in ("temporal-ui", "temporal-setup"):
+        env = resolved_env(services.get(name, {}))
+        if not all(env.get(k) for k in TLS_FILES["temporal-client"]) or env.get(
+                "TEMPORAL_TLS_SERVER_NAME") != "temporal":
+            problems.append(f"{name} does not reach Temporal over mTLS")
+    health = services.get("gateway", {}).get("healthcheck", {}).get("test", [])
+    if not str(health[-1:]).startswith("['https://"):
+        problems.append(f"the gateway's health check {health} does not use HTTPS")
+    # The names clients dial are in the certificates.
+    for name in (*GOVFLOW_SERVICES, "temporal"):
+        cert = x509.load_pem_x509_certificate((dev_ca_dir() / name / "server.pem").read_bytes())
+        names = cert.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        if name not in names:
+            problems.append(f"{name}'s certificate names {names}, not {name}")
+    return problems
+
+
+# Who may publish ports, and on which host addresses: the front ends for users on every
+# address; the operators' tools (no login of their own, or an admin login) on loopback.
+USER_FRONT_ENDS = ("gateway", "envoy")
+OPERATOR_TOOLS = ("temporal-ui", "prometheus", "grafana")
+
+
+def check_published_ports(c: Compose) -> list[str]:
+    """Only the front ends and the operators' tools publish ports; the tools only on
+    127.0.0.1; the gRPC services, Temporal's frontend, the metrics and the database never."""
+    problems: list[str] = []
+    for name, svc in c["services"].items():
+        for entry in svc.get("ports", []) or []:
+            parts = str(entry).split(":")
+            host = parts[0] if len(parts) == 3 else ""
+            if name in USER_FRONT_ENDS:
+                continue
+            if name in OPERATOR_TOOLS:
+                if host != "127.0.0.1":
+                    problems.append(f"{name} publishes {entry}: operators' tools only on "
+                                    "127.0.0.1")
+                continue
+            problems.append(f"{name} publishes {entry}, which nobody outside needs")
+    for name in (*USER_FRONT_ENDS, *OPERATOR_TOOLS):
+        if not c["services"].get(name, {}).get("ports"):
+            problems.append(f"{name} publishes nothing, but people use it")
+    return problems
 
 
 PROMETHEUS_CONFIG = ROOT / "deploy/prometheus/prometheus.yml"
@@ -616,6 +771,7 @@ COMPOSE_RULES: list[Callable[[Compose], list[str]]] = [
     check_structure, check_images_pinned, check_one_image, check_commands, check_environment,
     check_depends_on, check_worker_replicas, check_search_attributes, check_demo_seed,
     check_front_end, check_envoy, check_observability, check_secrets, check_trusted_proxies,
+    check_tls, check_published_ports,
 ]
 
 
@@ -900,7 +1056,7 @@ BROKEN: list[tuple[str, Callable[[Compose], None], Callable[[Compose], list[str]
      "default"),
     ("gateway probed on another port", _set("services.gateway.environment.GOVFLOW_GATEWAY_PORT",
                                             "9090"), check_front_end, "/healthz"),
-    ("envoy on the gateway's host port", _set("services.envoy.ports", ["8080:8080"]),
+    ("envoy on the gateway's host port", _set("services.envoy.ports", ["8443:8443"]),
      check_front_end, "same host port"),
     ("envoy without its config", _set("services.envoy.volumes", _DELETE), check_front_end,
      "envoy.yaml"),
@@ -922,6 +1078,43 @@ BROKEN: list[tuple[str, Callable[[Compose], None], Callable[[Compose], list[str]
     ("gateway on a dynamic address", _set("services.gateway.networks", _DELETE),
      check_trusted_proxies, "fixed ipv4_address"),
     ("no fixed subnet", _set("networks", _DELETE), check_trusted_proxies, "fixed subnet"),
+    ("gateway over plain HTTP", _set("services.gateway.environment.GOVFLOW_TLS_CERT", _DELETE),
+     check_tls, "gateway serves no TLS"),
+    ("plaintext calls", _set("services.worker.environment.GOVFLOW_TLS_CA", _DELETE), check_tls,
+     "worker calls the services without TLS"),
+    ("client certificate in identity", _set("services.identity.environment."
+                                            "GOVFLOW_TLS_CLIENT_CERT", "/etc/govflow/tls/client.pem"),
+     check_tls, "identity holds a client certificate"),
+    ("gateway mounts matters' folder", _set("services.gateway.volumes",
+                                            ["${GOVFLOW_TLS_DIR:-./.data/tls}/matters:/etc/govflow/tls:ro"]),
+     check_tls, "want its own folder gateway"),
+    ("writable certificates", _set("services.identity.volumes",
+                                   ["${GOVFLOW_TLS_DIR:-./.data/tls}/identity:/etc/govflow/tls"]),
+     check_tls, "writable"),
+    ("a file outside the mount", _set("services.matters.environment.GOVFLOW_TLS_KEY",
+                                      "/run/secrets/key.pem"), check_tls, "no file of its mounted"),
+    ("Temporal without client certificates", _set("services.temporal.environment."
+                                                  "TEMPORAL_TLS_REQUIRE_CLIENT_AUTH", "false"),
+     check_tls, "require a client certificate"),
+    ("worker to Temporal in plaintext", _set("services.worker.environment.GOVFLOW_TEMPORAL_TLS",
+                                             "false"), check_tls, "worker does not reach Temporal"),
+    ("UI without its certificate", _set("services.temporal-ui.environment.TEMPORAL_TLS_CERT",
+                                        _DELETE), check_tls, "temporal-ui does not reach"),
+    ("gateway probed over HTTP", _set("services.gateway.healthcheck.test",
+                                      ["CMD", "python", "-m", "govflow.healthcheck",
+                                       "http://127.0.0.1:8443/healthz"]), check_tls, "HTTPS"),
+    ("identity published", _set("services.identity.ports", ["50051:50051"]),
+     check_published_ports, "identity publishes 50051:50051"),
+    ("Temporal's frontend published", _set("services.temporal.ports", ["7233:7233"]),
+     check_published_ports, "temporal publishes"),
+    ("metrics published", _set("services.worker.ports", ["9104:9104"]), check_published_ports,
+     "worker publishes"),
+    ("UI on every address", _set("services.temporal-ui.ports", ["8233:8080"]),
+     check_published_ports, "only on 127.0.0.1"),
+    ("Prometheus on every address", _set("services.prometheus.ports", ["0.0.0.0:9090:9090"]),
+     check_published_ports, "only on 127.0.0.1"),
+    ("gateway unpublished", _set("services.gateway.ports", _DELETE), check_published_ports,
+     "gateway publishes nothing"),
 ]
 
 
@@ -943,6 +1136,13 @@ BROKEN_ENVOY: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "socket_address"].update(port_value=50051), "not matters:50053"),
     ("cluster over HTTP/1", lambda e: e["static_resources"]["clusters"][0].pop(
         "typed_extension_protocol_options"), "HTTP/2"),
+    ("cluster in plaintext", lambda e: e["static_resources"]["clusters"][1].pop(
+        "transport_socket"), "certificates cluster does not verify"),
+    ("cluster trusting any name", lambda e: e["static_resources"]["clusters"][0][
+        "transport_socket"]["typed_config"]["common_tls_context"]["validation_context"].pop(
+        "match_typed_subject_alt_names"), "identity cluster does not verify"),
+    ("listener in plaintext", lambda e: e["static_resources"]["listeners"][0][
+        "filter_chains"][0].pop("transport_socket"), "serves no TLS"),
 ]
 
 
@@ -997,7 +1197,10 @@ async def test_setup_script_registers_exactly_the_search_attributes(
     namespace = f"compose-{uuid.uuid4().hex[:8]}"
     env = {"PATH": f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}",
            "HOME": os.environ.get("HOME", "/tmp"),
-           **resolved_env(compose["services"]["temporal-setup"]),
+           # The dev server speaks plaintext: the TLS variables are left out here
+           # (tests/integration/test_tls.py runs the script over mTLS).
+           **{k: v for k, v in resolved_env(compose["services"]["temporal-setup"]).items()
+              if not k.startswith("TEMPORAL_TLS_")},
            "TEMPORAL_ADDRESS": client.service_client.config.target_host,
            "TEMPORAL_NAMESPACE": namespace}
     script = ROOT / "deploy/temporal/setup-govflow.sh"
