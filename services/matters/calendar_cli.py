@@ -22,6 +22,7 @@ import grpc
 import yaml
 from grpc_status import rpc_status
 
+from govflow import tls
 from govflow.errors import InvalidArgument, field_violations
 from govflow.grpckit import channel, outgoing_metadata
 from govflow.identity.v1 import identity_pb2_grpc
@@ -82,7 +83,9 @@ async def import_year(settings: Settings, path: pathlib.Path, *, dry_run: bool) 
         for field, why in sorted(problems.items()):
             print(f"  {field}: {why}", file=sys.stderr)
         return 1
-    async with channel(settings.identity_addr) as ich, channel(settings.matters_addr) as mch:
+    creds = tls.channel_credentials(settings)
+    async with channel(settings.identity_addr, creds) as ich, \
+            channel(settings.matters_addr, creds) as mch:
         token = ServiceToken(identity_pb2_grpc.IdentityServiceStub(ich),
                              settings.admin_client_id, settings.admin_client_secret)
         matters = matters_pb2_grpc.MattersServiceStub(mch)
@@ -108,7 +111,7 @@ async def import_year(settings: Settings, path: pathlib.Path, *, dry_run: bool) 
 
 
 async def list_years(settings: Settings, region: str) -> int:
-    async with channel(settings.matters_addr) as ch:
+    async with channel(settings.matters_addr, tls.channel_credentials(settings)) as ch:
         stub = matters_pb2_grpc.MattersServiceStub(ch)
         token = ""
         while True:
@@ -124,7 +127,7 @@ async def list_years(settings: Settings, region: str) -> int:
 
 
 async def show_year(settings: Settings, region: str, year: int) -> int:
-    async with channel(settings.matters_addr) as ch:
+    async with channel(settings.matters_addr, tls.channel_credentials(settings)) as ch:
         stub = matters_pb2_grpc.MattersServiceStub(ch)
         try:
             resp = await stub.GetCalendarYear(mpb.GetCalendarYearRequest(
