@@ -34,8 +34,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from govflow import devca, temporal_data, tls
+from govflow.certificates.v1 import certificates_pb2, certificates_pb2_grpc
 from govflow.identity.v1 import identity_pb2, identity_pb2_grpc
 from govflow.settings import Settings
+from services.certificates.server import create_server as create_certificates
 from services.gateway.server import create_server as create_gateway
 from services.identity.server import create_server as create_identity
 from services.matters.workflow_client import TemporalLink
@@ -57,6 +59,31 @@ def other_pki(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     root = tmp_path_factory.mktemp("other-pki")
     devca.create(root, parts=tuple(p for p in devca.PARTS if p.name in ("identity", "worker")))
     return root
+
+
+def test_the_dev_ca_keeps_its_ca_and_gives_client_certificates_to_temporal_clients_only(
+        tmp_path: pathlib.Path) -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    devca.main([str(tmp_path)])
+    ca = (tmp_path / "ca.pem").read_bytes()
+    first = (tmp_path / "identity/server.pem").read_bytes()
+    devca.main([str(tmp_path)])  # again: the same CA, renewed leaves
+    assert (tmp_path / "ca.pem").read_bytes() == ca
+    assert (tmp_path / "identity/server.pem").read_bytes() != first
+    assert (tmp_path / "ca-key.pem").stat().st_mode & 0o077 == 0
+    holders = {d.name for d in tmp_path.iterdir() if (d / "client.pem").exists()}
+    assert holders == devca.TEMPORAL_CLIENTS == {"matters", "worker", "temporal-ui",
+                                                 "temporal-setup"}
+    for folder in tmp_path.iterdir():
+        if not (folder / "server.pem").exists():
+            continue
+        cert = x509.load_pem_x509_certificate((folder / "server.pem").read_bytes())
+        usages = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+        # Only Temporal's own certificate doubles as a client one (its nodes call each other).
+        assert (ExtendedKeyUsageOID.CLIENT_AUTH in usages) == (folder.name == "temporal")
+        assert (folder / "ca.pem").read_bytes() == ca
 
 
 def server_tls(pki: pathlib.Path, part: str, **more: object) -> dict[str, object]:
@@ -81,6 +108,7 @@ async def health(ch: grpc.aio.Channel) -> int:
 @contextlib.asynccontextmanager
 async def identity_over_tls(tmp_path: pathlib.Path, pki: pathlib.Path,
                             **more: object) -> AsyncIterator[int]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=tmp_path, **server_tls(pki, "identity", **more))  # type: ignore[arg-type]  # test settings by keyword
     server, port = await create_identity(settings, port=0)
     await server.start()
@@ -139,6 +167,35 @@ async def test_mtls_refuses_a_client_without_a_certificate_of_the_ca(
                             tls_client_cert=str(other_pki / "worker/client.pem"),
                             tls_client_key=str(other_pki / "worker/client-key.pem"))
         assert await refused(addr, tls.channel_credentials(stranger)) == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_service_checks_tokens_with_keys_fetched_over_tls(
+        tmp_path: pathlib.Path, pki: pathlib.Path) -> None:
+    """certificates verifies a token with identity's keys, fetched over TLS (JwksSource)."""
+    async with identity_over_tls(tmp_path / "i", pki, admin_client_secret="s3cret") as ip:
+        settings = Settings(data_dir=tmp_path, identity_addr=f"localhost:{ip}",
+                            **server_tls(pki, "certificates"))  # type: ignore[arg-type]  # test settings by keyword
+        server, port = await create_certificates(settings, port=0)
+        await server.start()
+        try:
+            creds = tls.channel_credentials(client_tls(pki, "worker"))
+            async with grpc.aio.secure_channel(f"localhost:{ip}", creds) as ich, \
+                    grpc.aio.secure_channel(f"localhost:{port}", creds) as cch:
+                tokens = await identity_pb2_grpc.IdentityServiceStub(ich).AuthenticatePartner(
+                    identity_pb2.AuthenticatePartnerRequest(client_id="govflow-admin",
+                                                            client_secret="s3cret"), timeout=10)
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await certificates_pb2_grpc.CertificatesServiceStub(cch).GetCertificate(
+                        certificates_pb2.GetCertificateRequest(name="certificates/none"),
+                        metadata=(("authorization", f"Bearer {tokens.tokens.access_token}"),),
+                        timeout=10)
+            # Past authentication (the request's own checks answer): the token was verified
+            # with the keys fetched over TLS.
+            assert err.value.code() in (grpc.StatusCode.INVALID_ARGUMENT,
+                                        grpc.StatusCode.PERMISSION_DENIED,
+                                        grpc.StatusCode.NOT_FOUND), err.value
+        finally:
+            await server.stop(0)
 
 
 def test_half_made_tls_settings_are_refused(pki: pathlib.Path) -> None:
