@@ -1,6 +1,8 @@
 """The bare baselines on Temporal: a workflow that runs N no-op activities (and can park
-to take no-op Updates), and the worker process that runs it with the real worker's
-settings (same sandbox, concurrency and cache)."""
+to take no-op Updates), and the worker process that runs it: a bare worker with the SDK's
+default settings (default client, data converter, sandbox, concurrency and cache), in its
+own process. Issue 25 fixes the instant-approval baseline as this workflow with three
+regular no-op activities (the applicant, the materials, the result)."""
 
 from __future__ import annotations
 
@@ -12,14 +14,13 @@ import signal
 from temporalio import activity, workflow
 
 BARE_TASK_QUEUE = "govflow-bench-bare"
+# The fixed baseline of figures 1 and 2: three regular activity calls.
+BASELINE_ACTIVITIES = 3
 
 
 @dataclasses.dataclass
 class BareInput:
     activities: int
-    # After this many activities the workflow notes workflow.now() (the moment the real
-    # workflow records certificate_issued); 0: never.
-    mark_after: int = 0
     park: bool = False
 
 
@@ -35,15 +36,12 @@ class BareWorkflow:
 
     @workflow.run
     async def run(self, inp: BareInput) -> str:
-        mark = ""
         for i in range(inp.activities):
             await workflow.execute_activity("bench_noop", i,
                                             start_to_close_timeout=dt.timedelta(seconds=30))
-            if i + 1 == inp.mark_after:
-                mark = workflow.now().isoformat()
         if inp.park:
             await workflow.wait_condition(lambda: self.finished)
-        return mark or workflow.now().isoformat()
+        return workflow.now().isoformat()
 
     @workflow.update(name="noop")
     async def noop(self) -> str:
@@ -55,18 +53,15 @@ class BareWorkflow:
 
 
 async def _main() -> None:
+    from temporalio.client import Client
     from temporalio.worker import Worker
 
-    from govflow import temporal_data
     from govflow.settings import Settings
-    from workflows.worker import sandbox_runner
 
     settings = Settings.from_env()
-    client = await temporal_data.connect(settings.temporal_address, settings.temporal_namespace)
+    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
     worker = Worker(client, task_queue=BARE_TASK_QUEUE, workflows=[BareWorkflow],
-                    activities=[bench_noop], workflow_runner=sandbox_runner(client.data_converter),
-                    max_concurrent_activities=settings.worker_max_concurrent_activities,
-                    max_cached_workflows=settings.worker_max_cached_workflows)
+                    activities=[bench_noop])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -4,6 +4,8 @@ derived from the workflow id and the step, so a retry after a crash is harmless.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -29,11 +31,17 @@ from workflows.models import (
     DueAnswer,
     DueRequest,
     Event,
+    FinishRequest,
+    Gathered,
+    GatherRequest,
     IssueRequest,
     PulledCertificate,
     PullRequest,
     StatusChange,
     TaskRecord,
+    assurance_meets,
+    issued_message,
+    released_message,
 )
 
 # Codes that will not get better by retrying: fail the activity for good.
@@ -45,6 +53,8 @@ FINAL_CODES = {
     grpc.StatusCode.ALREADY_EXISTS,
 }
 _ASSURANCE = {1: "account", 2: "real_name", 3: "face"}
+# Events a RecordApplicationEvents call carries at most (the service takes 100).
+MAX_EVENTS_PER_CALL = 100
 # The purpose of the grants the worker makes, and states when it reads under them.
 CONSENT_PURPOSE = "application-processing"
 
@@ -100,7 +110,20 @@ class ApplicationActivities:
         finally:
             log.request_id_var.reset(token)
 
-    @activity.defn(name="verify_applicant")
+    @activity.defn(name="gather")
+    async def gather(self, req: GatherRequest) -> Gathered:
+        """The applicant and the materials in one call: the applicant's identity is read;
+        if it meets the matter's assurance level, every material is pulled (concurrently,
+        each under its own grant)."""
+        applicant = None
+        if req.applicant:
+            applicant = await self.verify_applicant(req.applicant, req.submitted_by)
+            if not assurance_meets(applicant.assurance_level, req.assurance_needed):
+                return Gathered(applicant=applicant, materials={})
+        codes = list(req.pulls)
+        pulled = await asyncio.gather(*[self.pull_certificate(req.pulls[c]) for c in codes])
+        return Gathered(applicant=applicant, materials=dict(zip(codes, pulled, strict=True)))
+
     async def verify_applicant(self, subject: str, submitted_by: str) -> ApplicantFacts:
         """Who applies, and how well the identity of the person behind it is established:
         the submitter, or for a partner's submission the applicant (or, for an
@@ -134,7 +157,6 @@ class ApplicationActivities:
                                                              "account"),
                               birth_date=applicant.person.birth_date)
 
-    @activity.defn(name="pull_certificate")
     async def pull_certificate(self, req: PullRequest) -> PulledCertificate | None:
         """The holder's newest active certificate of an accepted type, verified. The
         applicant's submission is their consent: the worker first grants itself access for
@@ -169,17 +191,35 @@ class ApplicationActivities:
                 failures=[cpb.VerificationFailure.Name(f) for f in ver.failures])
         return not_active
 
-    @activity.defn(name="release_grants")
-    async def release_grants(self, application_id: str) -> int:
-        """Ends every certificate grant made for the application (when it ends); idempotent."""
-        resp = await self._call(self.certificates.ReleaseApplicationGrants,
-                                cpb.ReleaseApplicationGrantsRequest(
-                                    application=f"applications/{application_id}"))
-        return int(resp.released_count)
+    @activity.defn(name="finish")
+    async def finish(self, req: FinishRequest) -> int:
+        """The end of an application: every certificate grant made for it ended (with
+        ``release``; idempotent), then the closing events recorded in one call, the last
+        naming how many grants ended. Returns that number."""
+        return await self._finish(req, [])
+
+    async def _finish(self, req: FinishRequest, before: list[Event]) -> int:
+        released = 0
+        if req.release:
+            resp = await self._call(self.certificates.ReleaseApplicationGrants,
+                                    cpb.ReleaseApplicationGrantsRequest(
+                                        application=f"applications/{req.application_id}"))
+            released = int(resp.released_count)
+        events = [*before, *req.events]
+        if req.released_event is not None:
+            events.append(dataclasses.replace(req.released_event,
+                                              message=released_message(released)))
+        if events:
+            await self._record(events)
+        return released
 
     @activity.defn(name="issue_certificate")
     async def issue_certificate(self, req: IssueRequest) -> str:
-        """Issues the result certificate; the request id makes it happen once."""
+        """Records the pending timeline events, issues the result certificate (the request
+        id makes it happen once), records ``issued_event`` naming it and, when the
+        application ends with it, ends it (``finish``: grants released, closing events)."""
+        if req.events:
+            await self._record(req.events)
         cert = cpb.Certificate(type=req.certificate_type, holder=req.holder, fields=req.fields)
         if req.validity_days:
             until = dt.datetime.now(dt.UTC) + dt.timedelta(days=req.validity_days)
@@ -187,42 +227,31 @@ class ApplicationActivities:
         resp = await self._call(self.certificates.IssueCertificate, cpb.IssueCertificateRequest(
             certificate=cert, request_id=req.request_id,
             application=f"applications/{req.application_id}"))
-        # mypy, next line: an untyped value from generated code or the library
-        return resp.certificate.name  # type: ignore[no-any-return]
+        name: str = resp.certificate.name
+        after = [] if req.issued_event is None else [dataclasses.replace(
+            req.issued_event, message=issued_message(name), result_certificate=name)]
+        if req.finish is not None:
+            await self._finish(req.finish, after)
+        elif after:
+            await self._record(after)
+        return name
 
     @activity.defn(name="record_event")
     async def record_event(self, ev: Event) -> None:
         """Writes one timeline event (and the status it leads to) to the read model."""
-        event = mpb.TimelineEvent(
-            event_id=ev.event_id, kind=ev.kind, message=ev.message, actor=ev.actor,
-            status=mpb.ApplicationStatus.Value(f"APPLICATION_STATUS_{ev.status}") if ev.status else 0)
-        event.time.FromDatetime(dt.datetime.fromisoformat(ev.time))
-        req = mpb.RecordApplicationEventRequest(
-            application=f"applications/{ev.application_id}", event=event,
-            result_certificate=ev.result_certificate, overdue=ev.overdue)
-        if ev.receipt:
-            req.decision_receipt.CopyFrom(mpb.DecisionReceipt(
-                rule_version=ev.receipt["rule_version"],
-                inputs_json=json.dumps(ev.receipt["inputs"], ensure_ascii=False, sort_keys=True),
-                outcome=ev.receipt["outcome"], explanations=ev.receipt["explanations"]))
-        if ev.current_steps is not None:
-            req.current_steps.extend(ev.current_steps or ["-"])
-        if ev.missing_materials is not None:
-            req.missing_materials.extend(ev.missing_materials or ["-"])
-        if ev.result_certificates is not None:
-            req.result_certificates.extend(ev.result_certificates)
-        if ev.reasons:
-            req.reasons.extend(ev.reasons)
-        if ev.interested:
-            req.interested.extend(ev.interested)
-        supplement_due = _ts(ev.supplement_due_time)
-        if supplement_due is not None:
-            req.supplement_due_time.CopyFrom(supplement_due)
-        due = _ts(ev.due_time)
-        if due is not None:
-            req.due_time.CopyFrom(due)
-            req.due_time_provisional = ev.due_provisional
-        await self._call(self.matters.RecordApplicationEvent, req)
+        await self._call(self.matters.RecordApplicationEvent, _event_request(ev))
+
+    @activity.defn(name="record_events")
+    async def record_events(self, events: list[Event]) -> None:
+        """Writes timeline events, in order, in one call (idempotent by event id)."""
+        await self._record(events)
+
+    async def _record(self, events: list[Event]) -> None:
+        for i in range(0, len(events), MAX_EVENTS_PER_CALL):
+            await self._call(self.matters.RecordApplicationEvents,
+                             mpb.RecordApplicationEventsRequest(
+                                 events=[_event_request(e)
+                                         for e in events[i:i + MAX_EVENTS_PER_CALL]]))
 
     @activity.defn(name="upsert_task")
     async def upsert_task(self, t: TaskRecord) -> None:
@@ -263,6 +292,39 @@ class ApplicationActivities:
         await self._call(method, request_type(name=change.certificate, reason=change.reason))
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.verify_applicant, self.pull_certificate, self.issue_certificate,
-                self.record_event, self.upsert_task, self.change_certificate_status,
-                self.release_grants, self.due_times]
+        return [self.gather, self.issue_certificate, self.record_event, self.record_events,
+                self.upsert_task, self.change_certificate_status, self.finish, self.due_times]
+
+
+def _event_request(ev: Event) -> mpb.RecordApplicationEventRequest:
+    """The request that records ``ev`` (and the status it leads to)."""
+    event = mpb.TimelineEvent(
+        event_id=ev.event_id, kind=ev.kind, message=ev.message, actor=ev.actor,
+        status=mpb.ApplicationStatus.Value(f"APPLICATION_STATUS_{ev.status}") if ev.status else 0)
+    event.time.FromDatetime(dt.datetime.fromisoformat(ev.time))
+    req = mpb.RecordApplicationEventRequest(
+        application=f"applications/{ev.application_id}", event=event,
+        result_certificate=ev.result_certificate, overdue=ev.overdue)
+    if ev.receipt:
+        req.decision_receipt.CopyFrom(mpb.DecisionReceipt(
+            rule_version=ev.receipt["rule_version"],
+            inputs_json=json.dumps(ev.receipt["inputs"], ensure_ascii=False, sort_keys=True),
+            outcome=ev.receipt["outcome"], explanations=ev.receipt["explanations"]))
+    if ev.current_steps is not None:
+        req.current_steps.extend(ev.current_steps or ["-"])
+    if ev.missing_materials is not None:
+        req.missing_materials.extend(ev.missing_materials or ["-"])
+    if ev.result_certificates is not None:
+        req.result_certificates.extend(ev.result_certificates)
+    if ev.reasons:
+        req.reasons.extend(ev.reasons)
+    if ev.interested:
+        req.interested.extend(ev.interested)
+    supplement_due = _ts(ev.supplement_due_time)
+    if supplement_due is not None:
+        req.supplement_due_time.CopyFrom(supplement_due)
+    due = _ts(ev.due_time)
+    if due is not None:
+        req.due_time.CopyFrom(due)
+        req.due_time_provisional = ev.due_provisional
+    return req

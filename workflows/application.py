@@ -49,6 +49,9 @@ with workflow.unsafe.imports_passed_through():
         DueQuery,
         DueRequest,
         Event,
+        FinishRequest,
+        Gathered,
+        GatherRequest,
         IssueRequest,
         MaterialSpec,
         OfficerAction,
@@ -57,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         StatusChange,
         StepSpec,
         TaskRecord,
+        assurance_meets,
         workflow_id,
     )
     from workflows.officer_checks import officer_may_act
@@ -69,7 +73,6 @@ AGENCY_KEY = SearchAttributeKey.for_keyword(SA_AGENCY)
 APPLICANT_KEY = SearchAttributeKey.for_keyword(SA_APPLICANT)
 PROVISIONAL_KEY = SearchAttributeKey.for_bool(SA_DUE_PROVISIONAL)
 
-ASSURANCE_ORDER = {"account": 1, "real_name": 2, "face": 3}
 DECIDED = {"APPROVED", "COMPLETED", "REJECTED", "WITHDRAWN", "REVOKED", "FAILED"}
 OPEN_TASK = ("OPEN", "CLAIMED")
 # Officer Updates (claim, decide, reassign) answer as soon as the workflow's state has
@@ -115,6 +118,15 @@ class ApplicationWorkflow:
         # on it so the caller reads back what it caused.
         self.recorded_status = "SUBMITTED"
         self.seq = 0
+        # Timeline events made and not yet recorded: they travel with the next call the
+        # path makes (gather, issue, finish) or are recorded in one call before any wait.
+        self.pending: list[Event] = []
+        # True once the application's end (grants released, closing events) went with
+        # the result certificate's issue.
+        self.closed = False
+        # The status the GovflowStatus search attribute and the memo show: set before
+        # every wait and at the end (not at every event).
+        self.published_status = "SUBMITTED"
         self.tasks: dict[str, TaskRecord] = {}
         self.result_certificate = ""
         # The application's time limits now running, by purpose: "application" (the
@@ -165,13 +177,19 @@ class ApplicationWorkflow:
             await self.drain_background()
         except ActivityError as err:
             result = await self.failed(err)
-        if not inp.matter.bundle:
+        if self.closed:
+            await self.flush()  # grants released with the issue; anything since recorded
+        else:
             # The applicant's consent was for this application only: it ends with it.
-            released: int = await workflow.execute_activity(
-                "release_grants", inp.application_id, result_type=int,
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
-            await self.event("consent_released", f"{released} certificate access grant(s) "
-                             "made for this application ended")
+            # The closing events are recorded after the grants are released, in one call.
+            release = not inp.matter.bundle
+            released_event = self.new_event("consent_released", "") if release else None
+            events = self.take_events()
+            await self.main_activity("finish", FinishRequest(
+                application_id=inp.application_id, release=release, events=events,
+                released_event=released_event), result_type=int)
+            self.recorded(events)
+            self.publish_status()
         # An Update may still be writing its answer: let it finish first.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
@@ -182,8 +200,9 @@ class ApplicationWorkflow:
         await self.event("verification_started", "Checking the applicant's identity"
                          + self.provisional_note(due), status="VERIFYING",
                          due_time=due.due.isoformat(), due_provisional=due.provisional)
-        applicant = await self.verify_applicant()
-        materials = await self.gather_materials()
+        got = await self.gather(m.materials, with_applicant=True)
+        applicant = await self.verify_applicant(got)
+        materials = await self.gather_materials(got.materials)
         facts = self.facts(applicant, materials)
         if m.instant_approval and await self.instant_decision(facts):
             result = await self.approve(facts)
@@ -206,12 +225,30 @@ class ApplicationWorkflow:
             await self.check_pledges(result)
         return result
 
-    async def verify_applicant(self) -> ApplicantFacts:
-        applicant: ApplicantFacts = await self.activity(
-            "verify_applicant", self.inp.applicant, self.inp.submitted_by, result_type=ApplicantFacts)
+    async def gather(self, materials: list[MaterialSpec], *,
+                     with_applicant: bool = False) -> Gathered:
+        """One call for the applicant (``with_applicant``) and the materials that come from
+        e-certificates."""
+        req = GatherRequest(
+            application_id=self.inp.application_id,
+            pulls={mat.code: PullRequest(
+                application_id=self.inp.application_id, holder=self.inp.applicant,
+                certificate_types=mat.certificate_types,
+                purpose=f"{self.inp.matter.rule_version} material {mat.code}")
+                for mat in materials if mat.certificate_types},
+            applicant=self.inp.applicant if with_applicant else "",
+            submitted_by=self.inp.submitted_by,
+            assurance_needed=self.inp.matter.assurance_level)
+        got: Gathered = await self.main_activity("gather", req, result_type=Gathered,
+                                                 withdrawable=True)
+        return got
+
+    async def verify_applicant(self, got: Gathered) -> ApplicantFacts:
+        applicant = got.applicant
+        assert applicant is not None
         self.interested = list(applicant.interested)
         need = self.inp.matter.assurance_level
-        if ASSURANCE_ORDER.get(applicant.assurance_level, 0) < ASSURANCE_ORDER.get(need, 0):
+        if not assurance_meets(applicant.assurance_level, need):
             raise Refused([f"identity assurance {applicant.assurance_level} is below the "
                            f"{need} this matter needs"])
         await self.event("applicant_verified",
@@ -219,13 +256,14 @@ class ApplicationWorkflow:
                          interested=self.interested or None)
         return applicant
 
-    async def gather_materials(self) -> dict[str, PulledCertificate | None]:
-        """Pulls each material from e-certificates; pledges and uploads fill the gaps."""
+    async def gather_materials(self, pulled: dict[str, PulledCertificate | None]
+                               ) -> dict[str, PulledCertificate | None]:
+        """Takes each material pulled from e-certificates; pledges and uploads fill the gaps."""
         found: dict[str, PulledCertificate | None] = {}
         uploads_needed: list[str] = []
         refused: list[str] = []
         for mat in self.inp.matter.materials:
-            cert = await self.pull(mat)
+            cert = await self.judge(mat, pulled.get(mat.code))
             found[mat.code] = cert
             if cert is not None:
                 continue
@@ -246,15 +284,16 @@ class ApplicationWorkflow:
             found.update(await self.pull_again(supplied))
         return found
 
-    async def pull(self, mat: MaterialSpec) -> PulledCertificate | None:
-        if not mat.certificate_types:
-            return None
-        cert: PulledCertificate | None = await self.activity(
-            "pull_certificate",
-            PullRequest(application_id=self.inp.application_id, holder=self.inp.applicant,
-                        certificate_types=mat.certificate_types,
-                        purpose=f"{self.inp.matter.rule_version} material {mat.code}"),
-            result_type=PulledCertificate | None)
+    async def pull(self, materials: list[MaterialSpec]) -> dict[str, PulledCertificate | None]:
+        """Pulls ``materials`` again (one call) and judges each: the usable ones by code."""
+        got = await self.gather(materials)
+        return {mat.code: await self.judge(mat, got.materials.get(mat.code))
+                for mat in materials}
+
+    async def judge(self, mat: MaterialSpec, cert: PulledCertificate | None
+                    ) -> PulledCertificate | None:
+        """A pulled material in the timeline: the certificate if it is usable, else None
+        (and why, in material_problems)."""
         if cert is not None and cert.valid:
             self.material_problems.pop(mat.code, None)
             await self.event("material_verified",
@@ -273,16 +312,16 @@ class ApplicationWorkflow:
         return None
 
     async def pull_again(self, supplied: ApplicantAction) -> dict[str, PulledCertificate | None]:
-        out: dict[str, PulledCertificate | None] = {}
         by_code = {m.code: m for m in self.inp.matter.materials}
+        again: list[MaterialSpec] = []
         for item in supplied.materials:
             if item.upload_uri:
                 self.uploads[item.code] = item.upload_uri
                 await self.event("material_uploaded", f"{item.code}: upload {item.upload_uri} "
                                  f"(sha256 {item.upload_sha256 or 'not given'})")
             elif item.code in by_code:
-                out[item.code] = await self.pull(by_code[item.code])
-        return out
+                again.append(by_code[item.code])
+        return await self.pull(again) if again else {}
 
     def facts(self, applicant: ApplicantFacts,
               materials: dict[str, PulledCertificate | None]) -> dict[str, Any]:
@@ -316,17 +355,26 @@ class ApplicationWorkflow:
         m = self.inp.matter
         if self.status != "APPROVED":
             await self.event("approved", "Application approved", status="APPROVED")
-        name: str = await self.activity(
-            "issue_certificate",
-            IssueRequest(application_id=self.inp.application_id,
-                         request_id=f"{workflow.info().workflow_id}/result",
-                         certificate_type=m.result_certificate_type, holder=self.inp.applicant,
-                         fields=rules.render_fields(m.result_fields, facts),
-                         validity_days=m.result_validity_days),
-            result_type=str)
+        events = self.take_events()
+        # The activity names the certificate in this event once it is issued.
+        issued = self.new_event("certificate_issued", "", status="COMPLETED", current_steps=[])
+        # Unless pledges are still to be checked, the application ends here: its grants
+        # are released and its closing events recorded in the same call.
+        closing = not self.pledged
+        req = IssueRequest(application_id=self.inp.application_id,
+                           request_id=f"{workflow.info().workflow_id}/result",
+                           certificate_type=m.result_certificate_type, holder=self.inp.applicant,
+                           fields=rules.render_fields(m.result_fields, facts),
+                           validity_days=m.result_validity_days, events=events,
+                           issued_event=issued, finish=FinishRequest(
+                               application_id=self.inp.application_id, release=True,
+                               released_event=self.new_event("consent_released", ""))
+                           if closing else None)
+        name: str = await self.main_activity("issue_certificate", req, result_type=str,
+                                             withdrawable=True)
+        self.recorded([*events, issued])
+        self.closed = closing
         self.result_certificate = name
-        await self.event("certificate_issued", f"Result certificate {name} issued to the wallet",
-                         status="COMPLETED", result_certificate=name, current_steps=[])
         return ApplicationResult(status="COMPLETED", result_certificate=name)
 
     async def check_pledges(self, result: ApplicationResult) -> None:
@@ -338,15 +386,16 @@ class ApplicationWorkflow:
                          f"{clock.due.isoformat()}" + self.provisional_note(clock))
         await self.wait_until(lambda: False, lambda: clock.due)
         self.stop_clock("pledge")
-        missing = [mat for mat in self.pledged if await self.pull(mat) is None]
+        held = await self.pull(self.pledged)
+        missing = [mat for mat in self.pledged if held[mat.code] is None]
         if not missing:
             await self.event("pledge_verified", "Every pledged material is now held")
             return
         target = "REVOKED" if m.pledge_failure == "revoke" else "SUSPENDED"
         reason = "pledge not kept: " + ", ".join(mat.display_name for mat in missing)
-        await self.activity("change_certificate_status",
-                            StatusChange(certificate=result.result_certificate, status=target,
-                                         reason=reason))
+        await self.main_activity("change_certificate_status",
+                                 StatusChange(certificate=result.result_certificate,
+                                              status=target, reason=reason), withdrawable=True)
         result.status = "REVOKED"
         result.reasons = [reason]
         await self.event("pledge_check_failed", f"{reason}; {result.result_certificate} "
@@ -809,6 +858,7 @@ class ApplicationWorkflow:
                              due_time=promised.due.isoformat() if promised else "",
                              due_provisional=bool(promised and promised.provisional),
                              supplement_due_time=supplement.due.isoformat() if supplement else "")
+            await self.flush()  # the path is waiting: nothing else would record it now
         finally:
             self.recomputing = False
 
@@ -817,8 +867,10 @@ class ApplicationWorkflow:
             raise Withdrawn()
 
     async def wait(self, cond: Callable[[], bool], timeout: dt.timedelta | None = None) -> bool:
-        """Waits for ``cond``; False on timeout; raises Withdrawn when the applicant withdraws."""
+        """Waits for ``cond``; False on timeout; raises Withdrawn when the applicant withdraws.
+        What the path has to record is recorded first."""
         self.check_withdrawn()
+        await self.flush()
         if timeout is not None and timeout <= dt.timedelta(0):
             return cond()
         try:
@@ -829,12 +881,6 @@ class ApplicationWorkflow:
         self.check_withdrawn()
         return True
 
-    async def activity(self, name: str, *args: Any, result_type: Any = None) -> Any:
-        result = await workflow.execute_activity(
-            name, args=list(args), result_type=result_type,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
-        self.check_withdrawn()
-        return result
 
     async def officer_writes(self, task: TaskRecord, kind: str, message: str, *,
                              actor: str) -> None:
@@ -869,23 +915,62 @@ class ApplicationWorkflow:
             await self.background.pop(0)
 
     async def write_task(self, task: TaskRecord) -> None:
-        await self.read_model_write("upsert_task", task)
+        await self.main_activity("upsert_task", task)
 
-    async def read_model_write(self, name: str, arg: Any) -> None:
-        """Read-model writes are short and idempotent: local activities (no activity task
-        round trip through the server). Update handlers keep regular activities: an Update is durably accepted only when
-        its workflow task completes, which a pending local activity would hold back, so a
-        worker crash then would lose an officer's decision instead of retrying its write.
-        The first write after an officer Update that answered first is regular too (see
-        update_answered)."""
+    async def main_activity(self, name: str, arg: Any, *, result_type: Any = None,
+                            withdrawable: bool = False) -> Any:
+        """Every call of the path is short and idempotent (reads, grants and writes keyed by
+        the application, a certificate issued once by its request id, timeline events by
+        their sequence id): local activities, so an instant approval runs in one workflow
+        task with no activity task round trip through the server, and a worker that dies
+        mid-way has the next one repeat them harmlessly. Update handlers keep regular
+        activities: an Update is durably accepted only when its workflow task completes,
+        which a pending local activity would hold back, so a worker crash then would lose
+        an officer's decision instead of retrying its write. The first call after an
+        officer Update that answered first is regular too (see update_answered). With
+        ``withdrawable``, a withdrawal that came meanwhile stops the path here."""
         local = not self.update_answered
         self.update_answered = False
         if local and workflow.current_update_info() is None:
-            await workflow.execute_local_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                                                  retry_policy=RETRY)
+            result = await workflow.execute_local_activity(
+                name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RETRY)
         else:
-            await workflow.execute_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                                            retry_policy=RETRY)
+            result = await workflow.execute_activity(
+                name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RETRY)
+        if withdrawable:
+            self.check_withdrawn()
+        return result
+
+    def take_events(self) -> list[Event]:
+        """The pending timeline events, handed to the call that records them."""
+        events, self.pending = self.pending, []
+        return events
+
+    def recorded(self, events: list[Event]) -> None:
+        """``events`` are in the read model: Updates may read back the status they lead to."""
+        for ev in events:
+            if ev.status:
+                self.recorded_status = ev.status
+
+    def publish_status(self) -> None:
+        """The status on the search attribute and memo (operators filter by it), when it
+        has moved since they were last set."""
+        if self.status != self.published_status:
+            self.published_status = self.status
+            workflow.upsert_search_attributes([STATUS_KEY.value_set(self.status)])
+            workflow.upsert_memo({"status": self.status})
+
+    async def flush(self) -> None:
+        """Records the pending timeline events in one call and publishes the status: before
+        every wait, so what an applicant or officer reads is never behind a waiting
+        workflow."""
+        events = self.take_events()
+        if events:
+            await self.main_activity("record_events", events)
+            self.recorded(events)
+        self.publish_status()
 
     async def event(self, kind: str, message: str, *, status: str = "", actor: str = "system",
                     receipt: dict[str, Any] | None = None, result_certificate: str = "",
@@ -895,7 +980,8 @@ class ApplicationWorkflow:
                     result_certificates: list[str] | None = None,
                     due_provisional: bool = False, reasons: list[str] | None = None,
                     interested: list[str] | None = None) -> None:
-        """Records a timeline event in the read model (idempotent by its sequence id)."""
+        """A timeline event: recorded with the next call the path makes, or before the
+        next wait (flush), in order and idempotent by its sequence id."""
         ev = self.new_event(kind, message, status=status, actor=actor, receipt=receipt,
                             result_certificate=result_certificate, current_steps=current_steps,
                             due_time=due_time, overdue=overdue,
@@ -904,9 +990,7 @@ class ApplicationWorkflow:
                             result_certificates=result_certificates,
                             due_provisional=due_provisional, reasons=reasons,
                             interested=interested)
-        await self.read_model_write("record_event", ev)
-        if status:
-            self.recorded_status = status
+        self.pending.append(ev)
 
     def new_event(self, kind: str, message: str, *, status: str = "", actor: str = "system",
                   receipt: dict[str, Any] | None = None, result_certificate: str = "",
@@ -920,8 +1004,6 @@ class ApplicationWorkflow:
         self.seq += 1
         if status:
             self.status = status
-            workflow.upsert_search_attributes([STATUS_KEY.value_set(status)])
-            workflow.upsert_memo({"status": status})
         ev = Event(application_id=self.inp.application_id, event_id=f"{self.seq:04d}-{kind}",
                    kind=kind, message=message, time=workflow.now().isoformat(), status=status,
                    actor=actor, receipt=receipt, result_certificate=result_certificate,

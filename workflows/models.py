@@ -189,6 +189,16 @@ class DueAnswer:
     missing_years: list[int] = dataclasses.field(default_factory=list)
 
 
+# Identity assurance levels, weakest first.
+ASSURANCE_ORDER = {"account": 1, "real_name": 2, "face": 3}
+
+
+def assurance_meets(level: str, needed: str) -> bool:
+    """Whether an identity established at ``level`` is enough for ``needed`` ("" or an
+    unknown level needs nothing)."""
+    return ASSURANCE_ORDER.get(level, 0) >= ASSURANCE_ORDER.get(needed, 0)
+
+
 @dataclasses.dataclass
 class ApplicantFacts:
     subject: str
@@ -224,6 +234,28 @@ class PullRequest:
 
 
 @dataclasses.dataclass
+class GatherRequest:
+    """What the gather activity collects in one call: the applicant's identity (when
+    ``applicant`` is set) and then, if it meets ``assurance_needed``, a pull of each
+    material in ``pulls`` (by material code)."""
+
+    application_id: str
+    pulls: dict[str, PullRequest]
+    applicant: str = ""
+    submitted_by: str = ""
+    assurance_needed: str = ""
+
+
+@dataclasses.dataclass
+class Gathered:
+    # None when no applicant was asked for.
+    applicant: ApplicantFacts | None
+    # By material code; None: no certificate held (or the applicant's identity fell
+    # short of the matter's assurance level, and nothing was pulled).
+    materials: dict[str, PulledCertificate | None]
+
+
+@dataclasses.dataclass
 class IssueRequest:
     application_id: str
     request_id: str
@@ -231,6 +263,32 @@ class IssueRequest:
     holder: str
     fields: dict[str, str]
     validity_days: int = 0
+    # Timeline events recorded before the certificate is issued.
+    events: list[Event] = dataclasses.field(default_factory=list)
+    # Recorded once it is issued, naming the certificate (issued_message).
+    issued_event: Event | None = None
+    # When the application ends with the issue: its end (FinishRequest) in the same call.
+    finish: FinishRequest | None = None
+
+
+def issued_message(certificate: str) -> str:
+    return f"Result certificate {certificate} issued to the wallet"
+
+
+def released_message(released: int) -> str:
+    return f"{released} certificate access grant(s) made for this application ended"
+
+
+@dataclasses.dataclass
+class FinishRequest:
+    """The end of an application: its certificate grants released (``release``), then
+    ``events`` recorded with, last, ``released_event`` when given (its message names how
+    many grants ended)."""
+
+    application_id: str
+    release: bool
+    events: list[Event] = dataclasses.field(default_factory=list)
+    released_event: Event | None = None
 
 
 @dataclasses.dataclass

@@ -27,6 +27,7 @@ SERVICES: dict[str, descriptor.ServiceDescriptor] = {
 # cannot even reach that check.
 WORKER_ONLY = frozenset({
     "/govflow.matters.v1.MattersService/RecordApplicationEvent",
+    "/govflow.matters.v1.MattersService/RecordApplicationEvents",
     "/govflow.matters.v1.MattersService/UpsertTask",
     "/govflow.certificates.v1.CertificatesService/ReleaseApplicationGrants",
 })

@@ -256,39 +256,16 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
 
     async def RecordApplicationEvent(self, request: pb.RecordApplicationEventRequest, context: object) -> pb.RecordApplicationEventResponse:
         auth.principal().require_scope(auth.SCOPE_APP_RECORD)
-        e = request.event
-        if not request.application.startswith("applications/") or not e.event_id:
-            raise InvalidArgument(fields={"application": "required", "event.event_id": "required"})
-        ev = Progress(
-            event_id=e.event_id, kind=e.kind, message=e.message,
-            time=e.time.ToDatetime(tzinfo=dt.UTC), actor=e.actor or "system",
-            status=pb.ApplicationStatus.Name(e.status).removeprefix("APPLICATION_STATUS_")
-            if e.status else "",
-            result_certificate=request.result_certificate or None,
-            overdue=request.overdue,
-            due_time=request.due_time.ToDatetime(tzinfo=dt.UTC)
-            if request.HasField("due_time") else None,
-            due_provisional=request.due_time_provisional,
-            reasons=json.dumps(list(request.reasons), ensure_ascii=False)
-            if request.reasons else None,
-            interested="," + ",".join(request.interested) + ","
-            if request.interested else None,
-            current_steps=",".join(request.current_steps) if request.current_steps else None,
-            missing_materials=",".join(request.missing_materials)
-            if request.missing_materials else None,
-            result_certificates=",".join(request.result_certificates)
-            if request.result_certificates else None,
-            supplement_due_time=request.supplement_due_time.ToDatetime(tzinfo=dt.UTC)
-            if request.HasField("supplement_due_time") else None,
-            receipt_json=json.dumps({
-                "rule_version": request.decision_receipt.rule_version,
-                "inputs_json": request.decision_receipt.inputs_json,
-                "outcome": request.decision_receipt.outcome,
-                "explanations": list(request.decision_receipt.explanations),
-            }) if request.HasField("decision_receipt") else None)
-        await read_model.record_event(
-            self.db, request.application.removeprefix("applications/"), ev)
+        await read_model.record_event(self.db, *_progress(request))
         return pb.RecordApplicationEventResponse()
+
+    async def RecordApplicationEvents(self, request: pb.RecordApplicationEventsRequest, context: object) -> pb.RecordApplicationEventsResponse:
+        auth.principal().require_scope(auth.SCOPE_APP_RECORD)
+        if not 1 <= len(request.events) <= MAX_EVENTS_PER_BATCH:
+            raise InvalidArgument(fields={"events": f"1 to {MAX_EVENTS_PER_BATCH} events"})
+        events = [_progress(r, f"events[{i}].") for i, r in enumerate(request.events)]
+        await read_model.record_events(self.db, events)
+        return pb.RecordApplicationEventsResponse()
 
     async def UpsertTask(self, request: pb.UpsertTaskRequest, context: object) -> pb.UpsertTaskResponse:
         auth.principal().require_scope(auth.SCOPE_APP_RECORD)
@@ -311,3 +288,44 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
 
 
 __all__ = ["PUBLIC_METHODS", "MattersApi", "build_task", "get_application_response"]
+
+
+# The most events one RecordApplicationEvents call records.
+MAX_EVENTS_PER_BATCH = 100
+
+
+def _progress(request: pb.RecordApplicationEventRequest, prefix: str = "") -> tuple[str, Progress]:
+    """The application id and the Progress a RecordApplicationEventRequest carries (field
+    names in errors start with ``prefix``)."""
+    e = request.event
+    if not request.application.startswith("applications/") or not e.event_id:
+        raise InvalidArgument(fields={f"{prefix}application": "required",
+                                      f"{prefix}event.event_id": "required"})
+    ev = Progress(
+        event_id=e.event_id, kind=e.kind, message=e.message,
+        time=e.time.ToDatetime(tzinfo=dt.UTC), actor=e.actor or "system",
+        status=pb.ApplicationStatus.Name(e.status).removeprefix("APPLICATION_STATUS_")
+        if e.status else "",
+        result_certificate=request.result_certificate or None,
+        overdue=request.overdue,
+        due_time=request.due_time.ToDatetime(tzinfo=dt.UTC)
+        if request.HasField("due_time") else None,
+        due_provisional=request.due_time_provisional,
+        reasons=json.dumps(list(request.reasons), ensure_ascii=False)
+        if request.reasons else None,
+        interested="," + ",".join(request.interested) + ","
+        if request.interested else None,
+        current_steps=",".join(request.current_steps) if request.current_steps else None,
+        missing_materials=",".join(request.missing_materials)
+        if request.missing_materials else None,
+        result_certificates=",".join(request.result_certificates)
+        if request.result_certificates else None,
+        supplement_due_time=request.supplement_due_time.ToDatetime(tzinfo=dt.UTC)
+        if request.HasField("supplement_due_time") else None,
+        receipt_json=json.dumps({
+            "rule_version": request.decision_receipt.rule_version,
+            "inputs_json": request.decision_receipt.inputs_json,
+            "outcome": request.decision_receipt.outcome,
+            "explanations": list(request.decision_receipt.explanations),
+        }) if request.HasField("decision_receipt") else None)
+    return request.application.removeprefix("applications/"), ev

@@ -3,6 +3,7 @@ called by its idempotent activities — and GetStatistics, the figures read from
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from govflow import auth
@@ -19,6 +20,17 @@ async def record_event(db: Database, app_id: str, ev: Progress) -> None:
     event changes nothing; see store.applications.record_event)."""
     # A Core transaction (Database.write): the write is Core statements only.
     await db.write(lambda conn: applications.record_event(conn, app_id, ev))
+
+
+async def record_events(db: Database, events: list[tuple[str, Progress]]) -> None:
+    """Several events (application id, event) in one transaction, in order: each as
+    record_event would write it."""
+
+    def write(conn: Connection) -> None:
+        for app_id, ev in events:
+            applications.record_event(conn, app_id, ev)
+
+    await db.write(write)
 
 
 async def upsert_task(db: Database, task: Task) -> Task:

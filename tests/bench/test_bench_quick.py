@@ -38,9 +38,13 @@ def test_quick_bench_writes_every_figure(tmp_path: pathlib.Path) -> None:
     for name in ("throughput",):
         assert _number(f[name]["govflow"]["median"]) and _number(f[name]["baseline"]["median"])
         assert _number(f[name]["ratio"]) and f[name]["activities"] > 0
+    # The fixed baseline (issue 25): three regular no-op activities; the same-count bare
+    # workflow only as a secondary line.
+    assert f["throughput"]["baseline_activities"] == 3
+    assert _number(f["throughput"]["same_count"]["ratio"])
     for side in ("govflow", "baseline"):
         for q in ("p50", "p95", "p99"):
-            assert _number(f["latency"]["to_certificate_issued"][side][q])
+            assert _number(f["latency"]["to_workflow_completed"][side][q])
             assert _number(f["decision"][side][q])
     assert _number(f["latency"]["ratio_p50"]) and _number(f["decision"]["ratio_p50"])
     assert _number(f["reads"]["baseline"]["median"])

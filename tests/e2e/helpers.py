@@ -7,8 +7,10 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 
+from google.protobuf import timestamp_pb2
 from temporalio.testing import TimeSkipper
 
+from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.matters.v1 import matters_pb2 as mpb
 from govflow_cli.demo_data import DEMO_PASSWORD, AddedPerson, add_senior, person
 from tests.stack import Stack
@@ -103,3 +105,14 @@ async def fast_forward(stack: Stack, name: str, duration: dt.timedelta) -> None:
     """Moves one application's workflow clock forward (per-workflow time skipping)."""
     handle = stack.client.get_workflow_handle("application-" + name.removeprefix("applications/"))
     await TimeSkipper(stack.client).fast_forward(handle, duration)
+
+
+async def delegate(stack: Stack, md: Md, grantor: str, partner: str, matters: list[str],
+                   hours: float = 1) -> ipb.Delegation:
+    """``grantor`` (logged in as ``md``) lets ``partner`` act for it in ``matters``."""
+    until = timestamp_pb2.Timestamp()
+    until.FromDatetime(dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours))
+    made = await stack.identity.CreateDelegation(ipb.CreateDelegationRequest(
+        parent=grantor, delegation=ipb.Delegation(delegate=partner, matters=matters,
+                                                 expire_time=until)), metadata=md)
+    return made.delegation

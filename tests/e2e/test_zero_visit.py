@@ -14,7 +14,7 @@ from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.errors import error_info, field_violations
 from govflow.matters.v1 import matters_pb2 as mpb
 from govflow_cli.demo_data import DEMO_PASSWORD, person
-from tests.e2e.helpers import new_senior, wait_for
+from tests.e2e.helpers import delegate, new_senior, wait_for
 from tests.stack import Stack
 from workflows.rules import age_on
 
@@ -174,6 +174,7 @@ async def test_a_second_card_is_refused_while_the_first_stands(stack: Stack) -> 
         metadata=await stack.service_md())
     tokens = await stack.identity.AuthenticatePartner(ipb.AuthenticatePartnerRequest(
         client_id=client_id, client_secret=made.client_secret))
+    await delegate(stack, md, senior.name, f"partners/{client_id}", [SENIOR_CARD])
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
             matter=SENIOR_CARD, applicant=senior.name, request_id=uuid.uuid4().hex),
@@ -326,6 +327,7 @@ async def test_partner_submits_on_behalf_with_its_scope(stack: Stack) -> None:
     partner = (("authorization", f"Bearer {tokens.tokens.access_token}"),)
     senior, owner = await new_senior(stack)
     holder = senior.name
+    await delegate(stack, owner, holder, f"partners/{client_id}", ["matters/senior-citizen-card"])
 
     with pytest.raises(grpc.aio.AioRpcError) as err:  # on behalf of whom?
         await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
@@ -339,13 +341,12 @@ async def test_partner_submits_on_behalf_with_its_scope(stack: Stack) -> None:
     assert app.status == mpb.APPLICATION_STATUS_COMPLETED, [e.message for e in app.timeline]
     assert app.applicant == holder
 
-    # An applicant that does not exist: the workflow ends FAILED with the reason.
-    ghost = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
-        matter="matters/senior-citizen-card", applicant="persons/nobody",
-        request_id=uuid.uuid4().hex), metadata=partner)
-    failed = await wait_done(stack, ghost.application.name, partner)
-    assert failed.status == mpb.APPLICATION_STATUS_FAILED
-    assert "verify_applicant" in next(e.message for e in failed.timeline if e.kind == "failed")
+    # An applicant that does not exist granted no delegation: refused, nothing written.
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+            matter="matters/senior-citizen-card", applicant="persons/nobody",
+            request_id=uuid.uuid4().hex), metadata=partner)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
     # A partner without the scope may not submit.
     other = f"bank-{uuid.uuid4().hex[:6]}"

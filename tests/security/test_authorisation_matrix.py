@@ -140,6 +140,7 @@ MATRIX = {
     "RateApplication(not ended)":   "U   F   N   N   N   N   N   N   N   N   N   N",
     "GetStatistics":                "U   P   P   O   O   O   O   O   O   P   O   O",
     "RecordApplicationEvent":       "U   P   P   P   P   P   P   P   P   P   O   O",
+    "RecordApplicationEvents":      "U   P   P   P   P   P   P   P   P   P   O   O",
     "UpsertTask":                   "U   P   P   P   P   P   P   P   P   P   O   O",
 }
 
@@ -409,6 +410,12 @@ async def _calls(stack: Stack, w: World) -> dict[str, Call]:
                 event_id=f"8000-matrix-{uuid.uuid4().hex[:6]}", kind="note", message="matrix",
                 time=_ts(1767225600))), metadata=md)
 
+    async def record_batch(md: Md | None, who: str) -> object:
+        return await m.RecordApplicationEvents(mpb.RecordApplicationEventsRequest(events=[
+            mpb.RecordApplicationEventRequest(application=app, event=mpb.TimelineEvent(
+                event_id=f"8000-matrix-{uuid.uuid4().hex[:6]}", kind="note", message="matrix",
+                time=_ts(1767225600)))]), metadata=md)
+
     async def upsert(md: Md | None, who: str) -> object:
         return await m.UpsertTask(mpb.UpsertTaskRequest(task=mpb.Task(
             name=f"tasks/sec-{uuid.uuid4().hex[:8]}", application="applications/none",
@@ -545,6 +552,7 @@ async def _calls(stack: Stack, w: World) -> dict[str, Call]:
             name=app, score=5), metadata=md),
         "GetStatistics": lambda md, _: m.GetStatistics(mpb.GetStatisticsRequest(), metadata=md),
         "RecordApplicationEvent": record,
+        "RecordApplicationEvents": record_batch,
         "UpsertTask": upsert,
     }
 

@@ -69,39 +69,43 @@ DECISION_REJECT: Decision
 DECISION_REQUEST_SUPPLEMENT: Decision
 
 class Material(_message.Message):
-    __slots__ = ("code", "display_name", "certificate_types", "required", "upload_allowed", "pledge_allowed")
+    __slots__ = ("code", "display_name", "certificate_types", "required", "upload_allowed", "pledge_allowed", "display_name_en")
     CODE_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_TYPES_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_ALLOWED_FIELD_NUMBER: _ClassVar[int]
     PLEDGE_ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_EN_FIELD_NUMBER: _ClassVar[int]
     code: str
     display_name: str
     certificate_types: _containers.RepeatedScalarFieldContainer[str]
     required: bool
     upload_allowed: bool
     pledge_allowed: bool
-    def __init__(self, code: _Optional[str] = ..., display_name: _Optional[str] = ..., certificate_types: _Optional[_Iterable[str]] = ..., required: _Optional[bool] = ..., upload_allowed: _Optional[bool] = ..., pledge_allowed: _Optional[bool] = ...) -> None: ...
+    display_name_en: str
+    def __init__(self, code: _Optional[str] = ..., display_name: _Optional[str] = ..., certificate_types: _Optional[_Iterable[str]] = ..., required: _Optional[bool] = ..., upload_allowed: _Optional[bool] = ..., pledge_allowed: _Optional[bool] = ..., display_name_en: _Optional[str] = ...) -> None: ...
 
 class Step(_message.Message):
-    __slots__ = ("code", "display_name", "role", "agencies", "quorum", "time_limit_days")
+    __slots__ = ("code", "display_name", "role", "agencies", "quorum", "time_limit_days", "display_name_en")
     CODE_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     AGENCIES_FIELD_NUMBER: _ClassVar[int]
     QUORUM_FIELD_NUMBER: _ClassVar[int]
     TIME_LIMIT_DAYS_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_EN_FIELD_NUMBER: _ClassVar[int]
     code: str
     display_name: str
     role: str
     agencies: _containers.RepeatedScalarFieldContainer[str]
     quorum: str
     time_limit_days: int
-    def __init__(self, code: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[str] = ..., agencies: _Optional[_Iterable[str]] = ..., quorum: _Optional[str] = ..., time_limit_days: _Optional[int] = ...) -> None: ...
+    display_name_en: str
+    def __init__(self, code: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[str] = ..., agencies: _Optional[_Iterable[str]] = ..., quorum: _Optional[str] = ..., time_limit_days: _Optional[int] = ..., display_name_en: _Optional[str] = ...) -> None: ...
 
 class Matter(_message.Message):
-    __slots__ = ("name", "code", "version", "display_name", "agency", "applicant_kind", "legal_limit_days", "promised_limit_days", "assurance_level", "materials", "steps", "instant_approval", "result_certificate_type", "definition_yaml", "bundled_matters", "one_per_holder")
+    __slots__ = ("name", "code", "version", "display_name", "agency", "applicant_kind", "legal_limit_days", "promised_limit_days", "assurance_level", "materials", "steps", "instant_approval", "result_certificate_type", "definition_yaml", "bundled_matters", "one_per_holder", "display_name_en")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +122,7 @@ class Matter(_message.Message):
     DEFINITION_YAML_FIELD_NUMBER: _ClassVar[int]
     BUNDLED_MATTERS_FIELD_NUMBER: _ClassVar[int]
     ONE_PER_HOLDER_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_EN_FIELD_NUMBER: _ClassVar[int]
     name: str
     code: str
     version: int
@@ -134,7 +139,8 @@ class Matter(_message.Message):
     definition_yaml: str
     bundled_matters: _containers.RepeatedScalarFieldContainer[str]
     one_per_holder: bool
-    def __init__(self, name: _Optional[str] = ..., code: _Optional[str] = ..., version: _Optional[int] = ..., display_name: _Optional[str] = ..., agency: _Optional[str] = ..., applicant_kind: _Optional[_Union[ApplicantKind, str]] = ..., legal_limit_days: _Optional[int] = ..., promised_limit_days: _Optional[int] = ..., assurance_level: _Optional[str] = ..., materials: _Optional[_Iterable[_Union[Material, _Mapping]]] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., instant_approval: _Optional[bool] = ..., result_certificate_type: _Optional[str] = ..., definition_yaml: _Optional[str] = ..., bundled_matters: _Optional[_Iterable[str]] = ..., one_per_holder: _Optional[bool] = ...) -> None: ...
+    display_name_en: str
+    def __init__(self, name: _Optional[str] = ..., code: _Optional[str] = ..., version: _Optional[int] = ..., display_name: _Optional[str] = ..., agency: _Optional[str] = ..., applicant_kind: _Optional[_Union[ApplicantKind, str]] = ..., legal_limit_days: _Optional[int] = ..., promised_limit_days: _Optional[int] = ..., assurance_level: _Optional[str] = ..., materials: _Optional[_Iterable[_Union[Material, _Mapping]]] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., instant_approval: _Optional[bool] = ..., result_certificate_type: _Optional[str] = ..., definition_yaml: _Optional[str] = ..., bundled_matters: _Optional[_Iterable[str]] = ..., one_per_holder: _Optional[bool] = ..., display_name_en: _Optional[str] = ...) -> None: ...
 
 class ListMattersRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "filter")
@@ -534,6 +540,16 @@ class RecordApplicationEventRequest(_message.Message):
     def __init__(self, application: _Optional[str] = ..., event: _Optional[_Union[TimelineEvent, _Mapping]] = ..., decision_receipt: _Optional[_Union[DecisionReceipt, _Mapping]] = ..., result_certificate: _Optional[str] = ..., current_steps: _Optional[_Iterable[str]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: _Optional[bool] = ..., missing_materials: _Optional[_Iterable[str]] = ..., supplement_due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result_certificates: _Optional[_Iterable[str]] = ..., due_time_provisional: _Optional[bool] = ..., reasons: _Optional[_Iterable[str]] = ..., interested: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RecordApplicationEventResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RecordApplicationEventsRequest(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[RecordApplicationEventRequest]
+    def __init__(self, events: _Optional[_Iterable[_Union[RecordApplicationEventRequest, _Mapping]]] = ...) -> None: ...
+
+class RecordApplicationEventsResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 

@@ -112,6 +112,11 @@ class MattersServiceStub:
                 request_serializer=govflow_dot_matters_dot_v1_dot_matters__pb2.RecordApplicationEventRequest.SerializeToString,
                 response_deserializer=govflow_dot_matters_dot_v1_dot_matters__pb2.RecordApplicationEventResponse.FromString,
                 _registered_method=True)
+        self.RecordApplicationEvents = channel.unary_unary(
+                '/govflow.matters.v1.MattersService/RecordApplicationEvents',
+                request_serializer=govflow_dot_matters_dot_v1_dot_matters__pb2.RecordApplicationEventsRequest.SerializeToString,
+                response_deserializer=govflow_dot_matters_dot_v1_dot_matters__pb2.RecordApplicationEventsResponse.FromString,
+                _registered_method=True)
         self.UpsertTask = channel.unary_unary(
                 '/govflow.matters.v1.MattersService/UpsertTask',
                 request_serializer=govflow_dot_matters_dot_v1_dot_matters__pb2.UpsertTaskRequest.SerializeToString,
@@ -255,6 +260,14 @@ class MattersServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordApplicationEvents(self, request, context):
+        """Records several events in one transaction, in order (all or none). Govflow's worker
+        only; each idempotent by its `event.event_id`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UpsertTask(self, request, context):
         """Creates or updates an officer task in the read model. Govflow's worker only;
         idempotent by task name.
@@ -375,6 +388,11 @@ def add_MattersServiceServicer_to_server(servicer, server):
                     servicer.RecordApplicationEvent,
                     request_deserializer=govflow_dot_matters_dot_v1_dot_matters__pb2.RecordApplicationEventRequest.FromString,
                     response_serializer=govflow_dot_matters_dot_v1_dot_matters__pb2.RecordApplicationEventResponse.SerializeToString,
+            ),
+            'RecordApplicationEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordApplicationEvents,
+                    request_deserializer=govflow_dot_matters_dot_v1_dot_matters__pb2.RecordApplicationEventsRequest.FromString,
+                    response_serializer=govflow_dot_matters_dot_v1_dot_matters__pb2.RecordApplicationEventsResponse.SerializeToString,
             ),
             'UpsertTask': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertTask,
@@ -810,6 +828,33 @@ class MattersService:
             '/govflow.matters.v1.MattersService/RecordApplicationEvent',
             govflow_dot_matters_dot_v1_dot_matters__pb2.RecordApplicationEventRequest.SerializeToString,
             govflow_dot_matters_dot_v1_dot_matters__pb2.RecordApplicationEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordApplicationEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.matters.v1.MattersService/RecordApplicationEvents',
+            govflow_dot_matters_dot_v1_dot_matters__pb2.RecordApplicationEventsRequest.SerializeToString,
+            govflow_dot_matters_dot_v1_dot_matters__pb2.RecordApplicationEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

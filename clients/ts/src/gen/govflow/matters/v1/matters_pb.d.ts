@@ -58,6 +58,14 @@ export declare type Material = Message<"govflow.matters.v1.Material"> & {
    * @generated from field: bool pledge_allowed = 6;
    */
   pledgeAllowed: boolean;
+
+  /**
+   * Optional. The English name, beside `display_name` (the primary name, in Chinese), for
+   * front ends showing English; empty when the definition gives none.
+   *
+   * @generated from field: string display_name_en = 7;
+   */
+  displayNameEn: string;
 };
 
 /**
@@ -113,6 +121,14 @@ export declare type Step = Message<"govflow.matters.v1.Step"> & {
    * @generated from field: int32 time_limit_days = 6;
    */
   timeLimitDays: number;
+
+  /**
+   * Optional. The English name, beside `display_name` (the primary name, in Chinese), for
+   * front ends showing English; empty when the definition gives none.
+   *
+   * @generated from field: string display_name_en = 7;
+   */
+  displayNameEn: string;
 };
 
 /**
@@ -237,6 +253,14 @@ export declare type Matter = Message<"govflow.matters.v1.Matter"> & {
    * @generated from field: bool one_per_holder = 16;
    */
   onePerHolder: boolean;
+
+  /**
+   * Optional. The English name, beside `display_name` (the primary name, in Chinese), for
+   * front ends showing English; empty when the definition gives none.
+   *
+   * @generated from field: string display_name_en = 17;
+   */
+  displayNameEn: string;
 };
 
 /**
@@ -1496,6 +1520,36 @@ export declare type RecordApplicationEventResponse = Message<"govflow.matters.v1
 export declare const RecordApplicationEventResponseSchema: GenMessage<RecordApplicationEventResponse>;
 
 /**
+ * @generated from message govflow.matters.v1.RecordApplicationEventsRequest
+ */
+export declare type RecordApplicationEventsRequest = Message<"govflow.matters.v1.RecordApplicationEventsRequest"> & {
+  /**
+   * Required. 1 to 100 events, recorded in this order.
+   *
+   * @generated from field: repeated govflow.matters.v1.RecordApplicationEventRequest events = 1;
+   */
+  events: RecordApplicationEventRequest[];
+};
+
+/**
+ * Describes the message govflow.matters.v1.RecordApplicationEventsRequest.
+ * Use `create(RecordApplicationEventsRequestSchema)` to create a new message.
+ */
+export declare const RecordApplicationEventsRequestSchema: GenMessage<RecordApplicationEventsRequest>;
+
+/**
+ * @generated from message govflow.matters.v1.RecordApplicationEventsResponse
+ */
+export declare type RecordApplicationEventsResponse = Message<"govflow.matters.v1.RecordApplicationEventsResponse"> & {
+};
+
+/**
+ * Describes the message govflow.matters.v1.RecordApplicationEventsResponse.
+ * Use `create(RecordApplicationEventsResponseSchema)` to create a new message.
+ */
+export declare const RecordApplicationEventsResponseSchema: GenMessage<RecordApplicationEventsResponse>;
+
+/**
  * @generated from message govflow.matters.v1.UpsertTaskRequest
  */
 export declare type UpsertTaskRequest = Message<"govflow.matters.v1.UpsertTaskRequest"> & {
@@ -2208,6 +2262,17 @@ export declare const MattersService: GenService<{
     methodKind: "unary";
     input: typeof RecordApplicationEventRequestSchema;
     output: typeof RecordApplicationEventResponseSchema;
+  },
+  /**
+   * Records several events in one transaction, in order (all or none). Govflow's worker
+   * only; each idempotent by its `event.event_id`.
+   *
+   * @generated from rpc govflow.matters.v1.MattersService.RecordApplicationEvents
+   */
+  recordApplicationEvents: {
+    methodKind: "unary";
+    input: typeof RecordApplicationEventsRequestSchema;
+    output: typeof RecordApplicationEventsResponseSchema;
   },
   /**
    * Creates or updates an officer task in the read model. Govflow's worker only;
