@@ -92,19 +92,6 @@ def _fallback(value: object) -> object:
 # One encoder for every line: json.dumps with any keyword builds a new encoder per call,
 # which costs more than encoding an access log line.
 _ENCODER = _json.JSONEncoder(default=_fallback)
-# The C encoder that JSONEncoder.encode builds on every call, built once, with the same
-# settings as _ENCODER (ASCII, ", " and ": ", NaN allowed, no circular check: an access
-# line is a flat dict of strings and numbers). Its output is _ENCODER's, byte for byte.
-_C_ENCODE = (_json.encoder.c_make_encoder(  # type: ignore[attr-defined]  # the json module's own C encoder
-    None, _fallback, _json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False,
-    # mypy, next line: the json module's own C encoder
-    True) if _json.encoder.c_make_encoder is not None else None)  # type: ignore[attr-defined]
-
-
-def _encode_line(fields: dict[str, object]) -> str:
-    if _C_ENCODE is None:
-        return _ENCODER.encode(fields)
-    return "".join(_C_ENCODE(fields, 0))
 
 
 def _json_line(event_dict: dict[str, object], **_: object) -> str:
@@ -156,7 +143,7 @@ class _JsonLines:
         fields["level"] = "info"
         fields["timestamp"] = self._stamp()
         pending = self._pending
-        pending.append(_encode_line(fields))
+        pending.append(_ENCODER.encode(fields))
         if len(pending) == 1:
             try:
                 asyncio.get_running_loop().call_later(self.HOLD_SECONDS, self.flush)

@@ -12,14 +12,17 @@ from govflow.certificates.v1 import certificates_pb2 as pb
 from govflow.certificates.v1 import certificates_pb2_grpc
 from govflow.errors import InvalidArgument
 from govflow.paging import next_token, page, parse_filter
-from services.certificates import domain
+from services.certificates import domain, foreign
 from services.certificates.consent import GrantRequest
 from services.certificates.domain import AccessRecord, Certificate, CertificateType, Consent
+from services.certificates.foreign import TrustedIssuer
 from services.certificates.issuing import IssueRequest
+from services.certificates.keys import SignedStatusList
 from services.certificates.service import Certificates
 from services.certificates.store import caches
 
-PUBLIC_METHODS = {"ListCertificateTypes", "ListIssuerKeys", "GetStatusList"}
+PUBLIC_METHODS = {"ListCertificateTypes", "ListIssuerKeys", "GetStatusList",
+                  "ListTrustedIssuers", "GetTrustList"}
 
 _HOLDER_KIND = {"person": pb.HOLDER_KIND_PERSON, "organisation": pb.HOLDER_KIND_ORGANISATION}
 _HOLDER_KIND_BACK = {v: k for k, v in _HOLDER_KIND.items()}
@@ -65,7 +68,10 @@ def certificate_pb(cert: Certificate, now: dt.datetime) -> pb.Certificate:
 def _certificate_message(row: Certificate, status: str) -> pb.Certificate:
     out = pb.Certificate(
         name=f"certificates/{row.id}", type=f"certificateTypes/{row.type_code}",
-        holder=row.holder, issuer=f"agencies/{row.issuer}", fields=json.loads(row.fields_json),
+        holder=row.holder, fields=json.loads(row.fields_json),
+        # A foreign issuer is stored by its full name (issuers/{id}), an agency by its code.
+        issuer=row.issuer if foreign.is_foreign(row.issuer) else f"agencies/{row.issuer}",
+        foreign=foreign.is_foreign(row.issuer),
         valid_from=_ts(row.valid_from), status=_STATUS[status],
         key_id=row.key_id, signature=row.signature, signed_payload=row.signed_payload,
         status_list_index=row.status_list_index, issue_time=_ts(row.issue_time),
@@ -93,6 +99,30 @@ def consent_pb(row: Consent, now: dt.datetime) -> pb.Consent:
     if row.revoke_time is not None:
         out.revoke_time.CopyFrom(_ts(row.revoke_time))
     return out
+
+
+def trusted_issuer_pb(e: TrustedIssuer) -> pb.TrustedIssuer:
+    out = pb.TrustedIssuer(
+        name=e.issuer, display_name=e.display_name, jurisdiction=e.jurisdiction,
+        jwks_json=e.jwks_json, status_list_location=e.status_list_location,
+        certificate_types=list(e.certificate_types), not_after=_ts(e.not_after),
+        added_by=e.added_by, version=e.version)
+    if e.add_time is not None:
+        out.add_time.CopyFrom(_ts(e.add_time))
+    return out
+
+
+def status_list_pb(signed: SignedStatusList) -> pb.StatusList:
+    """The StatusList message of a signed list (Govflow's own, or a trusted issuer's)."""
+    doc = json.loads(signed.signed_payload)
+    return pb.StatusList(
+        issuer=doc["issuer"], revocation_list=doc["revocation_list"],
+        suspension_list=doc["suspension_list"], size=doc["size"],
+        # mypy, next line: a signed status list always carries both times
+        issued_time=_ts(domain.parse_time(doc["issued_time"])),  # type: ignore[arg-type]
+        # mypy, next line: a signed status list always carries both times
+        valid_until=_ts(domain.parse_time(doc["valid_until"])),  # type: ignore[arg-type]
+        key_id=signed.kid, signature=signed.signature, signed_payload=signed.signed_payload)
 
 
 def _status_filter(value: str) -> str:
@@ -272,17 +302,11 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
     async def GetStatusList(self, request: pb.GetStatusListRequest, context: object) -> pb.GetStatusListResponse:
         """The issuer's signed revocation and suspension bitstrings. Public; cache it until
         `valid_until`."""
-        signed = await self.certs.keys.status_list(request.issuer)
-        doc = json.loads(signed.signed_payload)
-        out = pb.StatusList(
-            issuer=doc["issuer"], revocation_list=doc["revocation_list"],
-            suspension_list=doc["suspension_list"], size=doc["size"],
-            # mypy, next line: a signed status list always carries both times
-            issued_time=_ts(domain.parse_time(doc["issued_time"])),  # type: ignore[arg-type]
-            # mypy, next line: a signed status list always carries both times
-            valid_until=_ts(domain.parse_time(doc["valid_until"])),  # type: ignore[arg-type]
-            key_id=signed.kid, signature=signed.signature, signed_payload=signed.signed_payload)
-        return pb.GetStatusListResponse(status_list=out)
+        if foreign.is_foreign(request.issuer):
+            signed = await self.certs.trust.issuer_status_list(request.issuer)
+        else:
+            signed = await self.certs.keys.status_list(request.issuer)
+        return pb.GetStatusListResponse(status_list=status_list_pb(signed))
 
     async def GetCompactCertificate(self, request: pb.GetCompactCertificateRequest, context: object) -> pb.GetCompactCertificateResponse:
         """A compact JWS of the certificate for offline checks, optionally as a QR PNG (the
@@ -295,3 +319,57 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
 
     async def _change(self, name: str, target: str, reason: str) -> Certificate:
         return await self.certs.issuing.change_status(auth.principal(), name, target, reason)
+
+    # ------------------------------------------------------------ cross-border (trust.py)
+    async def AddTrustedIssuer(self, request: pb.AddTrustedIssuerRequest, context: object) -> pb.AddTrustedIssuerResponse:
+        """Lists an issuer outside the platform, or replaces its entry (platform
+        administrators); a new, signed trust-list version, audited."""
+        t = request.trusted_issuer
+        entry = TrustedIssuer(
+            issuer=t.name, display_name=t.display_name, jurisdiction=t.jurisdiction,
+            jwks_json=t.jwks_json, status_list_location=t.status_list_location,
+            certificate_types=tuple(t.certificate_types),
+            not_after=_from_ts(t.not_after) if t.HasField("not_after")
+            else dt.datetime.min.replace(tzinfo=dt.UTC))
+        saved, version = await self.certs.trust.add(auth.principal(), entry)
+        return pb.AddTrustedIssuerResponse(trusted_issuer=trusted_issuer_pb(saved),
+                                           trust_list_version=version)
+
+    async def RemoveTrustedIssuer(self, request: pb.RemoveTrustedIssuerRequest, context: object) -> pb.RemoveTrustedIssuerResponse:
+        """Removes an issuer from the trust list (platform administrators); its
+        certificates stop verifying from the new version on."""
+        version = await self.certs.trust.remove(auth.principal(), request.name, request.reason)
+        return pb.RemoveTrustedIssuerResponse(trust_list_version=version)
+
+    async def ListTrustedIssuers(self, request: pb.ListTrustedIssuersRequest, context: object) -> pb.ListTrustedIssuersResponse:
+        """The trust list's issuers by name, with its current version. Public."""
+        offset, limit = page(request.page_size, request.page_token)
+        rows, version = await self.certs.trust.list(offset=offset, limit=limit)
+        return pb.ListTrustedIssuersResponse(
+            trusted_issuers=[trusted_issuer_pb(e) for e in rows],
+            next_page_token=next_token(offset, limit, len(rows)), trust_list_version=version)
+
+    async def GetTrustList(self, request: pb.GetTrustListRequest, context: object) -> pb.GetTrustListResponse:
+        """The trust list, versioned and signed by the platform's key. Public."""
+        signed = await self.certs.trust.signed()
+        doc = json.loads(signed.signed_payload)
+        return pb.GetTrustListResponse(trust_list=pb.SignedTrustList(
+            version=signed.version,
+            # mypy, next line: a signed trust list always carries both times
+            issued_time=_ts(domain.parse_time(doc["issued_time"])),  # type: ignore[arg-type]
+            # mypy, next line: a signed trust list always carries both times
+            valid_until=_ts(domain.parse_time(doc["valid_until"])),  # type: ignore[arg-type]
+            key_id=signed.kid, signature=signed.signature,
+            signed_payload=signed.signed_payload))
+
+    async def PublishIssuerStatusList(self, request: pb.PublishIssuerStatusListRequest, context: object) -> pb.PublishIssuerStatusListResponse:
+        """Keeps a trusted issuer's own signed status list (platform administrators)."""
+        signed = await self.certs.trust.publish_status_list(
+            auth.principal(), request.status_list.signed_payload, request.status_list.signature)
+        return pb.PublishIssuerStatusListResponse(status_list=status_list_pb(signed))
+
+    async def ImportCertificate(self, request: pb.ImportCertificateRequest, context: object) -> pb.ImportCertificateResponse:
+        """Puts a foreign issuer's certificate into the caller's wallet once it verifies
+        against the trust list; refused with the reason otherwise."""
+        row = await self.certs.trust.import_certificate(auth.principal(), request.token)
+        return pb.ImportCertificateResponse(certificate=certificate_pb(row, self.certs.clock()))

@@ -28,6 +28,8 @@ from govflow import auth
 FIELD_TYPES = ("string", "date", "int", "bool")
 HOLDER_KINDS = ("person", "organisation")
 HOLDER_PREFIX = {"person": "persons/", "organisation": "organisations/"}
+# The platform's own issuer-key agency: its key signs the trust list (foreign.py).
+PLATFORM_AGENCY = "govflow"
 
 # Stored states. EXPIRED is never stored: it follows from the clock and valid_until.
 ACTIVE = "active"
@@ -54,6 +56,11 @@ class Failure(enum.StrEnum):
     SUSPENDED = "SUSPENDED"
     REVOKED = "REVOKED"
     PAYLOAD_MISMATCH = "PAYLOAD_MISMATCH"
+    # Foreign certificates only (foreign.py, the trust list).
+    ISSUER_NOT_TRUSTED = "ISSUER_NOT_TRUSTED"
+    TYPE_NOT_IN_SCOPE = "TYPE_NOT_IN_SCOPE"
+    ISSUER_TRUST_EXPIRED = "ISSUER_TRUST_EXPIRED"
+    STATUS_UNKNOWN = "STATUS_UNKNOWN"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +93,9 @@ def type_problems(
         out[f"{prefix}.display_name"] = "required"
     if not agency_code(issuing_agency):
         out[f"{prefix}.issuing_agency"] = "required; agencies/{code}"
+    elif agency_code(issuing_agency) == PLATFORM_AGENCY:
+        # Its key signs the trust list (foreign.py); it must never sign a certificate too.
+        out[f"{prefix}.issuing_agency"] = "agencies/govflow is the platform itself, not an issuer"
     if holder_kind not in HOLDER_KINDS:
         out[f"{prefix}.holder_kind"] = "must be PERSON or ORGANISATION"
     if not fields:
@@ -460,6 +470,12 @@ def consent_state(revoke_time: dt.datetime | None, expire_time: dt.datetime,
 def consent_live_key(certificate_id: str, party: str, purpose: str) -> str:
     """One string naming (certificate, party, purpose): unique among live grants."""
     return json.dumps([certificate_id, party, purpose], ensure_ascii=False, separators=(",", ":"))
+
+
+def may_manage_trust(p: auth.Principal) -> bool:
+    """Platform administrators only: the trust list decides what every verifier accepts, so
+    no agency's admin changes it."""
+    return p.kind in (auth.SERVICE, auth.PARTNER) and auth.SCOPE_ADMIN in p.scopes
 
 
 def may_rotate_key(p: auth.Principal, agency: str) -> bool:

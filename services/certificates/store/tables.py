@@ -128,3 +128,43 @@ class AuditEntryRow(AuditEntryBase, table=True):
 
 class AuditHeadRow(AuditHeadBase, table=True):
     __tablename__ = "certificate_audit_heads"
+
+
+class TrustedIssuerRow(SQLModel, table=True):
+    """An issuer outside the platform in the trust list (services/certificates/foreign.py).
+    A removed issuer's row is deleted: the audit chain keeps its history."""
+
+    __tablename__ = "trusted_issuers"
+    issuer: str = Field(primary_key=True)  # issuers/{id}
+    display_name: str
+    jurisdiction: str
+    jwks_json: str  # {"keys": [...]}, public Ed25519 JWKs
+    status_list_location: str
+    certificate_types_json: str  # ["certificateTypes/x", ...]
+    not_after: dt.datetime
+    added_by: str
+    add_time: dt.datetime = Field(default_factory=utcnow)
+    version: int  # the trust-list version that added (or last replaced) it
+
+
+class TrustListHeadRow(SQLModel, table=True):
+    """The trust list's version: one row, bumped first by every change (its row lock orders
+    concurrent changes)."""
+
+    __tablename__ = "trust_list_head"
+    name: str = Field(primary_key=True)  # "trust-list"
+    version: int = 0
+    update_time: dt.datetime = Field(default_factory=utcnow)
+
+
+class IssuerStatusListRow(SQLModel, table=True):
+    """A trusted issuer's own signed status list, as published into Govflow (the newest)."""
+
+    __tablename__ = "issuer_status_lists"
+    issuer: str = Field(primary_key=True)  # issuers/{id}
+    signed_payload: str
+    signature: str
+    kid: str
+    issued_time: dt.datetime
+    publish_time: dt.datetime = Field(default_factory=utcnow)
+    published_by: str
