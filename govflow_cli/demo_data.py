@@ -84,32 +84,37 @@ def _f(name: str, type_: str = "string", required: bool = True) -> cpb.FieldSpec
 
 
 PERSON, ORG = cpb.HOLDER_KIND_PERSON, cpb.HOLDER_KIND_ORGANISATION
+# code, name (Chinese, the primary one), English name, issuer, holder kind, validity days,
+# fields
 CERTIFICATE_TYPES = [
-    ("resident-id-card", "Resident ID card", "sz-psb", PERSON, 7300,
+    ("resident-id-card", "居民身份证", "Resident ID card", "sz-psb", PERSON, 7300,
      [_f("id_number"), _f("name"), _f("birth_date", "date"), _f("gender"), _f("address", required=False)]),
-    ("household-register", "Household register", "sz-psb", PERSON, 0,
+    ("household-register", "居民户口簿", "Household register", "sz-psb", PERSON, 0,
      [_f("id_number"), _f("name"), _f("division_code"), _f("address", required=False)]),
-    ("drivers-licence", "Driver's licence", "sz-psb", PERSON, 2190,
+    ("drivers-licence", "机动车驾驶证", "Driver's licence", "sz-psb", PERSON, 2190,
      [_f("id_number"), _f("name"), _f("licence_class"), _f("first_issue_date", "date")]),
-    ("birth-certificate", "Birth medical certificate", "ft-hb", PERSON, 0,
+    ("birth-certificate", "出生医学证明", "Birth medical certificate", "ft-hb", PERSON, 0,
      [_f("child_name"), _f("birth_date", "date"), _f("mother_name"), _f("father_name", required=False),
       _f("place_of_birth")]),
-    ("marriage-certificate", "Marriage certificate", "sz-cab", PERSON, 0,
+    ("marriage-certificate", "结婚证", "Marriage certificate", "sz-cab", PERSON, 0,
      [_f("holder_name"), _f("spouse_name"), _f("spouse_id_number"), _f("registration_date", "date")]),
-    ("business-licence", "Business licence", "sz-amr", ORG, 0,
+    ("business-licence", "营业执照", "Business licence", "sz-amr", ORG, 0,
      [_f("credit_code"), _f("name"), _f("legal_representative"), _f("business_scope"),
       _f("registered_capital_cny", "int", required=False)]),
-    ("senior-citizen-card", "Senior citizen preferential card", "sz-cab", PERSON, 1825,
+    ("senior-citizen-card", "老年人优待证", "Senior citizen preferential card", "sz-cab", PERSON,
+     1825,
      [_f("holder_name"), _f("birth_date", "date"), _f("region")]),
-    ("food-business-permit", "Food business permit", "sz-amr", ORG, 1825,
+    ("food-business-permit", "食品经营许可证", "Food business permit", "sz-amr", ORG, 1825,
      [_f("operator_name"), _f("credit_code"), _f("business_scope")]),
-    ("individual-business-licence", "Individual business licence", "sz-amr", PERSON, 0,
+    ("individual-business-licence", "个体工商户营业执照", "Individual business licence", "sz-amr",
+     PERSON, 0,
      [_f("operator_name"), _f("id_number"), _f("trade_name"), _f("business_scope")]),
-    ("construction-permit", "Construction works permit", "sz-hcb", ORG, 1095,
+    ("construction-permit", "建筑工程施工许可证", "Construction works permit", "sz-hcb", ORG, 1095,
      [_f("builder_name"), _f("credit_code"), _f("project")]),
-    ("fire-safety-inspection-certificate", "Fire safety inspection certificate", "sz-fire", ORG,
-     1095, [_f("holder_name"), _f("credit_code"), _f("premises")]),
-    ("outdoor-signage-permit", "Outdoor signage permit", "ft-uma", ORG, 730,
+    ("fire-safety-inspection-certificate", "公众聚集场所投入使用、营业前消防安全检查合格证",
+     "Fire safety inspection certificate", "sz-fire", ORG, 1095,
+     [_f("holder_name"), _f("credit_code"), _f("premises")]),
+    ("outdoor-signage-permit", "户外招牌设置许可证", "Outdoor signage permit", "ft-uma", ORG, 730,
      [_f("holder_name"), _f("credit_code"), _f("sign")]),
 ]
 
@@ -175,10 +180,11 @@ async def seed(identity_ch: grpc.aio.Channel, certificates_ch: grpc.aio.Channel,
             request_id=f"seed/{code}"), metadata=md)
         orgs[key] = resp.organisation.name
 
-    for code, name, agency, kind, days, fields in CERTIFICATE_TYPES:
+    for code, name, name_en, agency, kind, days, fields in CERTIFICATE_TYPES:
         await certs.CreateCertificateType(cpb.CreateCertificateTypeRequest(
             certificate_type=cpb.CertificateType(
-                code=code, display_name=name, issuing_agency=f"agencies/{agency}",
+                code=code, display_name=name, display_name_en=name_en,
+                issuing_agency=f"agencies/{agency}",
                 holder_kind=kind, fields=fields, default_validity_days=days)), metadata=md)
 
     holders = {**persons, **orgs}

@@ -1,5 +1,7 @@
 // The console's own texts: Simplified Chinese first, English by the switch in the header.
-// (The catalogue's names and the timeline's messages come from the services as they are.)
+// The services name matters, materials, steps and certificate types in Chinese
+// (`displayName`) with English beside it (`displayNameEn`): `named` picks one. Timeline
+// events are labelled here by their kind; the workflow's message (English) is the detail.
 import { createContext, useContext } from "react";
 
 const zh = {
@@ -296,8 +298,44 @@ export const eventText: Record<Lang, Record<string, string>> = {
     life_event_started: "一件事办理开始", bundle_item_finished: "一项事项已办结",
     life_event_completed: "一件事全部办结",
   },
-  en: {},
+  en: {
+    submitted: "Application submitted", verification_started: "Identity check started",
+    applicant_verified: "Identity verified", material_verified: "Certificate pulled and verified",
+    material_missing: "Material missing", material_invalid: "Certificate failed verification",
+    material_pledged: "Pledge in place of a material", material_uploaded: "Material uploaded",
+    instant_approved: "Approved by rule (instant approval)",
+    instant_rules_not_met: "Rules not met: passed to officers", in_review: "In officers' review",
+    step_opened: "Step opened", task_claimed: "Claimed by an officer", task_reassigned: "Task reassigned",
+    task_decided: "Step decided", step_approved: "Step approved", approved: "Approved",
+    rejected: "Rejected", supplement_requested: "Supplement requested",
+    materials_supplied: "Materials supplied", certificate_issued: "Result certificate issued to the wallet",
+    consent_released: "Access to the certificates released", withdrawn: "Withdrawn",
+    failed: "Failed", reminder: "Reminder", escalated: "Escalated (overdue)",
+    due_times_recomputed: "Due times recomputed with the new calendar",
+    pledge_check_scheduled: "Pledge check scheduled", pledge_verified: "Pledge verified",
+    pledge_check_failed: "Pledge check failed", life_event_started: "Life event started",
+    bundle_item_finished: "One matter of the life event finished",
+    life_event_completed: "Life event completed",
+  },
 };
+
+/** A timeline event in the console's words: a label from its kind, and the workflow's own
+ * message (English) as the detail; a kind the console does not know shows the message. */
+export function eventLine(ev: { kind: string; message: string }, lang: Lang): { label: string; detail: string } {
+  const label = eventText[lang][ev.kind] ?? eventText.en[ev.kind];
+  return label ? { label, detail: ev.message } : { label: ev.message || ev.kind, detail: "" };
+}
+
+/** Something the services name in Chinese (`displayName`) with English beside it. */
+export interface Named {
+  displayName: string;
+  displayNameEn?: string;
+}
+
+/** The name to show in `lang`: the English one when asked for and given, else the Chinese. */
+export function named(x: Named, lang: Lang): string {
+  return lang === "en" && x.displayNameEn ? x.displayNameEn : x.displayName;
+}
 
 export const reasonText: Record<Lang, Record<string, string>> = {
   zh: {
@@ -328,7 +366,7 @@ export const LangContext = createContext<{ lang: Lang; setLang: (l: Lang) => voi
   setLang: () => undefined,
 });
 
-export function useT(): { t: (k: Key) => string; lang: Lang } {
+export function useT(): { t: (k: Key) => string; lang: Lang; name: (x: Named) => string } {
   const { lang } = useContext(LangContext);
-  return { t: (k) => texts[lang][k], lang };
+  return { t: (k) => texts[lang][k], lang, name: (x) => named(x, lang) };
 }

@@ -4,7 +4,9 @@
 //   node console/test/console-e2e.mjs GATEWAY_URL CONFIG_JSON
 // CONFIG_JSON: {"senior": [id, password], "citizen": [id, password], "acceptor": [...],
 //   "reviewer": [...], "supervisor": [...], "agency": "agencies/sz-amr", "artifacts": DIR,
-//   "totp": [id, password, base32 secret] (a person with a confirmed authenticator)}
+//   "totp": [id, password, base32 secret] (a person with a confirmed authenticator),
+//   "lead": [id, password] (a supervisor who also reviews: sees the review step and reassigns
+//   it), "reviewerPerson": "persons/..." (the reviewer's resource name, whom it goes to)}
 // Prints one JSON line with what it saw; tests/e2e/test_console.py asserts on it. Exits
 // non-zero when a step could not be done at all (with the step named).
 import { createHmac } from "node:crypto";
@@ -117,9 +119,10 @@ try {
   await login(senior, config.senior);
   await senior.locator('[data-matter="senior-citizen-card"]').waitFor();
   await shot(senior, "citizen-catalogue-375");
-  await senior.getByLabel("搜索事项").fill("senior");
+  await senior.getByLabel("搜索事项").fill("优待"); // the Chinese name finds it
   await senior.locator('[data-matter="senior-citizen-card"]').click();
   await senior.locator(".materials .ok").first().waitFor();
+  seen.matterTitle = await senior.locator("#matter-title").innerText();
   seen.willPull = await senior.locator(".materials .ok").allInnerTexts();
   await senior.locator('input[name="consent"]').check();
   await shot(senior, "citizen-matter-375");
@@ -130,6 +133,7 @@ try {
   seen.instantMs = Date.now() - submitted;
   await senior.locator('.application[data-status="COMPLETED"]').waitFor({ timeout: 30_000 });
   await senior.locator('.timeline li[data-kind="certificate_issued"]').waitFor({ timeout: 30_000 });
+  seen.issuedLabel = await senior.locator('.timeline li[data-kind="certificate_issued"] strong').innerText();
   seen.seniorTimeline = await senior.locator(".timeline li").evaluateAll(
     (els) => els.map((e) => e.getAttribute("data-kind")));
   seen.seniorReceipt = await senior.locator(".receipt li").allInnerTexts();
@@ -168,9 +172,31 @@ try {
   await claimAndApprove(acceptor, `tasks/${id}-acceptance-${agency}`, "officer-task-1280");
   await shot(acceptor, "officer-inbox-1280");
 
+  // A supervisor who also reviews reassigns the review step to the reviewer, who then
+  // finds it claimed for them and approves it without claiming.
+  step = "reassign";
+  const review = `tasks/${id}-review-${agency}`;
+  const lead = await open(DESK, "#/officer");
+  await login(lead, config.lead, config.agency);
+  await openTask(lead, review);
+  // The step and matter by their catalogue names, once the matter has loaded.
+  await lead.locator(".task-panel h2", { hasText: "个体工商户设立登记" }).waitFor({ timeout: 30_000 });
+  seen.reviewTitle = await lead.locator(".task-panel h2").innerText();
+  await lead.locator(".reassign select").selectOption(config.reviewerPerson);
+  await lead.getByRole("button", { name: "转派", exact: true }).click();
+  await lead.locator(".task-panel .ok[role=status]").waitFor({ timeout: 30_000 });
+  seen.reassigned = await lead.locator(".task-panel .ok[role=status]").innerText();
+  seen.reassignedTo = await lead.locator(".task-panel dl > div:nth-child(3) dd").innerText();
+  await shot(lead, "officer-reassigned-1280");
+  step = "three-step";
   const reviewer = await open(DESK, "#/officer");
   await login(reviewer, config.reviewer, config.agency);
-  await claimAndApprove(reviewer, `tasks/${id}-review-${agency}`, "officer-review-1280");
+  await openTask(reviewer, review);
+  await reviewer.getByRole("button", { name: "通过", exact: true }).waitFor({ timeout: 30_000 });
+  seen.reviewClaimShown = await reviewer.getByRole("button", { name: "认领", exact: true }).count();
+  await shot(reviewer, "officer-review-1280");
+  await reviewer.getByRole("button", { name: "通过", exact: true }).click();
+  await reviewer.locator(`tr[data-task="${review}"]`).waitFor({ state: "detached", timeout: 60_000 });
   const approval = `tasks/${id}-approval-${agency}`;
   await openTask(reviewer, approval);
   await reviewer.getByRole("button", { name: "认领", exact: true }).click();
@@ -253,6 +279,7 @@ try {
   await desk.getByRole("button", { name: "Wallet" }).waitFor();
   seen.english = await desk.locator("nav.tabs").innerText();
   await desk.locator('[data-matter="senior-citizen-card"]').waitFor();
+  seen.englishTitle = await desk.locator('[data-matter="senior-citizen-card"] .title').innerText();
   await shot(desk, "citizen-catalogue-en-1280");
   seen.steps.push("english");
   console.log(JSON.stringify(seen));

@@ -49,7 +49,8 @@ def _from_ts(ts: timestamp_pb2.Timestamp) -> dt.datetime:
 def type_pb(t: CertificateType) -> pb.CertificateType:
     return pb.CertificateType(
         name=f"certificateTypes/{t.code}", code=t.code, display_name=t.display_name,
-        issuing_agency=t.issuing_agency, holder_kind=_HOLDER_KIND[t.holder_kind],
+        display_name_en=t.display_name_en, issuing_agency=t.issuing_agency,
+        holder_kind=_HOLDER_KIND[t.holder_kind],
         fields=[pb.FieldSpec(name=f.name, type=f.type, required=f.required) for f in t.fields],
         default_validity_days=t.default_validity_days)
 
@@ -157,8 +158,8 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
         p = auth.principal()
         t = request.certificate_type
         ctype = CertificateType(
-            code=t.code, display_name=t.display_name, issuing_agency=t.issuing_agency,
-            holder_kind=_HOLDER_KIND_BACK.get(t.holder_kind, ""),
+            code=t.code, display_name=t.display_name, display_name_en=t.display_name_en,
+            issuing_agency=t.issuing_agency, holder_kind=_HOLDER_KIND_BACK.get(t.holder_kind, ""),
             fields=tuple(domain.FieldSpec(name=f.name, type=f.type, required=f.required)
                          for f in t.fields),
             default_validity_days=t.default_validity_days)

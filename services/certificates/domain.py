@@ -500,6 +500,8 @@ class CertificateType:
     holder_kind: str
     fields: tuple[FieldSpec, ...]
     default_validity_days: int
+    # The English name beside the primary (Chinese) display_name; "" when none is given.
+    display_name_en: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

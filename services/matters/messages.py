@@ -19,6 +19,7 @@ from services.matters.domain.applications import (
     aware,
     split_list,
 )
+from services.matters.domain.definition import english_names
 from services.matters.domain.statistics import MatterStatistics
 from workflows.models import workflow_id
 
@@ -42,16 +43,19 @@ def timestamp(t: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
 
 def build_matter(mv: MatterVersion) -> pb.Matter:
     spec = mv.spec
+    en = english_names(mv.definition_yaml)
     return pb.Matter(
         name=f"matters/{spec.code}", code=spec.code, version=mv.version,
-        display_name=spec.display_name, agency=spec.agency,
+        display_name=spec.display_name, display_name_en=en.matter, agency=spec.agency,
         applicant_kind=_KIND[spec.applicant_kind], legal_limit_days=spec.legal_limit_days,
         promised_limit_days=spec.promised_limit_days, assurance_level=spec.assurance_level,
         materials=[pb.Material(code=m.code, display_name=m.display_name,
+                               display_name_en=en.materials.get(m.code, ""),
                                certificate_types=m.certificate_types, required=m.required,
                                upload_allowed=m.upload_allowed, pledge_allowed=m.pledge_allowed)
                    for m in spec.materials],
-        steps=[pb.Step(code=s.code, display_name=s.display_name, role=s.role, agencies=s.agencies,
+        steps=[pb.Step(code=s.code, display_name=s.display_name,
+                       display_name_en=en.steps.get(s.code, ""), role=s.role, agencies=s.agencies,
                        quorum=s.quorum, time_limit_days=s.time_limit_days) for s in spec.steps],
         instant_approval=spec.instant_approval,
         result_certificate_type=spec.result_certificate_type,

@@ -1,13 +1,15 @@
 """The web console (console/, served by the gateway at /) in a real browser: Debian's
 chromium driven by playwright-core, against the session's stack. A person with an
-authenticator logs in with the one-time code the form asks for; a fresh senior applies for
-the senior-citizen card and finds it (with its QR code and access log) in the wallet; Li Wei
-applies for individual-business-registration and two officers of sz-amr claim and decide
-its three steps in the workbench, one rejection without reasons being refused with the
-server's message; a rating of 2 opens a follow-up the supervisor (Sun Li) sees with the
-reassign form; a second application gets a supplement request, is supplied from the wallet
-and withdrawn; the English switch. Screenshots of the main pages go to
-test-artifacts/console/<backend>/ (gitignored), with what the script saw (seen.json).
+authenticator logs in with the one-time code the form asks for; a fresh senior finds the
+senior-citizen card by its Chinese name, applies and finds it (with its QR code and access
+log) in the wallet; Li Wei applies for individual-business-registration and officers of
+sz-amr decide its three steps in the workbench: the acceptor claims and approves, a
+supervisor who also reviews reassigns the review to the reviewer, who approves it without
+claiming, one rejection without reasons being refused with the server's message; a rating
+of 2 opens a follow-up the supervisor (Sun Li) sees; a second application gets a
+supplement request, is supplied from the wallet and withdrawn; the English switch shows the
+English names. Screenshots of the main pages go to test-artifacts/console/<backend>/
+(gitignored), with what the script saw (seen.json).
 
 The stack runs in this test's event loop, so node runs as an asyncio subprocess.
 """
@@ -33,6 +35,7 @@ CHROMIUM = pathlib.Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 PAGES = ("citizen-login-otp-375", "citizen-login-375", "citizen-catalogue-375", "citizen-matter-375",
          "citizen-application-375", "citizen-wallet-375", "officer-task-1280",
+         "officer-reassigned-1280",
          "officer-inbox-1280", "officer-review-1280", "officer-refused-1280",
          "officer-stats-1280", "officer-inbox-375", "citizen-result-375", "officer-follow-up-1280",
          "citizen-supplement-375", "citizen-catalogue-en-1280")
@@ -66,6 +69,13 @@ async def test_console_in_a_browser(stack: Stack) -> None:
                                                metadata=md)
     await stack.identity.ConfirmTotp(ipb.ConfirmTotpRequest(
         person=otp_person.name, one_time_code=pyotp.TOTP(enrolled.secret).now()), metadata=md)
+    # A supervisor who also reviews at sz-amr: a supervisor's inbox holds the steps of their
+    # roles (and escalations), so this one sees the review step, and reassigns it.
+    admin = await stack.service_md()
+    lead = await add_senior(stack.identity, stack.certificates, admin)
+    await stack.identity.SetOfficialRoles(ipb.SetOfficialRolesRequest(official=ipb.Official(
+        person=lead.name, agency="agencies/sz-amr",
+        roles=[ipb.ROLE_REVIEWER, ipb.ROLE_SUPERVISOR])), metadata=admin)
     config = {
         "senior": [senior.id_number, DEMO_PASSWORD],
         "citizen": [person("li-wei").id_number, DEMO_PASSWORD],
@@ -75,6 +85,8 @@ async def test_console_in_a_browser(stack: Stack) -> None:
         "agency": "agencies/sz-amr",
         "artifacts": str(artifacts),
         "totp": [otp_person.id_number, DEMO_PASSWORD, enrolled.secret],
+        "lead": [lead.id_number, DEMO_PASSWORD],
+        "reviewerPerson": stack.seeded.persons["zhao-lei"],
     }
     proc = await asyncio.create_subprocess_exec(
         node, str(SCRIPT), stack.gateway_url, json.dumps(config), cwd=ROOT,
@@ -94,8 +106,15 @@ async def test_console_in_a_browser(stack: Stack) -> None:
 
     assert "OTP_REQUIRED" in seen["otpAsked"] and "需要动态口令" in seen["otpAsked"]
 
+    # Chinese first (issue 21, item 4): the catalogue, materials, certificate types and the
+    # timeline in Chinese; English beside them behind the switch.
+    assert seen["matterTitle"] == "老年人优待证", seen["matterTitle"]
+    assert all("居民" in x for x in seen["willPull"]), seen["willPull"]
+    assert seen["issuedLabel"] == "结果证照已发放至证照夹", seen["issuedLabel"]
+    assert seen["reviewTitle"] == "审查 · 个体工商户设立登记", seen["reviewTitle"]
+    assert seen["englishTitle"] == "Senior citizen preferential card", seen["englishTitle"]
+
     # The senior card: instant approval shows at once, the card is in the wallet.
-    assert any("居民身份证" in x or "Resident ID" in x for x in seen["willPull"]), seen["willPull"]
     assert seen["instantMs"] < 5000, seen["instantMs"]  # measured from the click, on 2 cores
     timeline = seen["seniorTimeline"]
     assert timeline[0] == "submitted"
@@ -113,6 +132,12 @@ async def test_console_in_a_browser(stack: Stack) -> None:
     refusal = seen["refusal"]
     assert "填写的内容有误" in refusal or "不能进行此操作" in refusal, refusal
     assert "reason" in refusal.lower(), refusal  # the server's own words name the field
+    # The supervisor reassigned the review: done, the reviewer now holds it, and the
+    # reviewer decided it without claiming it first.
+    assert "转派" in seen["reassigned"], seen["reassigned"]
+    reviewer_id = config["reviewerPerson"].split("/")[1][:8]
+    assert "经办人" in seen["reassignedTo"] and reviewer_id in seen["reassignedTo"], seen["reassignedTo"]
+    assert seen["reviewClaimShown"] == 0
 
     # A rating of 2 opens a follow-up for the supervisor; a supplement asked, supplied from
     # the wallet, then a withdrawal.

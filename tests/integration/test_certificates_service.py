@@ -153,7 +153,8 @@ async def env(request: pytest.FixtureRequest,
         certs = certificates_pb2_grpc.CertificatesServiceStub(cert_channel)
         for t in (
             pb.CertificateType(
-                code="resident-id-card", display_name="居民身份证", issuing_agency="agencies/gongan",
+                code="resident-id-card", display_name="居民身份证", display_name_en="Resident ID card",
+                issuing_agency="agencies/gongan",
                 holder_kind=pb.HOLDER_KIND_PERSON, default_validity_days=3650,
                 fields=[pb.FieldSpec(name="full_name", type="string", required=True),
                         pb.FieldSpec(name="birth_date", type="date", required=True),
@@ -635,6 +636,12 @@ async def test_public_methods_health_and_auth(env: Env) -> None:
         filter="issuing_agency=agencies/gongan"))
     assert [t.name for t in types.certificate_types] == ["certificateTypes/resident-id-card"]
     assert types.certificate_types[0].fields[1].type == "date"
+    # Chinese first, English beside it (issue 21, item 4); a type defined without one has "".
+    assert types.certificate_types[0].display_name == "居民身份证"
+    assert types.certificate_types[0].display_name_en == "Resident ID card"
+    licence = await env.certs.ListCertificateTypes(pb.ListCertificateTypesRequest(
+        filter="issuing_agency=agencies/scj"))
+    assert [(t.display_name, t.display_name_en) for t in licence.certificate_types] == [("营业执照", "")]
     err = await _error(env.certs.GetCertificate(pb.GetCertificateRequest(name="certificates/x")))
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED
     health = health_pb2_grpc.HealthStub(env.channel)

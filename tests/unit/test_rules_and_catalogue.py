@@ -5,6 +5,8 @@ import pytest
 from govflow.errors import InvalidArgument
 from services.matters import catalogue
 from services.matters.domain import definition
+from services.matters.domain.applications import MatterVersion
+from services.matters.messages import build_matter
 from workflows import rules
 from workflows.models import ApplicantFacts, PulledCertificate, RuleSpec
 
@@ -61,6 +63,37 @@ def test_one_per_holder_is_read_from_the_definition() -> None:
         definition.parse(text.replace("one_per_holder: true", "one_per_holder: sometimes"))
     assert set(err.value.fields) == {"one_per_holder"}
     assert not definition.parse(text.replace("one_per_holder: true\n", "")).one_per_holder
+
+
+def test_bundled_names_are_chinese_with_english_beside() -> None:
+    """Issue 21, item 4: every bundled matter, material and step is named in Chinese first
+    (display_name) and in English beside it (display_name_en), which the Matter message
+    carries without it entering MatterSpec, the workflow's input."""
+    for name, text in catalogue.bundled_definitions():
+        spec, en = definition.parse(text), definition.english_names(text)
+        names = [(spec.display_name, en.matter)]
+        names += [(m.display_name, en.materials.get(m.code, "")) for m in spec.materials]
+        names += [(s.display_name, en.steps.get(s.code, "")) for s in spec.steps]
+        for zh, english in names:
+            assert any("\u4e00" <= ch <= "\u9fff" for ch in zh), (name, zh)
+            assert english.isascii() and english.strip(), (name, zh, english)
+    text = dict(catalogue.bundled_definitions())["senior-citizen-card.yaml"]
+    en = definition.english_names(text)
+    assert en.matter == "Senior citizen preferential card"
+    assert en.materials == {"id-card": "Resident ID card", "household": "Household register"}
+    assert definition.parse(text).display_name == "老年人优待证"
+    spec = definition.parse(text)
+    msg = build_matter(MatterVersion(code=spec.code, version=1, agency=spec.agency,
+                                     display_name=spec.display_name, definition_yaml=text,
+                                     spec=spec, fingerprint=definition.fingerprint(text)))
+    assert (msg.display_name, msg.display_name_en) == ("老年人优待证", "Senior citizen preferential card")
+    assert [(m.display_name, m.display_name_en) for m in msg.materials] == [
+        ("居民身份证", "Resident ID card"), ("居民户口簿", "Household register")]
+    # Optional, and text when given.
+    assert definition.english_names(text.replace("display_name_en", "other_note")).matter == ""
+    with pytest.raises(InvalidArgument) as err:
+        definition.parse(text.replace("display_name_en: Resident ID card", "display_name_en: [1]"))
+    assert set(err.value.fields) == {"materials[0].display_name_en"}
 
 
 def test_bad_definition_names_every_problem() -> None:

@@ -1,9 +1,9 @@
 // My applications, and one application followed as it moves: timeline, receipt, reasons,
 // withdraw, supply materials, rate.
 import { useEffect, useRef, useState, type FormEvent } from "react";
-import { ApplicationStatus, CertificateStatus, type Application } from "@govflow/client";
+import { ApplicationStatus, CertificateStatus, type Application, type Matter } from "@govflow/client";
 import { auth, certificates, matters, problem, short, when, type Problem, type Session } from "../api";
-import { eventText, useT } from "../i18n";
+import { eventLine, useT } from "../i18n";
 import { Badge, ErrorBox, Loading, Section, useAction, useLoad } from "../ui";
 
 const ENDED = new Set([ApplicationStatus.APPROVED, ApplicationStatus.REJECTED, ApplicationStatus.WITHDRAWN,
@@ -12,13 +12,13 @@ const ENDED = new Set([ApplicationStatus.APPROVED, ApplicationStatus.REJECTED, A
 export const statusName = (s: ApplicationStatus) => ApplicationStatus[s] ?? "UNSPECIFIED";
 
 export function MyApplications({ session, onOpen }: { session: Session; onOpen: (name: string) => void }) {
-  const { t, lang } = useT();
+  const { t, lang, name } = useT();
   const list = useLoad(async () => {
     const [apps, ms] = await Promise.all([
       matters.listApplications({ pageSize: 50 }, auth(session)),
       matters.listMatters({ pageSize: 100 }),
     ]);
-    return { apps: apps.applications, names: new Map(ms.matters.map((m) => [m.name, m.displayName])) };
+    return { apps: apps.applications, names: new Map(ms.matters.map((m) => [m.name, m])) };
   }, [session]);
   return (
     <Section title={t("tabApplications")}>
@@ -29,7 +29,7 @@ export function MyApplications({ session, onOpen }: { session: Session; onOpen: 
         {(list.data?.apps ?? []).map((a) => (
           <li key={a.name}>
             <button type="button" className="row" onClick={() => onOpen(a.name)}>
-              <span className="title">{list.data?.names.get(a.matter) ?? short(a.matter)}</span>
+              <span className="title">{((m) => (m ? name(m) : short(a.matter)))(list.data?.names.get(a.matter))}</span>
               <span className="meta"><Badge status={statusName(a.status)} /> {when(a.createTime, lang)}</span>
             </button>
           </li>
@@ -70,7 +70,7 @@ function useApplication(session: Session, name: string) {
 export function ApplicationView({ session, name, onBack, onWallet }: {
   session: Session; name: string; onBack: () => void; onWallet: () => void;
 }) {
-  const { t, lang } = useT();
+  const { t, lang, name: named } = useT();
   const { app, error, refresh } = useApplication(session, name);
   const matter = useLoad(async () => (app ? (await matters.getMatter({ name: app.matter })).matter : undefined),
     [app?.matter]);
@@ -82,7 +82,7 @@ export function ApplicationView({ session, name, onBack, onWallet }: {
     <div className="application" data-status={status} data-application={app.name}>
       <section className="card">
         <button type="button" className="link" onClick={onBack}>← {t("back")}</button>
-        <h2>{matter.data?.displayName ?? short(app.matter)}</h2>
+        <h2>{matter.data ? named(matter.data) : short(app.matter)}</h2>
         <p className="status-line" aria-live="polite">{t("status")}: <Badge status={status} /></p>
         <p className="meta">{t("application")} <code>{short(app.name).slice(0, 8)}</code> · {t("dueTime")}{" "}
           {when(app.dueTime, lang)} {app.dueTimeProvisional && <em>{t("provisional")}</em>}
@@ -104,17 +104,20 @@ export function ApplicationView({ session, name, onBack, onWallet }: {
       )}
       <Section title={t("timeline")}>
         <ol className="timeline">
-          {app.timeline.map((ev) => (
-            <li key={ev.eventId} data-kind={ev.kind}>
-              <time>{when(ev.time, lang)}</time>
-              <strong>{eventText[lang][ev.kind] ?? ev.kind}</strong>
-              <span className="meta">{ev.message}</span>
-            </li>
-          ))}
+          {app.timeline.map((ev) => {
+            const line = eventLine(ev, lang);
+            return (
+              <li key={ev.eventId} data-kind={ev.kind}>
+                <time>{when(ev.time, lang)}</time>
+                <strong>{line.label}</strong>
+                {line.detail && <span className="meta" lang="en">{line.detail}</span>}
+              </li>
+            );
+          })}
         </ol>
       </Section>
       {app.status === ApplicationStatus.SUPPLEMENT_REQUESTED && (
-        <Supply session={session} app={app} onDone={refresh} />
+        <Supply session={session} app={app} matter={matter.data ?? undefined} onDone={refresh} />
       )}
       {!ended && <Withdraw session={session} app={app} onDone={refresh} />}
       {ended && app.status !== ApplicationStatus.WITHDRAWN && <Rate session={session} app={app} onDone={refresh} />}
@@ -140,8 +143,10 @@ function Withdraw({ session, app, onDone }: { session: Session; app: Application
   );
 }
 
-function Supply({ session, app, onDone }: { session: Session; app: Application; onDone: () => void }) {
-  const { t, lang } = useT();
+function Supply({ session, app, matter, onDone }: {
+  session: Session; app: Application; matter: Matter | undefined; onDone: () => void;
+}) {
+  const { t, lang, name } = useT();
   const [chosen, setChosen] = useState<Record<string, { certificate: string; uri: string }>>({});
   const action = useAction();
   const wallet = useLoad(async () =>
@@ -161,7 +166,7 @@ function Supply({ session, app, onDone }: { session: Session; app: Application; 
       <p>{t("supplementAsked")} {t("supplementDue")} {when(app.supplementDueTime, lang)}</p>
       {app.missingMaterials.map((code) => (
         <fieldset key={code}>
-          <legend>{code}</legend>
+          <legend>{((m) => (m ? name(m) : code))(matter?.materials.find((m) => m.code === code))}</legend>
           <label>{t("supplyWith")}
             <select value={chosen[code]?.certificate ?? ""} onChange={(e) => set(code, "certificate", e.target.value)}>
               <option value="">—</option>

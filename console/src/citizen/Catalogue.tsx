@@ -18,7 +18,7 @@ async function allMatters(): Promise<Matter[]> {
 }
 
 export function Catalogue({ onOpen }: { onOpen: (name: string) => void }) {
-  const { t } = useT();
+  const { t, name } = useT();
   const [keyword, setKeyword] = useState("");
   const [agency, setAgency] = useState("");
   const [level, setLevel] = useState("");
@@ -31,7 +31,7 @@ export function Catalogue({ onOpen }: { onOpen: (name: string) => void }) {
     const levels = new Map(list.data.agencies.map((a) => [a.name, a.level]));
     const k = keyword.trim().toLowerCase();
     return list.data.matters.filter((m) =>
-      (!k || m.displayName.toLowerCase().includes(k) || m.code.includes(k)) &&
+      (!k || m.code.includes(k) || [m.displayName, m.displayNameEn].some((n) => n.toLowerCase().includes(k))) &&
       (!agency || m.agency === agency) &&
       (!level || String(levels.get(m.agency)) === level));
   }, [list.data, keyword, agency, level]);
@@ -66,7 +66,7 @@ export function Catalogue({ onOpen }: { onOpen: (name: string) => void }) {
         {shown.map((m) => (
           <li key={m.name}>
             <button type="button" className="row" onClick={() => onOpen(m.name)} data-matter={m.code}>
-              <span className="title">{m.displayName}</span>
+              <span className="title">{name(m)}</span>
               <span className="meta">{agencyName(m.agency)} · {t("promised")} {m.promisedLimitDays} {t("workingDays")}
                 {m.instantApproval && <span className="badge badge-approved">{t("instant")}</span>}</span>
             </button>
@@ -80,7 +80,7 @@ export function Catalogue({ onOpen }: { onOpen: (name: string) => void }) {
 export function MatterView({ session, name, onBack, onSubmitted }: {
   session: Session; name: string; onBack: () => void; onSubmitted: (application: string) => void;
 }) {
-  const { t } = useT();
+  const { t, name: named } = useT();
   const [consent, setConsent] = useState(false);
   const [pledges, setPledges] = useState<string[]>([]);
   const [requestId] = useState(() => crypto.randomUUID()); // a double click submits once
@@ -96,7 +96,7 @@ export function MatterView({ session, name, onBack, onSubmitted }: {
   if (data.busy && !data.data) return <Loading />;
   if (!data.data) return <ErrorBox error={data.error} />;
   const { matter, wallet, types } = data.data;
-  const typeName = (n: string) => types.find((x) => x.name === n)?.displayName ?? short(n);
+  const typeName = (n: string) => ((x) => (x ? named(x) : short(n)))(types.find((x) => x.name === n));
   async function submit(e: FormEvent) {
     e.preventDefault();
     await action.run(async () => {
@@ -108,7 +108,7 @@ export function MatterView({ session, name, onBack, onSubmitted }: {
   return (
     <form className="card" onSubmit={submit} aria-labelledby="matter-title">
       <button type="button" className="link" onClick={onBack}>← {t("back")}</button>
-      <h2 id="matter-title">{matter.displayName}</h2>
+      <h2 id="matter-title">{named(matter)}</h2>
       <p className="meta">{t("promised")} {matter.promisedLimitDays} {t("workingDays")} · {t("legal")}{" "}
         {matter.legalLimitDays} {t("workingDays")}{matter.instantApproval && <> · <span className="badge badge-approved">{t("instant")}</span></>}</p>
       <h3>{t("materials")}</h3>
@@ -118,7 +118,7 @@ export function MatterView({ session, name, onBack, onSubmitted }: {
             c.status === CertificateStatus.ACTIVE);
           return (
             <li key={mat.code}>
-              <strong>{mat.displayName}</strong>
+              <strong>{named(mat)}</strong>
               {held.length > 0 ? (
                 <div className="ok">{t("willPull")}: {held.map((c) => `${typeName(c.type)} (${short(c.name).slice(0, 8)}…)`).join("、")}</div>
               ) : mat.certificateTypes.length > 0 ? (
@@ -140,7 +140,7 @@ export function MatterView({ session, name, onBack, onSubmitted }: {
       {matter.steps.length > 0 && (
         <>
           <h3>{t("steps")}</h3>
-          <ol>{matter.steps.map((s) => <li key={s.code}>{s.displayName} ({s.timeLimitDays} {t("workingDays")})</li>)}</ol>
+          <ol>{matter.steps.map((s) => <li key={s.code}>{named(s)} ({s.timeLimitDays} {t("workingDays")})</li>)}</ol>
         </>
       )}
       <label className="check">

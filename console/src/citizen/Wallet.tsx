@@ -7,7 +7,7 @@ import { useT } from "../i18n";
 import { Badge, ErrorBox, Loading, Section, useLoad } from "../ui";
 
 export function Wallet({ session }: { session: Session }) {
-  const { t } = useT();
+  const { t, name } = useT();
   const data = useLoad(async () => {
     const [certs, types, access] = await Promise.all([
       certificates.listCertificates({ parent: session.subject, pageSize: 100 }, auth(session)),
@@ -24,7 +24,7 @@ export function Wallet({ session }: { session: Session }) {
       <ul className="wallet">
         {(data.data?.certs ?? []).map((c) => (
           <CertificateCard key={c.name} session={session} cert={c}
-            typeName={data.data!.types.find((x) => x.name === c.type)?.displayName ?? short(c.type)}
+            typeName={((x) => (x ? name(x) : short(c.type)))(data.data!.types.find((x) => x.name === c.type))}
             access={data.data!.access.filter((r) => r.certificate === c.name)} />
         ))}
       </ul>

@@ -1,9 +1,9 @@
 // The officer workbench: the agency's inbox with filters and due times; claim, decide,
 // reassign; statistics.
 import { useEffect, useState, type FormEvent } from "react";
-import { Decision, Role, TaskStatus, type Task } from "@govflow/client";
+import { Decision, Role, TaskStatus, type Matter, type Task } from "@govflow/client";
 import { auth, identity, matters, short, when, type Session } from "../api";
-import { useT, type Key } from "../i18n";
+import { eventLine, named, useT, type Key, type Lang } from "../i18n";
 import { statusName } from "../citizen/Applications";
 import { Badge, ErrorBox, Loading, Section, useAction, useLoad } from "../ui";
 import { Statistics } from "./Statistics";
@@ -15,6 +15,13 @@ const FILTERS: { key: Key; filter: string; followUps?: boolean }[] = [
   { key: "filterDueSoon", filter: "due_soon=true" },
   { key: "filterFollowUps", filter: "", followUps: true },
 ];
+
+/** A task's matter and step in `lang`: the catalogue's names (Chinese, or English beside
+ * them); the task's own name where the matter has no such step (a follow-up). */
+function taskNames(task: Task, matter: Matter | undefined, lang: Lang): { matter: string; step: string } {
+  const step = matter?.steps.find((s) => s.code === task.step);
+  return { matter: matter ? named(matter, lang) : short(task.matter), step: step ? named(step, lang) : task.displayName };
+}
 
 export function Workbench({ session }: { session: Session }) {
   const { t } = useT();
@@ -45,6 +52,8 @@ function Inbox({ session }: { session: Session }) {
     const timer = window.setInterval(tasks.reload, 4000);
     return () => window.clearInterval(timer);
   }, [tasks.reload]);
+  const catalogue = useLoad(async () =>
+    new Map((await matters.listMatters({ pageSize: 100 })).matters.map((m) => [m.name, m])), []);
   const task = tasks.data?.find((x) => x.name === selected);
   return (
     <div className="inbox">
@@ -62,17 +71,17 @@ function Inbox({ session }: { session: Session }) {
         {(tasks.data ?? []).length > 0 && <table className="tasks">
           <thead><tr><th>{t("matter")}</th><th>{t("step")}</th><th>{t("status")}</th><th>{t("dueTime")}</th></tr></thead>
           <tbody>
-            {(tasks.data ?? []).map((x) => (
+            {(tasks.data ?? []).map((x) => { const names = taskNames(x, catalogue.data?.get(x.matter), lang); return (
               <tr key={x.name} aria-selected={x.name === selected} data-task={x.name}>
-                <td><button type="button" className="link" onClick={() => setSelected(x.name)}>{short(x.matter)}</button>
+                <td><button type="button" className="link" onClick={() => setSelected(x.name)}>{names.matter}</button>
                   {x.kind === "follow_up" && <span className="badge">{t("kindFollowUp")}</span>}
                   {x.overdue && session.roles.includes("supervisor") && <span className="badge badge-rejected">{t("kindEscalation")}</span>}</td>
-                <td>{x.displayName}</td>
+                <td>{names.step}</td>
                 <td><Badge status={TaskStatus[x.status]} /></td>
                 <td>{when(x.dueTime, lang)}{x.dueTimeProvisional && <em title={t("provisional")}> {lang === "zh" ? "（暂定）" : "(provisional)"}</em>}
                   {x.overdue && <span className="badge badge-rejected">{t("overdue")}</span>}</td>
               </tr>
-            ))}
+            ); })}
           </tbody>
         </table>}
       </Section>
@@ -93,8 +102,9 @@ function TaskPanel({ session, task: listed, onChanged }: { session: Session; tas
   const supervisor = session.roles.includes("supervisor");
   const app = useLoad(async () => (await matters.getApplication({ name: task.application }, auth(session))).application,
     [task.application, session]);
-  const limit = useLoad(async () => (await matters.getMatter({ name: task.matter })).matter?.steps
-    .find((s) => s.code === task.step)?.timeLimitDays ?? 0, [task.matter, task.step]);
+  const matter = useLoad(async () => (await matters.getMatter({ name: task.matter })).matter, [task.matter]);
+  const limit = matter.data?.steps.find((s) => s.code === task.step)?.timeLimitDays ?? 0;
+  const names = taskNames(task, matter.data ?? undefined, lang);
   const officials = useLoad(async () => (supervisor
     ? (await identity.listOfficials({ parent: session.agency, pageSize: 100 }, auth(session))).officials : []),
     [supervisor, session]);
@@ -118,19 +128,21 @@ function TaskPanel({ session, task: listed, onChanged }: { session: Session; tas
   };
   return (
     <section className="card task-panel" aria-labelledby="task-title">
-      <h2 id="task-title">{task.displayName} · {short(task.matter)}</h2>
+      <h2 id="task-title">{names.step} · {names.matter}</h2>
       <dl>
         <div><dt>{t("application")}</dt><dd><code data-application={task.application}>{short(task.application).slice(0, 8)}</code> {app.data && <Badge status={statusName(app.data.status)} />}</dd></div>
         <div><dt>{t("applicant")}</dt><dd>{app.data ? short(app.data.applicant).slice(0, 8) : "…"}</dd></div>
         <div><dt>{t("status")}</dt><dd><Badge status={TaskStatus[task.status]} /> {task.assignee && `${t("assignee")}: ${short(task.assignee).slice(0, 8)}`}</dd></div>
         <div><dt>{t("dueTime")}</dt><dd>{when(task.dueTime, lang)}
-          {limit.data ? ` (${t("stepLimit")} ${limit.data} ${t("workingDays")})` : ""}
+          {limit ? ` (${t("stepLimit")} ${limit} ${t("workingDays")})` : ""}
           {task.dueTimeProvisional && <em> {t("provisional")}</em>}</dd></div>
       </dl>
       <ErrorBox error={app.error} />
       {app.data && app.data.timeline.length > 0 && (
         <details><summary>{t("timeline")}</summary>
-          <ol className="timeline">{app.data.timeline.map((ev) => <li key={ev.eventId}><time>{when(ev.time, lang)}</time> {ev.kind}: {ev.message}</li>)}</ol>
+          <ol className="timeline">{app.data.timeline.map((ev) => { const line = eventLine(ev, lang); return (
+            <li key={ev.eventId} data-kind={ev.kind}><time>{when(ev.time, lang)}</time> {line.label}
+              {line.detail && <span className="meta" lang="en">: {line.detail}</span>}</li>); })}</ol>
         </details>
       )}
       {done && <p className="ok" role="status">{t("done")} {done}</p>}

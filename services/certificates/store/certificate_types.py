@@ -14,7 +14,7 @@ from services.certificates.store.tables import CertificateTypeRow, utcnow
 
 def _type(row: CertificateTypeRow) -> CertificateType:
     return CertificateType(
-        code=row.code, display_name=row.display_name,
+        code=row.code, display_name=row.display_name, display_name_en=row.display_name_en,
         issuing_agency=f"agencies/{row.issuing_agency}", holder_kind=row.holder_kind,
         fields=tuple(domain.FieldSpec(**f) for f in json.loads(row.fields_json)),
         default_validity_days=row.default_validity_days)
@@ -30,6 +30,7 @@ def save_type(s: Session, t: CertificateType) -> CertificateType:
     row = s.get(CertificateTypeRow, t.code) or CertificateTypeRow(
         code=t.code, display_name="", issuing_agency="", holder_kind="", fields_json="[]")
     row.display_name = t.display_name.strip()
+    row.display_name_en = t.display_name_en.strip()
     row.issuing_agency = domain.agency_code(t.issuing_agency)
     row.holder_kind = t.holder_kind
     row.fields_json = json.dumps([dataclasses.asdict(f) for f in t.fields])

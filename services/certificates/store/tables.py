@@ -21,6 +21,7 @@ class CertificateTypeRow(SQLModel, table=True):
     __tablename__ = "certificate_types"
     code: str = Field(primary_key=True)
     display_name: str
+    display_name_en: str = ""  # the English name beside display_name (the Chinese one)
     issuing_agency: str = Field(index=True)  # agency code, without "agencies/"
     holder_kind: str  # person or organisation
     fields_json: str  # [{"name", "type", "required"}, ...]

@@ -1,5 +1,17 @@
 """The matter definition: YAML in, a validated ``MatterSpec`` out, every problem named;
-its fingerprint (what makes a new version) and its stored JSON form.
+its fingerprint (what makes a new version) and its stored JSON form; the English names it
+gives beside its display names.
+
+Display names are Chinese, the primary language; ``display_name_en`` (optional, on the
+matter, each material and each step) carries the English one. English names are for
+front ends only, so they are read from the published YAML (``english_names``) rather than
+added to ``MatterSpec``: the workflow's input, and its saved histories, stay as they are.
+
+The definition's types (``MatterSpec``, ``MaterialSpec``, ``StepSpec``, ``RuleSpec``,
+``BundleItem``) are the workflow's input, so they stay in ``workflows/models.py`` — the
+small dependency-free contract the Temporal sandbox passes through, whose field names
+saved histories depend on — and are re-exported here: matters code imports them from the
+domain. Each publish of a changed definition makes a new version (``PublishMatter``).
 
 The definition's types (``MatterSpec``, ``MaterialSpec``, ``StepSpec``, ``RuleSpec``,
 ``BundleItem``) are the workflow's input, so they stay in ``workflows/models.py`` — the
@@ -11,9 +23,11 @@ domain. Each publish of a changed definition makes a new version (``PublishMatte
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -82,6 +96,7 @@ def parse(text: str) -> MatterSpec:
     p: dict[str, str] = {}
     code = _str(doc, "code", "", p, pattern=_CODE)
     name = _str(doc, "display_name", "", p)
+    _str(doc, "display_name_en", "", p, required=False)
     agency = doc.get("agency")
     if not _ref(agency, "agencies/"):
         p["agency"] = "must be agencies/{code}"
@@ -115,6 +130,7 @@ def parse(text: str) -> MatterSpec:
         pledge = bool(m.get("pledge_allowed", False))
         if not types and not upload and not pledge:
             p[f"{path}certificate_types"] = "name a certificate type, or allow an upload or pledge"
+        _str(m, "display_name_en", path, p, required=False)
         materials.append(MaterialSpec(code=mcode, display_name=_str(m, "display_name", path, p),
                                       certificate_types=list(types),
                                       required=bool(m.get("required", True)),
@@ -138,6 +154,7 @@ def parse(text: str) -> MatterSpec:
         if not isinstance(agencies, list) or not agencies or not all(_ref(a, "agencies/") for a in agencies):
             p[f"{path}agencies"] = "must be a non-empty list of agencies/{code}"
             agencies = []
+        _str(s, "display_name_en", path, p, required=False)
         quorum = s.get("quorum", "all")
         if quorum not in ("all", "any"):
             p[f"{path}quorum"] = "must be all or any"
@@ -209,8 +226,8 @@ def parse(text: str) -> MatterSpec:
     if not isinstance(validity, int) or validity < 0:
         p["result.validity_days"] = "must be an integer >= 0"
         validity = 0
-    known = {"code", "display_name", "agency", "applicant_kind", "legal_limit_days",
-             "promised_limit_days", "assurance_level", "materials", "steps", "instant_approval",
+    known = {"code", "display_name", "display_name_en", "agency", "applicant_kind",
+             "legal_limit_days", "promised_limit_days", "assurance_level", "materials", "steps", "instant_approval",
              "result", "calendar", "description", "supplement_limit_days", "pledge",
              "bundle", "one_per_holder"}
     # A holder has one result at a time (a card, not a permit per premises): a second
@@ -250,6 +267,33 @@ def parse(text: str) -> MatterSpec:
         pledge_failure=str(on_failure), bundle=bundle, one_per_holder=one_per_holder is True)
 
 
+@dataclasses.dataclass(frozen=True)
+class EnglishNames:
+    """The English names a definition gives beside its (Chinese) display names; "" or
+    absent where it gives none."""
+
+    matter: str = ""
+    materials: Mapping[str, str] = dataclasses.field(default_factory=dict)  # by material code
+    steps: Mapping[str, str] = dataclasses.field(default_factory=dict)  # by step code
+
+
+@functools.lru_cache(maxsize=512)
+def english_names(text: str) -> EnglishNames:
+    """The English names of a published definition (``parse`` accepted it), read once per
+    definition text and kept: every Matter message built from it asks."""
+    doc = yaml.safe_load(text)
+    if not isinstance(doc, dict):
+        return EnglishNames()
+
+    def by_code(items: Any) -> dict[str, str]:
+        return {str(i["code"]): str(i["display_name_en"]) for i in items or []
+                if isinstance(i, dict) and i.get("code") and isinstance(i.get("display_name_en"), str)}
+
+    matter = doc.get("display_name_en")
+    return EnglishNames(matter=matter if isinstance(matter, str) else "",
+                        materials=by_code(doc.get("materials")), steps=by_code(doc.get("steps")))
+
+
 def fingerprint(text: str) -> str:
     """Identity of a definition's meaning (so republishing the same file is a no-op)."""
     doc = yaml.safe_load(text)
@@ -272,5 +316,6 @@ def spec_from_json(text: str) -> MatterSpec:
     return MatterSpec(**d)
 
 
-__all__ = ["ASSURANCE", "ROLES", "BundleItem", "MaterialSpec", "MatterSpec", "RuleSpec",
-           "StepSpec", "fingerprint", "parse", "spec_from_json", "spec_to_json"]
+__all__ = ["ASSURANCE", "ROLES", "BundleItem", "EnglishNames", "MaterialSpec", "MatterSpec",
+           "RuleSpec", "StepSpec", "english_names", "fingerprint", "parse", "spec_from_json",
+           "spec_to_json"]
