@@ -34,6 +34,10 @@ STRING_LIMITS: dict[str, int] = {
     "signature": 4096,
     "signed_payload": 65536,
     "definition_yaml": 65536,
+    # A foreign issuer's compact certificate (ImportCertificate) and its public keys
+    # (AddTrustedIssuer).
+    "token": 16384,
+    "jwks_json": 16384,
     # Internal read-model updates from the worker carry composed texts.
     "message": 262144,
     "inputs_json": 262144,

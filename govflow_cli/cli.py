@@ -5,7 +5,7 @@
     govflow demo      submit a zero-visit application to a running stack, print its timeline
     govflow gen-protos  regenerate the Python stubs from protos/
     govflow gen-clients  regenerate the TypeScript client (clients/ts) from protos/
-    govflow trust-bundle  save issuer keys and status lists from a running stack
+    govflow trust-bundle  save issuer keys, status lists and the trust list from a running stack
     govflow verify TOKEN  verify a compact certificate token offline with those files
     govflow audit verify  check every service's tamper-evident audit chain (exit 0/1)
     govflow audit head    print (and save) the chains' heads, to anchor them elsewhere
@@ -335,6 +335,9 @@ def main(argv: list[str] | None = None) -> None:
         p_files.add_argument("--status-lists", type=pathlib.Path,
                              default=pathlib.Path("govflow-status-lists.json"),
                              help="cached signed status lists")
+        p_files.add_argument("--trust-list", type=pathlib.Path,
+                             default=pathlib.Path("govflow-trust-list.json"),
+                             help="the signed trust list of foreign issuers")
         p_files.add_argument("--addr", default="",
                              help="certificates service address (default from settings)")
     p_audit = sub.add_parser("audit", help="the services' tamper-evident audit chains")
@@ -389,10 +392,11 @@ def main(argv: list[str] | None = None) -> None:
 
         addr = args.addr or settings.certificates_addr
         if args.cmd == "trust-bundle":
-            raise SystemExit(offline_cli.trust_bundle_command(addr, args.keys, args.status_lists))
+            raise SystemExit(offline_cli.trust_bundle_command(addr, args.keys, args.status_lists,
+                                                              args.trust_list))
         raise SystemExit(offline_cli.verify_command(
             args.token, args.keys, args.status_lists, allow_stale=args.allow_stale,
-            fetch_from=addr if args.fetch else ""))
+            fetch_from=addr if args.fetch else "", trust_list_path=args.trust_list))
 
 
 if __name__ == "__main__":

@@ -57,6 +57,13 @@ class OfflineFailure(enum.StrEnum):
     STATUS_LIST_EXPIRED = "STATUS_LIST_EXPIRED"
     # Validly signed, but for someone else than the party presenting it (a replay).
     HOLDER_MISMATCH = "HOLDER_MISMATCH"
+    # Foreign certificates (foreign.py): the issuer is not (or no longer) in the trust list,
+    # the type is outside its scope, its entry is past not_after, or the trust list held is
+    # past its valid_until.
+    ISSUER_NOT_TRUSTED = "ISSUER_NOT_TRUSTED"
+    TYPE_NOT_IN_SCOPE = "TYPE_NOT_IN_SCOPE"
+    ISSUER_TRUST_EXPIRED = "ISSUER_TRUST_EXPIRED"
+    TRUST_LIST_EXPIRED = "TRUST_LIST_EXPIRED"
 
 
 # ---------------------------------------------------------------- keys
@@ -65,7 +72,7 @@ class OfflineFailure(enum.StrEnum):
 @dataclasses.dataclass(frozen=True)
 class IssuerKey:
     kid: str
-    issuer: str  # agencies/{code}
+    issuer: str  # agencies/{code}, or issuers/{id} for a trusted foreign issuer's key
     public_key: Ed25519PublicKey
 
 
@@ -275,13 +282,13 @@ def verify_compact(token: str, keys: Mapping[str, IssuerKey],
         failures.append(OfflineFailure.NOT_YET_VALID)
     if valid_until is not None and now >= valid_until:
         failures.append(OfflineFailure.EXPIRED)
-    failures.extend(_status_failures(claims, issuer, status_lists, now, allow_stale_status))
+    failures.extend(status_failures(claims, issuer, status_lists, now, allow_stale_status))
     if holder is not None and claims.get("holder") != holder:
         failures.append(OfflineFailure.HOLDER_MISMATCH)
     return OfflineResult(failures, claims)
 
 
-def _status_failures(claims: Mapping[str, Any], issuer: object,
+def status_failures(claims: Mapping[str, Any], issuer: object,
                      status_lists: Mapping[str, StatusList], now: dt.datetime,
                      allow_stale: bool) -> list[OfflineFailure]:
     index = claims.get("status_list_index")
@@ -332,6 +339,10 @@ _FAILURE_TEXT = {
     OfflineFailure.STATUS_UNKNOWN: "status unknown (no valid status list of the issuer covers it)",
     OfflineFailure.STATUS_LIST_EXPIRED: "status list out of date (past its valid_until; fetch it again)",
     OfflineFailure.HOLDER_MISMATCH: "held by someone else than the one presenting it",
+    OfflineFailure.ISSUER_NOT_TRUSTED: "issuer not in the trust list (never listed, or removed)",
+    OfflineFailure.TYPE_NOT_IN_SCOPE: "certificate type outside the issuer's scope in the trust list",
+    OfflineFailure.ISSUER_TRUST_EXPIRED: "the issuer's recognition has ended (trust-list not_after)",
+    OfflineFailure.TRUST_LIST_EXPIRED: "trust list out of date (past its valid_until; fetch it again)",
 }
 
 
@@ -344,19 +355,56 @@ def status_lists_document(lists: Iterable[Mapping[str, Any]], fetched: dt.dateti
 
 
 def verify_report(token: str, keys_json: str, status_lists_json: str, *, now: dt.datetime,
-                  allow_stale_status: bool = False,
-                  holder: str | None = None) -> tuple[bool, list[str]]:
+                  allow_stale_status: bool = False, holder: str | None = None,
+                  trust_list_json: str = "") -> tuple[bool, list[str]]:
     """What ``govflow verify`` prints: the verdict first, then every failure reason, then
-    notes about rejected status lists. Inputs are the texts of the token and the two files."""
+    notes about rejected status lists. Inputs are the texts of the token and the files: a
+    foreign issuer's token (``issuers/{id}``) is checked against the trust list
+    (``trust_list_json``, as ``govflow trust-bundle`` saves it) and that issuer's own status
+    list, whose signature its trust-list keys check."""
+    # foreign.py builds on this module, so it is imported here, not at the top.
+    from services.certificates import foreign
+
     keys = load_keys(keys_json)
     docs = json.loads(status_lists_json).get("status_lists", []) if status_lists_json else []
-    lists, problems = load_status_lists(docs, keys)
-    result = verify_compact(token, keys, lists, now=now, allow_stale_status=allow_stale_status,
-                            holder=holder)
+    trust_docs = json.loads(trust_list_json).get("trust_lists", []) if trust_list_json else []
+    trust, problems = foreign.newest_trust_list(trust_docs, keys)
+    problems = [f"trust list rejected: {p}" for p in problems]
+    local = [d for d in docs if not foreign.is_foreign(d.get("issuer"))]
+    lists, rejected = load_status_lists(local, keys)
+    problems += [f"status list rejected: {p}" for p in rejected]
+    try:
+        issuer = parse_compact(token).claims.get("issuer")
+    except ValueError:
+        issuer = None
+    if foreign.is_foreign(issuer):
+        assert isinstance(issuer, str)
+        entry = trust.issuers.get(issuer) if trust is not None else None
+        own: StatusList | None = None
+        for d in docs:
+            if entry is None or d.get("issuer") != issuer:
+                continue
+            try:
+                sl = foreign.read_issuer_status_list(str(d.get("signed_payload", "")),
+                                                     str(d.get("signature", "")), entry)
+            except ValueError as exc:
+                problems.append(f"status list rejected: {issuer}: {exc}")
+                continue
+            if own is None or own.issued_time < sl.issued_time:
+                own = sl
+        failures, claims = foreign.check_token(
+            token, entry, own, now=now, allow_stale=allow_stale_status, holder=holder,
+            trust_list_valid_until=trust.valid_until if trust is not None else None)
+        result = OfflineResult(foreign.ordered(failures), claims)
+        if trust is not None:
+            problems.insert(0, f"trust list version {trust.version}")
+    else:
+        result = verify_compact(token, keys, lists, now=now,
+                                allow_stale_status=allow_stale_status, holder=holder)
     c = result.claims
     about = (f"{c.get('id', '?')} ({c.get('type', '?')}) held by {c.get('holder', '?')}, "
              f"issued by {c.get('issuer', '?')}") if c else "token"
     lines = [f"valid: {about}" if result.valid else f"INVALID: {about}"]
     lines += [f"  - {f.value}: {_FAILURE_TEXT[f]}" for f in result.failures]
-    lines += [f"  note: status list rejected: {p}" for p in problems]
+    lines += [f"  note: {p}" for p in problems]
     return result.valid, lines

@@ -2,9 +2,9 @@
 
 Each use case lives in its own module over the repository of store/ (one module per
 aggregate): issuing.py (types, issue, status changes), verification.py (VerifyCertificate, the
-compact form), consent.py (grants and the reads they allow, the access log) and keys.py
-(issuer keys, status lists). Who may read what is decided in access.py; the caches are in
-store/caches.py.
+compact form), consent.py (grants and the reads they allow, the access log), keys.py
+(issuer keys, status lists) and trust.py (the trust list of foreign issuers, imports). Who
+may read what is decided in access.py; the caches are in store/caches.py.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from services.certificates.issuing import Issuing
 from services.certificates.keys import Keys
 from services.certificates.store import utcnow
 from services.certificates.store.caches import Verification
+from services.certificates.trust import Trust
 from services.certificates.verification import Verifying
 
 
@@ -37,6 +38,7 @@ class Certificates:
         self.verifying = Verifying(db, now)
         self.consents = Consents(db, now)
         self.keys = Keys(db, now)
+        self.trust = Trust(db, now)
 
     async def verify_read(self, p: auth.Principal, name: str, *, purpose: str,
                           application: str) -> Verification:

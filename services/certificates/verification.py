@@ -16,7 +16,7 @@ from sqlmodel import Session
 from govflow import auth
 from govflow.db import Database
 from govflow.errors import FailedPrecondition
-from services.certificates import access, domain, keys, offline
+from services.certificates import access, domain, foreign, keys, offline, trust
 from services.certificates.domain import Certificate, IssuerKey
 from services.certificates.store import caches, issuer_keys
 from services.certificates.store import certificates as certificate_store
@@ -30,7 +30,10 @@ _BROKEN = frozenset({domain.Failure.PAYLOAD_MISMATCH, domain.Failure.BAD_SIGNATU
 def check(tx: Session | Connection, cert: Certificate, key: IssuerKey | None,
           now: dt.datetime) -> list[domain.Failure]:
     """Every failure of ``cert`` at ``now``; ``key`` is the issuer key its record names
-    (None: unknown). A payload naming another key looks that one up."""
+    (None: unknown). A payload naming another key looks that one up. A foreign
+    certificate is checked against the trust list as it stands (trust.check_stored)."""
+    if foreign.is_foreign(cert.issuer):
+        return trust.check_stored(tx, cert, now)
     payload = cert.signed_payload.encode()
     claims = domain.signed_claims(payload)
     # A payload that does not parse fails as BAD_SIGNATURE whatever its key.
@@ -97,7 +100,11 @@ class Verifying:
             if not domain.is_holder(p, cert.holder):
                 return None
             done = Verification(cert, check(conn, cert, key, now))
-            self.verified.put(done, key, now)
+            if not foreign.is_foreign(cert.issuer):
+                # A foreign certificate's answer also depends on the trust list and its
+                # issuer's status list, which the certificate's version does not follow:
+                # it is made afresh on every call.
+                self.verified.put(done, key, now)
             return done
 
         done = await self.db.read(read)
@@ -139,10 +146,14 @@ class Verifying:
             raise FailedPrecondition("the certificate's record does not match its signature",
                                      reason="CERTIFICATE_INTEGRITY",
                                      metadata={"failures": ",".join(sorted(failures))})
-        key = issuer_keys.signing_key(s, cert.key_id)
-        assert key is not None
-        token = offline.make_compact(keys.private(key), key.kid,
-                                     offline.compact_claims(json.loads(cert.signed_payload)))
+        if foreign.is_foreign(cert.issuer):
+            # Govflow holds no key of a foreign issuer: the token is the one it signed.
+            token = trust.token_of(cert)
+        else:
+            key = issuer_keys.signing_key(s, cert.key_id)
+            assert key is not None
+            token = offline.make_compact(keys.private(key), key.kid,
+                                         offline.compact_claims(json.loads(cert.signed_payload)))
         png = b""
         if include_qr:
             out = io.BytesIO()

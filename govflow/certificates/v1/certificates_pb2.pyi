@@ -35,6 +35,10 @@ class VerificationFailure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VERIFICATION_FAILURE_SUSPENDED: _ClassVar[VerificationFailure]
     VERIFICATION_FAILURE_REVOKED: _ClassVar[VerificationFailure]
     VERIFICATION_FAILURE_PAYLOAD_MISMATCH: _ClassVar[VerificationFailure]
+    VERIFICATION_FAILURE_ISSUER_NOT_TRUSTED: _ClassVar[VerificationFailure]
+    VERIFICATION_FAILURE_TYPE_NOT_IN_SCOPE: _ClassVar[VerificationFailure]
+    VERIFICATION_FAILURE_ISSUER_TRUST_EXPIRED: _ClassVar[VerificationFailure]
+    VERIFICATION_FAILURE_STATUS_UNKNOWN: _ClassVar[VerificationFailure]
 
 class ConsentState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -59,6 +63,10 @@ VERIFICATION_FAILURE_EXPIRED: VerificationFailure
 VERIFICATION_FAILURE_SUSPENDED: VerificationFailure
 VERIFICATION_FAILURE_REVOKED: VerificationFailure
 VERIFICATION_FAILURE_PAYLOAD_MISMATCH: VerificationFailure
+VERIFICATION_FAILURE_ISSUER_NOT_TRUSTED: VerificationFailure
+VERIFICATION_FAILURE_TYPE_NOT_IN_SCOPE: VerificationFailure
+VERIFICATION_FAILURE_ISSUER_TRUST_EXPIRED: VerificationFailure
+VERIFICATION_FAILURE_STATUS_UNKNOWN: VerificationFailure
 CONSENT_STATE_UNSPECIFIED: ConsentState
 CONSENT_STATE_ACTIVE: ConsentState
 CONSENT_STATE_EXPIRED: ConsentState
@@ -75,7 +83,7 @@ class FieldSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., required: _Optional[bool] = ...) -> None: ...
 
 class CertificateType(_message.Message):
-    __slots__ = ("name", "code", "display_name", "issuing_agency", "holder_kind", "fields", "default_validity_days", "display_name_en")
+    __slots__ = ("name", "code", "display_name", "issuing_agency", "holder_kind", "fields", "default_validity_days")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -83,7 +91,6 @@ class CertificateType(_message.Message):
     HOLDER_KIND_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_VALIDITY_DAYS_FIELD_NUMBER: _ClassVar[int]
-    DISPLAY_NAME_EN_FIELD_NUMBER: _ClassVar[int]
     name: str
     code: str
     display_name: str
@@ -91,8 +98,7 @@ class CertificateType(_message.Message):
     holder_kind: HolderKind
     fields: _containers.RepeatedCompositeFieldContainer[FieldSpec]
     default_validity_days: int
-    display_name_en: str
-    def __init__(self, name: _Optional[str] = ..., code: _Optional[str] = ..., display_name: _Optional[str] = ..., issuing_agency: _Optional[str] = ..., holder_kind: _Optional[_Union[HolderKind, str]] = ..., fields: _Optional[_Iterable[_Union[FieldSpec, _Mapping]]] = ..., default_validity_days: _Optional[int] = ..., display_name_en: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., code: _Optional[str] = ..., display_name: _Optional[str] = ..., issuing_agency: _Optional[str] = ..., holder_kind: _Optional[_Union[HolderKind, str]] = ..., fields: _Optional[_Iterable[_Union[FieldSpec, _Mapping]]] = ..., default_validity_days: _Optional[int] = ...) -> None: ...
 
 class ListCertificateTypesRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "filter")
@@ -125,7 +131,7 @@ class CreateCertificateTypeResponse(_message.Message):
     def __init__(self, certificate_type: _Optional[_Union[CertificateType, _Mapping]] = ...) -> None: ...
 
 class Certificate(_message.Message):
-    __slots__ = ("name", "type", "holder", "issuer", "fields", "valid_from", "valid_until", "status", "key_id", "signature", "signed_payload", "status_list_index", "issue_time", "status_reason")
+    __slots__ = ("name", "type", "holder", "issuer", "fields", "valid_from", "valid_until", "status", "key_id", "signature", "signed_payload", "status_list_index", "issue_time", "status_reason", "foreign")
     class FieldsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +153,7 @@ class Certificate(_message.Message):
     STATUS_LIST_INDEX_FIELD_NUMBER: _ClassVar[int]
     ISSUE_TIME_FIELD_NUMBER: _ClassVar[int]
     STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
+    FOREIGN_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     holder: str
@@ -161,7 +168,8 @@ class Certificate(_message.Message):
     status_list_index: int
     issue_time: _timestamp_pb2.Timestamp
     status_reason: str
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., holder: _Optional[str] = ..., issuer: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[CertificateStatus, str]] = ..., key_id: _Optional[str] = ..., signature: _Optional[str] = ..., signed_payload: _Optional[str] = ..., status_list_index: _Optional[int] = ..., issue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_reason: _Optional[str] = ...) -> None: ...
+    foreign: bool
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., holder: _Optional[str] = ..., issuer: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[CertificateStatus, str]] = ..., key_id: _Optional[str] = ..., signature: _Optional[str] = ..., signed_payload: _Optional[str] = ..., status_list_index: _Optional[int] = ..., issue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_reason: _Optional[str] = ..., foreign: _Optional[bool] = ...) -> None: ...
 
 class IssueCertificateRequest(_message.Message):
     __slots__ = ("certificate", "request_id", "application")
@@ -490,3 +498,123 @@ class GetCompactCertificateResponse(_message.Message):
     token: str
     qr_png: bytes
     def __init__(self, token: _Optional[str] = ..., qr_png: _Optional[bytes] = ...) -> None: ...
+
+class TrustedIssuer(_message.Message):
+    __slots__ = ("name", "display_name", "jurisdiction", "jwks_json", "status_list_location", "certificate_types", "not_after", "added_by", "add_time", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    JURISDICTION_FIELD_NUMBER: _ClassVar[int]
+    JWKS_JSON_FIELD_NUMBER: _ClassVar[int]
+    STATUS_LIST_LOCATION_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_TYPES_FIELD_NUMBER: _ClassVar[int]
+    NOT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    ADDED_BY_FIELD_NUMBER: _ClassVar[int]
+    ADD_TIME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    display_name: str
+    jurisdiction: str
+    jwks_json: str
+    status_list_location: str
+    certificate_types: _containers.RepeatedScalarFieldContainer[str]
+    not_after: _timestamp_pb2.Timestamp
+    added_by: str
+    add_time: _timestamp_pb2.Timestamp
+    version: int
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., jwks_json: _Optional[str] = ..., status_list_location: _Optional[str] = ..., certificate_types: _Optional[_Iterable[str]] = ..., not_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., added_by: _Optional[str] = ..., add_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class AddTrustedIssuerRequest(_message.Message):
+    __slots__ = ("trusted_issuer",)
+    TRUSTED_ISSUER_FIELD_NUMBER: _ClassVar[int]
+    trusted_issuer: TrustedIssuer
+    def __init__(self, trusted_issuer: _Optional[_Union[TrustedIssuer, _Mapping]] = ...) -> None: ...
+
+class AddTrustedIssuerResponse(_message.Message):
+    __slots__ = ("trusted_issuer", "trust_list_version")
+    TRUSTED_ISSUER_FIELD_NUMBER: _ClassVar[int]
+    TRUST_LIST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    trusted_issuer: TrustedIssuer
+    trust_list_version: int
+    def __init__(self, trusted_issuer: _Optional[_Union[TrustedIssuer, _Mapping]] = ..., trust_list_version: _Optional[int] = ...) -> None: ...
+
+class RemoveTrustedIssuerRequest(_message.Message):
+    __slots__ = ("name", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RemoveTrustedIssuerResponse(_message.Message):
+    __slots__ = ("trust_list_version",)
+    TRUST_LIST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    trust_list_version: int
+    def __init__(self, trust_list_version: _Optional[int] = ...) -> None: ...
+
+class ListTrustedIssuersRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTrustedIssuersResponse(_message.Message):
+    __slots__ = ("trusted_issuers", "next_page_token", "trust_list_version")
+    TRUSTED_ISSUERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TRUST_LIST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    trusted_issuers: _containers.RepeatedCompositeFieldContainer[TrustedIssuer]
+    next_page_token: str
+    trust_list_version: int
+    def __init__(self, trusted_issuers: _Optional[_Iterable[_Union[TrustedIssuer, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., trust_list_version: _Optional[int] = ...) -> None: ...
+
+class GetTrustListRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SignedTrustList(_message.Message):
+    __slots__ = ("version", "issued_time", "valid_until", "key_id", "signature", "signed_payload")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_TIME_FIELD_NUMBER: _ClassVar[int]
+    VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    issued_time: _timestamp_pb2.Timestamp
+    valid_until: _timestamp_pb2.Timestamp
+    key_id: str
+    signature: str
+    signed_payload: str
+    def __init__(self, version: _Optional[int] = ..., issued_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_id: _Optional[str] = ..., signature: _Optional[str] = ..., signed_payload: _Optional[str] = ...) -> None: ...
+
+class GetTrustListResponse(_message.Message):
+    __slots__ = ("trust_list",)
+    TRUST_LIST_FIELD_NUMBER: _ClassVar[int]
+    trust_list: SignedTrustList
+    def __init__(self, trust_list: _Optional[_Union[SignedTrustList, _Mapping]] = ...) -> None: ...
+
+class PublishIssuerStatusListRequest(_message.Message):
+    __slots__ = ("status_list",)
+    STATUS_LIST_FIELD_NUMBER: _ClassVar[int]
+    status_list: StatusList
+    def __init__(self, status_list: _Optional[_Union[StatusList, _Mapping]] = ...) -> None: ...
+
+class PublishIssuerStatusListResponse(_message.Message):
+    __slots__ = ("status_list",)
+    STATUS_LIST_FIELD_NUMBER: _ClassVar[int]
+    status_list: StatusList
+    def __init__(self, status_list: _Optional[_Union[StatusList, _Mapping]] = ...) -> None: ...
+
+class ImportCertificateRequest(_message.Message):
+    __slots__ = ("token",)
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    def __init__(self, token: _Optional[str] = ...) -> None: ...
+
+class ImportCertificateResponse(_message.Message):
+    __slots__ = ("certificate",)
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    certificate: Certificate
+    def __init__(self, certificate: _Optional[_Union[Certificate, _Mapping]] = ...) -> None: ...

@@ -125,6 +125,36 @@ class CertificatesServiceStub:
                 request_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.GetCompactCertificateRequest.SerializeToString,
                 response_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.GetCompactCertificateResponse.FromString,
                 _registered_method=True)
+        self.AddTrustedIssuer = channel.unary_unary(
+                '/govflow.certificates.v1.CertificatesService/AddTrustedIssuer',
+                request_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.AddTrustedIssuerRequest.SerializeToString,
+                response_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.AddTrustedIssuerResponse.FromString,
+                _registered_method=True)
+        self.RemoveTrustedIssuer = channel.unary_unary(
+                '/govflow.certificates.v1.CertificatesService/RemoveTrustedIssuer',
+                request_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.RemoveTrustedIssuerRequest.SerializeToString,
+                response_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.RemoveTrustedIssuerResponse.FromString,
+                _registered_method=True)
+        self.ListTrustedIssuers = channel.unary_unary(
+                '/govflow.certificates.v1.CertificatesService/ListTrustedIssuers',
+                request_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.ListTrustedIssuersRequest.SerializeToString,
+                response_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.ListTrustedIssuersResponse.FromString,
+                _registered_method=True)
+        self.GetTrustList = channel.unary_unary(
+                '/govflow.certificates.v1.CertificatesService/GetTrustList',
+                request_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.GetTrustListRequest.SerializeToString,
+                response_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.GetTrustListResponse.FromString,
+                _registered_method=True)
+        self.PublishIssuerStatusList = channel.unary_unary(
+                '/govflow.certificates.v1.CertificatesService/PublishIssuerStatusList',
+                request_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.PublishIssuerStatusListRequest.SerializeToString,
+                response_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.PublishIssuerStatusListResponse.FromString,
+                _registered_method=True)
+        self.ImportCertificate = channel.unary_unary(
+                '/govflow.certificates.v1.CertificatesService/ImportCertificate',
+                request_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.ImportCertificateRequest.SerializeToString,
+                response_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.ImportCertificateResponse.FromString,
+                _registered_method=True)
 
 
 class CertificatesServiceServicer:
@@ -296,6 +326,67 @@ class CertificatesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddTrustedIssuer(self, request, context):
+        """Registers an issuer outside the platform (e.g. a Hong Kong or Macao authority) in the
+        trust list, or replaces its entry (new keys, scope, expiry): its public keys, where its
+        status list is published, which certificate types it may issue and until when.
+        Platform administrators only. Every call makes a new trust-list version, signed by the
+        platform's key, and appends `trust_list.issuer_added` (with the administrator) to the
+        audit chain.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveTrustedIssuer(self, request, context):
+        """Removes an issuer from the trust list (platform administrators only): from the new
+        version on, its certificates no longer verify, online or offline
+        (`ISSUER_NOT_TRUSTED`). Audited as `trust_list.issuer_removed`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTrustedIssuers(self, request, context):
+        """The issuers in the trust list, by name. Public (the signed list is public too).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTrustList(self, request, context):
+        """The current trust list, versioned and signed by the platform's key, for offline
+        verifiers to carry (`govflow trust-bundle`). Public; cache it until `valid_until`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishIssuerStatusList(self, request, context):
+        """Publishes a trusted issuer's own signed status list into Govflow (platform
+        administrators): it must be signed by one of the issuer's keys in the trust list, and
+        be newer than the one held. GetStatusList then serves it for `issuers/{id}`. Audited as
+        `trust_list.status_list_published`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportCertificate(self, request, context):
+        """Puts a certificate issued outside the platform into the caller's wallet: the holder
+        presents the issuer's compact token. It is verified against the trust list (a listed
+        issuer, one of its keys, a type in its scope, the issuer's entry and the certificate
+        unexpired, not revoked or suspended in the issuer's status list, `holder` the caller)
+        and kept as a held certificate marked `foreign`. Refused with FAILED_PRECONDITION,
+        reason the first failure (`ISSUER_NOT_TRUSTED`, `BAD_SIGNATURE`, `TYPE_NOT_IN_SCOPE`,
+        `EXPIRED`, `REVOKED`, ...) and every failure in `metadata["failures"]`. Persons only (for
+        themselves, or for the organisation they act for). Importing the same token again
+        returns the same certificate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CertificatesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -388,6 +479,36 @@ def add_CertificatesServiceServicer_to_server(servicer, server):
                     servicer.GetCompactCertificate,
                     request_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.GetCompactCertificateRequest.FromString,
                     response_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.GetCompactCertificateResponse.SerializeToString,
+            ),
+            'AddTrustedIssuer': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddTrustedIssuer,
+                    request_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.AddTrustedIssuerRequest.FromString,
+                    response_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.AddTrustedIssuerResponse.SerializeToString,
+            ),
+            'RemoveTrustedIssuer': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveTrustedIssuer,
+                    request_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.RemoveTrustedIssuerRequest.FromString,
+                    response_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.RemoveTrustedIssuerResponse.SerializeToString,
+            ),
+            'ListTrustedIssuers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTrustedIssuers,
+                    request_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.ListTrustedIssuersRequest.FromString,
+                    response_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.ListTrustedIssuersResponse.SerializeToString,
+            ),
+            'GetTrustList': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTrustList,
+                    request_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.GetTrustListRequest.FromString,
+                    response_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.GetTrustListResponse.SerializeToString,
+            ),
+            'PublishIssuerStatusList': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishIssuerStatusList,
+                    request_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.PublishIssuerStatusListRequest.FromString,
+                    response_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.PublishIssuerStatusListResponse.SerializeToString,
+            ),
+            'ImportCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportCertificate,
+                    request_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.ImportCertificateRequest.FromString,
+                    response_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.ImportCertificateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -877,6 +998,168 @@ class CertificatesService:
             '/govflow.certificates.v1.CertificatesService/GetCompactCertificate',
             govflow_dot_certificates_dot_v1_dot_certificates__pb2.GetCompactCertificateRequest.SerializeToString,
             govflow_dot_certificates_dot_v1_dot_certificates__pb2.GetCompactCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddTrustedIssuer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.certificates.v1.CertificatesService/AddTrustedIssuer',
+            govflow_dot_certificates_dot_v1_dot_certificates__pb2.AddTrustedIssuerRequest.SerializeToString,
+            govflow_dot_certificates_dot_v1_dot_certificates__pb2.AddTrustedIssuerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveTrustedIssuer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.certificates.v1.CertificatesService/RemoveTrustedIssuer',
+            govflow_dot_certificates_dot_v1_dot_certificates__pb2.RemoveTrustedIssuerRequest.SerializeToString,
+            govflow_dot_certificates_dot_v1_dot_certificates__pb2.RemoveTrustedIssuerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTrustedIssuers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.certificates.v1.CertificatesService/ListTrustedIssuers',
+            govflow_dot_certificates_dot_v1_dot_certificates__pb2.ListTrustedIssuersRequest.SerializeToString,
+            govflow_dot_certificates_dot_v1_dot_certificates__pb2.ListTrustedIssuersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTrustList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.certificates.v1.CertificatesService/GetTrustList',
+            govflow_dot_certificates_dot_v1_dot_certificates__pb2.GetTrustListRequest.SerializeToString,
+            govflow_dot_certificates_dot_v1_dot_certificates__pb2.GetTrustListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishIssuerStatusList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.certificates.v1.CertificatesService/PublishIssuerStatusList',
+            govflow_dot_certificates_dot_v1_dot_certificates__pb2.PublishIssuerStatusListRequest.SerializeToString,
+            govflow_dot_certificates_dot_v1_dot_certificates__pb2.PublishIssuerStatusListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.certificates.v1.CertificatesService/ImportCertificate',
+            govflow_dot_certificates_dot_v1_dot_certificates__pb2.ImportCertificateRequest.SerializeToString,
+            govflow_dot_certificates_dot_v1_dot_certificates__pb2.ImportCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -9,6 +9,8 @@ talks to the database (ORM session, Core statement, ``Prepared``) is its private
 - ``consents``           holders' grants and the access log of reads under them
 - ``issuer_keys``        issuers' signing keys
 - ``status_lists``       issuers' status-list slots and what their lists mark
+- ``trust_list``         the trust list of issuers outside the platform, its version, and
+                         their published status lists
 - ``audit``              the certificates audit chain
 - ``transactions``       a transaction's connection; writes retried on a lost race
 - ``caches``             every cache of the service and the rule that keeps each one correct
@@ -25,11 +27,14 @@ from services.certificates.store.tables import (
     CertificateTypeRow,
     ConsentRow,
     IssuerKeyRow,
+    IssuerStatusListRow,
     StatusListRow,
+    TrustedIssuerRow,
+    TrustListHeadRow,
     metadata,
     utcnow,
 )
 
 __all__ = ["AccessLogRow", "AuditEntryRow", "AuditHeadRow", "CertificateRow",
-           "CertificateTypeRow", "ConsentRow", "IssuerKeyRow", "StatusListRow", "metadata",
-           "utcnow"]
+           "CertificateTypeRow", "ConsentRow", "IssuerKeyRow", "IssuerStatusListRow",
+           "StatusListRow", "TrustListHeadRow", "TrustedIssuerRow", "metadata", "utcnow"]

@@ -21,3 +21,12 @@ def append(tx: Session | Connection, *, actor: str, action: str, certificate_id:
     audit.append(tx, AuditEntryRow, AuditHeadRow, chain=AUDIT_CHAIN, action=action,
                  actor=actor, subject=f"certificates/{certificate_id}", details=details,
                  request_id=log.request_id_var.get())
+
+
+def append_about(tx: Session | Connection, *, actor: str, action: str, subject: str,
+                 details: dict[str, object]) -> None:
+    """Appends an entry about something other than one certificate (e.g. the trust list:
+    subject ``issuers/{id}``) to the same chain, in the caller's transaction."""
+    audit.append(tx, AuditEntryRow, AuditHeadRow, chain=AUDIT_CHAIN, action=action,
+                 actor=actor, subject=subject, details=details,
+                 request_id=log.request_id_var.get())

@@ -150,3 +150,11 @@ def newest_of_type(conn: Connection, holder: str,
     """The id, stored status and end of the holder's newest certificate of a type."""
     row = _NEWEST_ANY.first(conn, {"holder": holder, "type_code": type_code})
     return (row.id, row.status, row.valid_until) if row is not None else None
+
+
+def find_by_slot(s: Session, issuer: str, index: int) -> Certificate | None:
+    """The certificate holding ``index`` of ``issuer``'s status list (an imported foreign
+    certificate is found again by its issuer's slot)."""
+    row = s.execute(sa.select(*_CERTIFICATE_COLUMNS).where(
+        _CERTIFICATES.c.issuer == issuer, _CERTIFICATES.c.status_list_index == index)).first()
+    return _certificate(row) if row is not None else None

@@ -99,14 +99,6 @@ export declare type CertificateType = Message<"govflow.certificates.v1.Certifica
    * @generated from field: int32 default_validity_days = 7;
    */
   defaultValidityDays: number;
-
-  /**
-   * Optional. The English name, beside `display_name` (the primary name, in Chinese), for
-   * front ends showing English; empty when the definition gives none.
-   *
-   * @generated from field: string display_name_en = 8;
-   */
-  displayNameEn: string;
 };
 
 /**
@@ -298,6 +290,15 @@ export declare type Certificate = Message<"govflow.certificates.v1.Certificate">
    * @generated from field: string status_reason = 14;
    */
   statusReason: string;
+
+  /**
+   * Output only. True for a certificate issued outside the platform by an issuer in the
+   * trust list (`issuer` is then `issuers/{id}`), imported by its holder: `signed_payload`
+   * is then the JWS signing input of the issuer's token and `signature` its signature.
+   *
+   * @generated from field: bool foreign = 15;
+   */
+  foreign: boolean;
 };
 
 /**
@@ -1154,7 +1155,8 @@ export declare const ReleaseApplicationGrantsResponseSchema: GenMessage<ReleaseA
  */
 export declare type GetStatusListRequest = Message<"govflow.certificates.v1.GetStatusListRequest"> & {
   /**
-   * Required. `agencies/{code}`.
+   * Required. `agencies/{code}`, or `issuers/{id}` of a trusted issuer whose status list
+   * was published with PublishIssuerStatusList.
    *
    * @generated from field: string issuer = 1;
    */
@@ -1332,6 +1334,383 @@ export declare type GetCompactCertificateResponse = Message<"govflow.certificate
 export declare const GetCompactCertificateResponseSchema: GenMessage<GetCompactCertificateResponse>;
 
 /**
+ * An issuer outside the platform whose certificates Govflow recognises.
+ *
+ * @generated from message govflow.certificates.v1.TrustedIssuer
+ */
+export declare type TrustedIssuer = Message<"govflow.certificates.v1.TrustedIssuer"> & {
+  /**
+   * Required. `issuers/{id}`, e.g. `issuers/hk-immd`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Required. E.g. `香港特别行政区入境事务处`.
+   *
+   * @generated from field: string display_name = 2;
+   */
+  displayName: string;
+
+  /**
+   * Required. Where it issues: `HK`, `MO`, or another region code (2 to 8 upper-case
+   * letters or digits).
+   *
+   * @generated from field: string jurisdiction = 3;
+   */
+  jurisdiction: string;
+
+  /**
+   * Required. Its public keys as a JWK set (JSON): Ed25519 (`kty` OKP, `crv` Ed25519),
+   * each with a unique `kid`; no private parts.
+   *
+   * @generated from field: string jwks_json = 4;
+   */
+  jwksJson: string;
+
+  /**
+   * Required. Where the issuer publishes its signed status list (informational: Govflow
+   * never fetches it; the list reaches Govflow through PublishIssuerStatusList).
+   *
+   * @generated from field: string status_list_location = 5;
+   */
+  statusListLocation: string;
+
+  /**
+   * Required. The certificate types it may issue: `certificateTypes/{code}`.
+   *
+   * @generated from field: repeated string certificate_types = 6;
+   */
+  certificateTypes: string[];
+
+  /**
+   * Required. Its certificates are recognised until then.
+   *
+   * @generated from field: google.protobuf.Timestamp not_after = 7;
+   */
+  notAfter?: Timestamp | undefined;
+
+  /**
+   * Output only. The administrator who added (or last replaced) the entry.
+   *
+   * @generated from field: string added_by = 8;
+   */
+  addedBy: string;
+
+  /**
+   * Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp add_time = 9;
+   */
+  addTime?: Timestamp | undefined;
+
+  /**
+   * Output only. The trust-list version this entry was added (or last replaced) in.
+   *
+   * @generated from field: int64 version = 10;
+   */
+  version: bigint;
+};
+
+/**
+ * Describes the message govflow.certificates.v1.TrustedIssuer.
+ * Use `create(TrustedIssuerSchema)` to create a new message.
+ */
+export declare const TrustedIssuerSchema: GenMessage<TrustedIssuer>;
+
+/**
+ * @generated from message govflow.certificates.v1.AddTrustedIssuerRequest
+ */
+export declare type AddTrustedIssuerRequest = Message<"govflow.certificates.v1.AddTrustedIssuerRequest"> & {
+  /**
+   * Required. The entry; `added_by`, `add_time` and `version` are ignored.
+   *
+   * @generated from field: govflow.certificates.v1.TrustedIssuer trusted_issuer = 1;
+   */
+  trustedIssuer?: TrustedIssuer | undefined;
+};
+
+/**
+ * Describes the message govflow.certificates.v1.AddTrustedIssuerRequest.
+ * Use `create(AddTrustedIssuerRequestSchema)` to create a new message.
+ */
+export declare const AddTrustedIssuerRequestSchema: GenMessage<AddTrustedIssuerRequest>;
+
+/**
+ * @generated from message govflow.certificates.v1.AddTrustedIssuerResponse
+ */
+export declare type AddTrustedIssuerResponse = Message<"govflow.certificates.v1.AddTrustedIssuerResponse"> & {
+  /**
+   * @generated from field: govflow.certificates.v1.TrustedIssuer trusted_issuer = 1;
+   */
+  trustedIssuer?: TrustedIssuer | undefined;
+
+  /**
+   * The trust-list version this change made.
+   *
+   * @generated from field: int64 trust_list_version = 2;
+   */
+  trustListVersion: bigint;
+};
+
+/**
+ * Describes the message govflow.certificates.v1.AddTrustedIssuerResponse.
+ * Use `create(AddTrustedIssuerResponseSchema)` to create a new message.
+ */
+export declare const AddTrustedIssuerResponseSchema: GenMessage<AddTrustedIssuerResponse>;
+
+/**
+ * @generated from message govflow.certificates.v1.RemoveTrustedIssuerRequest
+ */
+export declare type RemoveTrustedIssuerRequest = Message<"govflow.certificates.v1.RemoveTrustedIssuerRequest"> & {
+  /**
+   * Required. `issuers/{id}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Required. Why it is removed (audited).
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message govflow.certificates.v1.RemoveTrustedIssuerRequest.
+ * Use `create(RemoveTrustedIssuerRequestSchema)` to create a new message.
+ */
+export declare const RemoveTrustedIssuerRequestSchema: GenMessage<RemoveTrustedIssuerRequest>;
+
+/**
+ * @generated from message govflow.certificates.v1.RemoveTrustedIssuerResponse
+ */
+export declare type RemoveTrustedIssuerResponse = Message<"govflow.certificates.v1.RemoveTrustedIssuerResponse"> & {
+  /**
+   * The trust-list version this change made.
+   *
+   * @generated from field: int64 trust_list_version = 1;
+   */
+  trustListVersion: bigint;
+};
+
+/**
+ * Describes the message govflow.certificates.v1.RemoveTrustedIssuerResponse.
+ * Use `create(RemoveTrustedIssuerResponseSchema)` to create a new message.
+ */
+export declare const RemoveTrustedIssuerResponseSchema: GenMessage<RemoveTrustedIssuerResponse>;
+
+/**
+ * @generated from message govflow.certificates.v1.ListTrustedIssuersRequest
+ */
+export declare type ListTrustedIssuersRequest = Message<"govflow.certificates.v1.ListTrustedIssuersRequest"> & {
+  /**
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message govflow.certificates.v1.ListTrustedIssuersRequest.
+ * Use `create(ListTrustedIssuersRequestSchema)` to create a new message.
+ */
+export declare const ListTrustedIssuersRequestSchema: GenMessage<ListTrustedIssuersRequest>;
+
+/**
+ * @generated from message govflow.certificates.v1.ListTrustedIssuersResponse
+ */
+export declare type ListTrustedIssuersResponse = Message<"govflow.certificates.v1.ListTrustedIssuersResponse"> & {
+  /**
+   * @generated from field: repeated govflow.certificates.v1.TrustedIssuer trusted_issuers = 1;
+   */
+  trustedIssuers: TrustedIssuer[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * The current trust-list version.
+   *
+   * @generated from field: int64 trust_list_version = 3;
+   */
+  trustListVersion: bigint;
+};
+
+/**
+ * Describes the message govflow.certificates.v1.ListTrustedIssuersResponse.
+ * Use `create(ListTrustedIssuersResponseSchema)` to create a new message.
+ */
+export declare const ListTrustedIssuersResponseSchema: GenMessage<ListTrustedIssuersResponse>;
+
+/**
+ * @generated from message govflow.certificates.v1.GetTrustListRequest
+ */
+export declare type GetTrustListRequest = Message<"govflow.certificates.v1.GetTrustListRequest"> & {
+};
+
+/**
+ * Describes the message govflow.certificates.v1.GetTrustListRequest.
+ * Use `create(GetTrustListRequestSchema)` to create a new message.
+ */
+export declare const GetTrustListRequestSchema: GenMessage<GetTrustListRequest>;
+
+/**
+ * The trust list as an offline verifier carries it.
+ *
+ * @generated from message govflow.certificates.v1.SignedTrustList
+ */
+export declare type SignedTrustList = Message<"govflow.certificates.v1.SignedTrustList"> & {
+  /**
+   * Output only. Grows by one with every change.
+   *
+   * @generated from field: int64 version = 1;
+   */
+  version: bigint;
+
+  /**
+   * Output only. When this copy was signed.
+   *
+   * @generated from field: google.protobuf.Timestamp issued_time = 2;
+   */
+  issuedTime?: Timestamp | undefined;
+
+  /**
+   * Output only. Cache it until then; a verifier should not trust it afterwards.
+   *
+   * @generated from field: google.protobuf.Timestamp valid_until = 3;
+   */
+  validUntil?: Timestamp | undefined;
+
+  /**
+   * Output only. The platform key (`agencies/govflow` in ListIssuerKeys) that signed it.
+   *
+   * @generated from field: string key_id = 4;
+   */
+  keyId: string;
+
+  /**
+   * Output only. Ed25519 signature (base64url) over `signed_payload`.
+   *
+   * @generated from field: string signature = 5;
+   */
+  signature: string;
+
+  /**
+   * Output only. The exact signed bytes: RFC 8785 canonical JSON of `type`
+   * (`govflow-trust-list`), `version`, `issued_time`, `valid_until`, `kid` and `issuers`
+   * (each: `issuer`, `display_name`, `jurisdiction`, `keys` (JWKs), `status_list_location`,
+   * `certificate_types`, `not_after`, `added_by`).
+   *
+   * @generated from field: string signed_payload = 6;
+   */
+  signedPayload: string;
+};
+
+/**
+ * Describes the message govflow.certificates.v1.SignedTrustList.
+ * Use `create(SignedTrustListSchema)` to create a new message.
+ */
+export declare const SignedTrustListSchema: GenMessage<SignedTrustList>;
+
+/**
+ * @generated from message govflow.certificates.v1.GetTrustListResponse
+ */
+export declare type GetTrustListResponse = Message<"govflow.certificates.v1.GetTrustListResponse"> & {
+  /**
+   * @generated from field: govflow.certificates.v1.SignedTrustList trust_list = 1;
+   */
+  trustList?: SignedTrustList | undefined;
+};
+
+/**
+ * Describes the message govflow.certificates.v1.GetTrustListResponse.
+ * Use `create(GetTrustListResponseSchema)` to create a new message.
+ */
+export declare const GetTrustListResponseSchema: GenMessage<GetTrustListResponse>;
+
+/**
+ * @generated from message govflow.certificates.v1.PublishIssuerStatusListRequest
+ */
+export declare type PublishIssuerStatusListRequest = Message<"govflow.certificates.v1.PublishIssuerStatusListRequest"> & {
+  /**
+   * Required. The list as the trusted issuer signed it: `signed_payload` (the canonical JSON
+   * of a status list whose `issuer` is `issuers/{id}`, `kid` one of its keys) and
+   * `signature`; other fields are ignored.
+   *
+   * @generated from field: govflow.certificates.v1.StatusList status_list = 1;
+   */
+  statusList?: StatusList | undefined;
+};
+
+/**
+ * Describes the message govflow.certificates.v1.PublishIssuerStatusListRequest.
+ * Use `create(PublishIssuerStatusListRequestSchema)` to create a new message.
+ */
+export declare const PublishIssuerStatusListRequestSchema: GenMessage<PublishIssuerStatusListRequest>;
+
+/**
+ * @generated from message govflow.certificates.v1.PublishIssuerStatusListResponse
+ */
+export declare type PublishIssuerStatusListResponse = Message<"govflow.certificates.v1.PublishIssuerStatusListResponse"> & {
+  /**
+   * @generated from field: govflow.certificates.v1.StatusList status_list = 1;
+   */
+  statusList?: StatusList | undefined;
+};
+
+/**
+ * Describes the message govflow.certificates.v1.PublishIssuerStatusListResponse.
+ * Use `create(PublishIssuerStatusListResponseSchema)` to create a new message.
+ */
+export declare const PublishIssuerStatusListResponseSchema: GenMessage<PublishIssuerStatusListResponse>;
+
+/**
+ * @generated from message govflow.certificates.v1.ImportCertificateRequest
+ */
+export declare type ImportCertificateRequest = Message<"govflow.certificates.v1.ImportCertificateRequest"> & {
+  /**
+   * Required. The issuer's compact token (JWS, EdDSA, header `kid`; claims `id`, `type`,
+   * `holder`, `issuer` = `issuers/{id}`, `fields`, `valid_from`, `valid_until`,
+   * `status_list_index`), as GetCompactCertificate makes for Govflow's own.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message govflow.certificates.v1.ImportCertificateRequest.
+ * Use `create(ImportCertificateRequestSchema)` to create a new message.
+ */
+export declare const ImportCertificateRequestSchema: GenMessage<ImportCertificateRequest>;
+
+/**
+ * @generated from message govflow.certificates.v1.ImportCertificateResponse
+ */
+export declare type ImportCertificateResponse = Message<"govflow.certificates.v1.ImportCertificateResponse"> & {
+  /**
+   * @generated from field: govflow.certificates.v1.Certificate certificate = 1;
+   */
+  certificate?: Certificate | undefined;
+};
+
+/**
+ * Describes the message govflow.certificates.v1.ImportCertificateResponse.
+ * Use `create(ImportCertificateResponseSchema)` to create a new message.
+ */
+export declare const ImportCertificateResponseSchema: GenMessage<ImportCertificateResponse>;
+
+/**
  * Whether a certificate is held by a person or an organisation.
  *
  * @generated from enum govflow.certificates.v1.HolderKind
@@ -1445,6 +1824,35 @@ export enum VerificationFailure {
    * @generated from enum value: VERIFICATION_FAILURE_PAYLOAD_MISMATCH = 8;
    */
   PAYLOAD_MISMATCH = 8,
+
+  /**
+   * A foreign certificate whose issuer is not (or no longer) in the trust list.
+   *
+   * @generated from enum value: VERIFICATION_FAILURE_ISSUER_NOT_TRUSTED = 9;
+   */
+  ISSUER_NOT_TRUSTED = 9,
+
+  /**
+   * A foreign certificate of a type its issuer's trust-list entry does not cover.
+   *
+   * @generated from enum value: VERIFICATION_FAILURE_TYPE_NOT_IN_SCOPE = 10;
+   */
+  TYPE_NOT_IN_SCOPE = 10,
+
+  /**
+   * A foreign certificate whose issuer's trust-list entry is past its `not_after`.
+   *
+   * @generated from enum value: VERIFICATION_FAILURE_ISSUER_TRUST_EXPIRED = 11;
+   */
+  ISSUER_TRUST_EXPIRED = 11,
+
+  /**
+   * A foreign certificate whose issuer's status list is missing, does not cover it, or is
+   * past its `valid_until`.
+   *
+   * @generated from enum value: VERIFICATION_FAILURE_STATUS_UNKNOWN = 12;
+   */
+  STATUS_UNKNOWN = 12,
 }
 
 /**
@@ -1714,6 +2122,85 @@ export declare const CertificatesService: GenService<{
     methodKind: "unary";
     input: typeof GetCompactCertificateRequestSchema;
     output: typeof GetCompactCertificateResponseSchema;
+  },
+  /**
+   * Registers an issuer outside the platform (e.g. a Hong Kong or Macao authority) in the
+   * trust list, or replaces its entry (new keys, scope, expiry): its public keys, where its
+   * status list is published, which certificate types it may issue and until when.
+   * Platform administrators only. Every call makes a new trust-list version, signed by the
+   * platform's key, and appends `trust_list.issuer_added` (with the administrator) to the
+   * audit chain.
+   *
+   * @generated from rpc govflow.certificates.v1.CertificatesService.AddTrustedIssuer
+   */
+  addTrustedIssuer: {
+    methodKind: "unary";
+    input: typeof AddTrustedIssuerRequestSchema;
+    output: typeof AddTrustedIssuerResponseSchema;
+  },
+  /**
+   * Removes an issuer from the trust list (platform administrators only): from the new
+   * version on, its certificates no longer verify, online or offline
+   * (`ISSUER_NOT_TRUSTED`). Audited as `trust_list.issuer_removed`.
+   *
+   * @generated from rpc govflow.certificates.v1.CertificatesService.RemoveTrustedIssuer
+   */
+  removeTrustedIssuer: {
+    methodKind: "unary";
+    input: typeof RemoveTrustedIssuerRequestSchema;
+    output: typeof RemoveTrustedIssuerResponseSchema;
+  },
+  /**
+   * The issuers in the trust list, by name. Public (the signed list is public too).
+   *
+   * @generated from rpc govflow.certificates.v1.CertificatesService.ListTrustedIssuers
+   */
+  listTrustedIssuers: {
+    methodKind: "unary";
+    input: typeof ListTrustedIssuersRequestSchema;
+    output: typeof ListTrustedIssuersResponseSchema;
+  },
+  /**
+   * The current trust list, versioned and signed by the platform's key, for offline
+   * verifiers to carry (`govflow trust-bundle`). Public; cache it until `valid_until`.
+   *
+   * @generated from rpc govflow.certificates.v1.CertificatesService.GetTrustList
+   */
+  getTrustList: {
+    methodKind: "unary";
+    input: typeof GetTrustListRequestSchema;
+    output: typeof GetTrustListResponseSchema;
+  },
+  /**
+   * Publishes a trusted issuer's own signed status list into Govflow (platform
+   * administrators): it must be signed by one of the issuer's keys in the trust list, and
+   * be newer than the one held. GetStatusList then serves it for `issuers/{id}`. Audited as
+   * `trust_list.status_list_published`.
+   *
+   * @generated from rpc govflow.certificates.v1.CertificatesService.PublishIssuerStatusList
+   */
+  publishIssuerStatusList: {
+    methodKind: "unary";
+    input: typeof PublishIssuerStatusListRequestSchema;
+    output: typeof PublishIssuerStatusListResponseSchema;
+  },
+  /**
+   * Puts a certificate issued outside the platform into the caller's wallet: the holder
+   * presents the issuer's compact token. It is verified against the trust list (a listed
+   * issuer, one of its keys, a type in its scope, the issuer's entry and the certificate
+   * unexpired, not revoked or suspended in the issuer's status list, `holder` the caller)
+   * and kept as a held certificate marked `foreign`. Refused with FAILED_PRECONDITION,
+   * reason the first failure (`ISSUER_NOT_TRUSTED`, `BAD_SIGNATURE`, `TYPE_NOT_IN_SCOPE`,
+   * `EXPIRED`, `REVOKED`, ...) and every failure in `metadata["failures"]`. Persons only (for
+   * themselves, or for the organisation they act for). Importing the same token again
+   * returns the same certificate.
+   *
+   * @generated from rpc govflow.certificates.v1.CertificatesService.ImportCertificate
+   */
+  importCertificate: {
+    methodKind: "unary";
+    input: typeof ImportCertificateRequestSchema;
+    output: typeof ImportCertificateResponseSchema;
   },
 }>;
 
