@@ -83,7 +83,7 @@ class FieldSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., required: _Optional[bool] = ...) -> None: ...
 
 class CertificateType(_message.Message):
-    __slots__ = ("name", "code", "display_name", "issuing_agency", "holder_kind", "fields", "default_validity_days")
+    __slots__ = ("name", "code", "display_name", "issuing_agency", "holder_kind", "fields", "default_validity_days", "display_name_en")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,7 @@ class CertificateType(_message.Message):
     HOLDER_KIND_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_VALIDITY_DAYS_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_EN_FIELD_NUMBER: _ClassVar[int]
     name: str
     code: str
     display_name: str
@@ -98,7 +99,8 @@ class CertificateType(_message.Message):
     holder_kind: HolderKind
     fields: _containers.RepeatedCompositeFieldContainer[FieldSpec]
     default_validity_days: int
-    def __init__(self, name: _Optional[str] = ..., code: _Optional[str] = ..., display_name: _Optional[str] = ..., issuing_agency: _Optional[str] = ..., holder_kind: _Optional[_Union[HolderKind, str]] = ..., fields: _Optional[_Iterable[_Union[FieldSpec, _Mapping]]] = ..., default_validity_days: _Optional[int] = ...) -> None: ...
+    display_name_en: str
+    def __init__(self, name: _Optional[str] = ..., code: _Optional[str] = ..., display_name: _Optional[str] = ..., issuing_agency: _Optional[str] = ..., holder_kind: _Optional[_Union[HolderKind, str]] = ..., fields: _Optional[_Iterable[_Union[FieldSpec, _Mapping]]] = ..., default_validity_days: _Optional[int] = ..., display_name_en: _Optional[str] = ...) -> None: ...
 
 class ListCertificateTypesRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "filter")

@@ -99,6 +99,14 @@ export declare type CertificateType = Message<"govflow.certificates.v1.Certifica
    * @generated from field: int32 default_validity_days = 7;
    */
   defaultValidityDays: number;
+
+  /**
+   * Optional. The English name, beside `display_name` (the primary name, in Chinese), for
+   * front ends showing English; empty when the definition gives none.
+   *
+   * @generated from field: string display_name_en = 8;
+   */
+  displayNameEn: string;
 };
 
 /**
