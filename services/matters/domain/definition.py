@@ -12,12 +12,6 @@ The definition's types (``MatterSpec``, ``MaterialSpec``, ``StepSpec``, ``RuleSp
 small dependency-free contract the Temporal sandbox passes through, whose field names
 saved histories depend on — and are re-exported here: matters code imports them from the
 domain. Each publish of a changed definition makes a new version (``PublishMatter``).
-
-The definition's types (``MatterSpec``, ``MaterialSpec``, ``StepSpec``, ``RuleSpec``,
-``BundleItem``) are the workflow's input, so they stay in ``workflows/models.py`` — the
-small dependency-free contract the Temporal sandbox passes through, whose field names
-saved histories depend on — and are re-exported here: matters code imports them from the
-domain. Each publish of a changed definition makes a new version (``PublishMatter``).
 """
 
 from __future__ import annotations
@@ -227,7 +221,8 @@ def parse(text: str) -> MatterSpec:
         p["result.validity_days"] = "must be an integer >= 0"
         validity = 0
     known = {"code", "display_name", "display_name_en", "agency", "applicant_kind",
-             "legal_limit_days", "promised_limit_days", "assurance_level", "materials", "steps", "instant_approval",
+             "legal_limit_days", "promised_limit_days", "assurance_level", "materials", "steps",
+             "instant_approval",
              "result", "calendar", "description", "supplement_limit_days", "pledge",
              "bundle", "one_per_holder"}
     # A holder has one result at a time (a card, not a permit per premises): a second
