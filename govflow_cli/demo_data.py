@@ -13,6 +13,7 @@ import datetime as dt
 import random
 
 import grpc
+from google.protobuf import timestamp_pb2
 
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.certificates.v1 import certificates_pb2_grpc
@@ -21,6 +22,7 @@ from govflow.identity.v1 import identity_pb2_grpc
 from govflow.matters.v1 import matters_pb2 as mpb
 from govflow.matters.v1 import matters_pb2_grpc
 from govflow.service_client import ServiceToken
+from govflow_cli.foreign_issuer import ForeignIssuer
 from services.identity.domain import id_check_char
 from services.matters.catalogue import bundled_definitions
 
@@ -145,6 +147,9 @@ class Seeded:
     organisations: dict[str, str]
     certificates: list[str]
     matters: list[str]
+    # The demo's Hong Kong issuer, with the key made at this seeding (None: listed by an
+    # earlier seeding, whose key is gone): tests sign more of its certificates with it.
+    hk_issuer: ForeignIssuer | None = None
 
 
 async def seed(identity_ch: grpc.aio.Channel, certificates_ch: grpc.aio.Channel,
@@ -200,7 +205,9 @@ async def seed(identity_ch: grpc.aio.Channel, certificates_ch: grpc.aio.Channel,
     for _, text in bundled_definitions():
         resp = await matters.PublishMatter(mpb.PublishMatterRequest(definition_yaml=text), metadata=md)
         published.append(f"{resp.matter.name}@v{resp.matter.version}")
-    return Seeded(persons=persons, organisations=orgs, certificates=issued, matters=published)
+    hk_issuer = await seed_cross_border(identity, certs, md, persons, issued)
+    return Seeded(persons=persons, organisations=orgs, certificates=issued, matters=published,
+                  hk_issuer=hk_issuer)
 
 
 def person(key: str) -> DemoPerson:
@@ -254,3 +261,67 @@ async def add_senior(identity: identity_pb2_grpc.IdentityServiceStub,
             request_id=f"senior/{id_number}/{ctype}"), metadata=admin_md)
     return AddedPerson(name=holder, id_number=id_number, display_name=name,
                        birth_date=born.isoformat())
+
+
+# ---------------------------------------------------------------- cross-border (湾区通)
+# One issuer outside the platform, Hong Kong's Immigration Department, in the trust list;
+# a Hong Kong resident living in Shenzhen holding its identity card; the residence permit
+# matter (catalogue/hk-macao-residence-permit.yaml) accepts that card.
+HK_ISSUER = "issuers/hk-immd"
+HK_RESIDENT = DemoPerson("chan-tai-man", "810000198807070032", "陈大文", "FACE")
+HK_CARD_TYPE = "hk-identity-card"
+HK_CARD_FIELDS = {"name": "CHAN Tai Man 陈大文", "id_number": "A123456(3)",
+                  "birth_date": "1988-07-07", "permanent_resident": "true"}
+PERMIT_TYPE = ("hk-macao-residence-permit", "港澳居民居住证",
+               "Residence permit for Hong Kong and Macao residents", "sz-psb", PERSON, 1825,
+               [_f("holder_name"), _f("home_id_number"), _f("issued_in")])
+
+
+def _hk_entry(issuer: ForeignIssuer) -> cpb.TrustedIssuer:
+    not_after = timestamp_pb2.Timestamp()
+    not_after.FromDatetime(dt.datetime.now(dt.UTC) + dt.timedelta(days=3650))
+    return cpb.TrustedIssuer(
+        name=issuer.issuer, display_name="香港特别行政区入境事务处", jurisdiction="HK",
+        jwks_json=issuer.jwks_json(),
+        status_list_location="https://www.immd.gov.hk/govflow/status-list (demo: published "
+                             "into Govflow at seeding)",
+        certificate_types=[f"certificateTypes/{HK_CARD_TYPE}"], not_after=not_after)
+
+
+async def seed_cross_border(identity: identity_pb2_grpc.IdentityServiceStub,
+                            certs: certificates_pb2_grpc.CertificatesServiceStub,
+                            md: tuple[tuple[str, str], ...], persons: dict[str, str],
+                            issued: list[str]) -> ForeignIssuer | None:
+    """The cross-border demo: the residence permit's certificate type, the Hong Kong
+    resident, and — the first time only, since its key is made here and kept nowhere — the
+    Hong Kong issuer in the trust list with its signed status list, and the resident's
+    identity card imported into their wallet. Returns that issuer (None when an earlier
+    seeding listed it)."""
+    code, name, name_en, agency, kind, days, fields = PERMIT_TYPE
+    await certs.CreateCertificateType(cpb.CreateCertificateTypeRequest(
+        certificate_type=cpb.CertificateType(
+            code=code, display_name=name, display_name_en=name_en,
+            issuing_agency=f"agencies/{agency}", holder_kind=kind, fields=fields,
+            default_validity_days=days)), metadata=md)
+    p = HK_RESIDENT
+    made = await identity.CreatePerson(ipb.CreatePersonRequest(
+        person=ipb.Person(id_number=p.id_number, display_name=p.name,
+                          assurance_level=ipb.AssuranceLevel.Value(f"ASSURANCE_LEVEL_{p.assurance}")),
+        password=DEMO_PASSWORD, request_id=f"seed/{p.id_number}"), metadata=md)
+    persons[p.key] = made.person.name
+    listed = await certs.ListTrustedIssuers(cpb.ListTrustedIssuersRequest(page_size=100))
+    if any(t.name == HK_ISSUER for t in listed.trusted_issuers):
+        return None
+    issuer = ForeignIssuer(HK_ISSUER)
+    await certs.AddTrustedIssuer(cpb.AddTrustedIssuerRequest(trusted_issuer=_hk_entry(issuer)),
+                                 metadata=md)
+    token, _ = issuer.certificate(type_code=HK_CARD_TYPE, holder=made.person.name,
+                                  fields=HK_CARD_FIELDS)
+    payload, signature = issuer.status_list(ttl=dt.timedelta(days=365))
+    await certs.PublishIssuerStatusList(cpb.PublishIssuerStatusListRequest(
+        status_list=cpb.StatusList(signed_payload=payload, signature=signature)), metadata=md)
+    tokens = await identity.Login(ipb.LoginRequest(id_number=p.id_number, password=DEMO_PASSWORD))
+    held = await certs.ImportCertificate(cpb.ImportCertificateRequest(token=token), metadata=(
+        ("authorization", f"Bearer {tokens.tokens.access_token}"),))
+    issued.append(held.certificate.name)
+    return issuer
