@@ -96,7 +96,7 @@ def normalise_jwks(jwks_json: str) -> tuple[str, str | None]:
     """(the canonical JWK set with only public members, why it is refused or None)."""
     try:
         doc = json.loads(jwks_json)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         return "", "must be a JWK set as JSON"
     raw = doc.get("keys") if isinstance(doc, dict) else None
     if not isinstance(raw, list) or not raw:
@@ -268,7 +268,7 @@ def check_token(token: str, entry: TrustedIssuer | None, status_list: StatusList
     entry of the newest trust list held (``trust_list_valid_until`` its end)."""
     try:
         parsed = offline.parse_compact(token)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         return [OfflineFailure.BAD_SIGNATURE], {}
     claims = parsed.claims
     failures: list[OfflineFailure] = []

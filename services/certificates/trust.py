@@ -195,7 +195,7 @@ class Trust:
         _admin_only(p)
         try:
             issuer = json.loads(signed_payload).get("issuer")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):  # not JSON, not an object, too deep
             issuer = None
         if not foreign.is_foreign(issuer):
             raise InvalidArgument(fields={
@@ -206,7 +206,7 @@ class Trust:
             raise NotFound(f"{issuer} is not in the trust list", reason="ISSUER_NOT_FOUND")
         try:
             sl = foreign.read_issuer_status_list(signed_payload, signature, entry)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise FailedPrecondition(f"status list refused: {exc}",
                                      reason="STATUS_LIST_INVALID") from exc
         held = trust_list.status_list_issued(s, issuer)
@@ -249,7 +249,7 @@ class Trust:
                                    reason="HOLDERS_ONLY")
         try:
             parsed = offline.parse_compact(token)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
             raise InvalidArgument(fields={"token": f"not a compact certificate token: {exc}"}) \
                 from exc
         issuer = parsed.claims.get("issuer")

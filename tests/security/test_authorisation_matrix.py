@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import json
 import time
 import uuid
@@ -30,6 +31,7 @@ from google.protobuf import timestamp_pb2
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.matters.v1 import matters_pb2 as mpb
+from govflow_cli.foreign_issuer import ForeignIssuer
 from services.identity.domain import credit_code_check_char
 from tests.security.support import (
     MATRIX_CELLS,
@@ -116,6 +118,16 @@ MATRIX = {
     "ListConsents(owner's)":        "U   O   N   N   N   N   N   N   N   N   N   N",
     "ReleaseApplicationGrants":     "U   P   P   P   P   P   P   P   P   P   O   O",
     "GetStatusList":                "O   O   O   O   O   O   O   O   O   O   O   O",
+    # The trust list of foreign issuers: platform administrators change it; anyone reads it.
+    # A holder imports a foreign certificate naming them (the owner's org); another person's
+    # import of that token is refused (HOLDER_MISMATCH); only persons import.
+    "AddTrustedIssuer":             "U   P   P   P   P   P   P   P   P   P   P   O",
+    "RemoveTrustedIssuer":          "U   P   P   P   P   P   P   P   P   P   P   O",
+    "ListTrustedIssuers":           "O   O   O   O   O   O   O   O   O   O   O   O",
+    "GetTrustList":                 "O   O   O   O   O   O   O   O   O   O   O   O",
+    "PublishIssuerStatusList":      "U   P   P   P   P   P   P   P   P   P   P   O",
+    "ImportCertificate(owner's org)":
+                                    "U   O   F   P   P   P   P   P   P   P   P   P",
     # ---------------------------------------------------------------- matters
     "ListMatters":                  "O   O   O   O   O   O   O   O   O   O   O   O",
     "GetMatter":                    "O   O   O   O   O   O   O   O   O   O   O   O",
@@ -422,7 +434,51 @@ async def _calls(stack: Stack, w: World) -> dict[str, Call]:
             step="s", role="reviewer", agency="agencies/sec-nowhere",
             status=mpb.TASK_STATUS_OPEN)), metadata=md)
 
+    # A foreign issuer for the trust-list rows (its key made here).
+    hk = ForeignIssuer(f"issuers/sec-{uuid.uuid4().hex[:8]}")
+    not_after = timestamp_pb2.Timestamp(seconds=int(time.time()) + 86400 * 30)
+
+    def trusted(fi: ForeignIssuer) -> cpb.TrustedIssuer:
+        return cpb.TrustedIssuer(
+            name=fi.issuer, display_name="Matrix HK", jurisdiction="HK",
+            jwks_json=fi.jwks_json(), status_list_location="https://example.invalid/status",
+            certificate_types=["certificateTypes/hk-identity-card"], not_after=not_after)
+
+    await c.AddTrustedIssuer(cpb.AddTrustedIssuerRequest(trusted_issuer=trusted(hk)),
+                             metadata=admin)
+    published = [0]
+
+    async def publish(md: Md | None, who: str) -> object:
+        published[0] += 1  # each list newer than the one before
+        payload, signature = hk.status_list(issued=dt.datetime.now(dt.UTC) - dt.timedelta(
+            hours=1) + dt.timedelta(seconds=published[0]))
+        return await c.PublishIssuerStatusList(cpb.PublishIssuerStatusListRequest(
+            status_list=cpb.StatusList(signed_payload=payload, signature=signature)),
+            metadata=md)
+
+    await publish(admin, "admin")
+
+    async def remove_issuer(md: Md | None, who: str) -> object:
+        fresh = ForeignIssuer(f"issuers/sec-{uuid.uuid4().hex[:8]}")
+        await c.AddTrustedIssuer(cpb.AddTrustedIssuerRequest(trusted_issuer=trusted(fresh)),
+                                 metadata=admin)
+        return await c.RemoveTrustedIssuer(cpb.RemoveTrustedIssuerRequest(
+            name=fresh.issuer, reason="matrix"), metadata=md)
+
+    async def import_card(md: Md | None, who: str) -> object:
+        token, _ = hk.certificate(type_code="hk-identity-card", holder=w.org,
+                                  fields={"name": "Matrix Ltd"})
+        return await c.ImportCertificate(cpb.ImportCertificateRequest(token=token), metadata=md)
+
     return {
+        "AddTrustedIssuer": lambda md, _: c.AddTrustedIssuer(cpb.AddTrustedIssuerRequest(
+            trusted_issuer=trusted(hk)), metadata=md),
+        "RemoveTrustedIssuer": remove_issuer,
+        "ListTrustedIssuers": lambda md, _: c.ListTrustedIssuers(
+            cpb.ListTrustedIssuersRequest(), metadata=md),
+        "GetTrustList": lambda md, _: c.GetTrustList(cpb.GetTrustListRequest(), metadata=md),
+        "PublishIssuerStatusList": publish,
+        "ImportCertificate(owner's org)": import_card,
         "CreatePerson": create_person,
         "GetPerson(owner)": lambda md, _: i.GetPerson(ipb.GetPersonRequest(name=w.owner),
                                                       metadata=md),

@@ -102,7 +102,13 @@ async def _context(stack: Stack) -> FuzzContext:
         "worker": worker,
         "admin": admin,
     }
+    # The demo's trusted Hong Kong issuer and a card it signed for the citizen, so that the
+    # trust-list RPCs and ImportCertificate are fuzzed past "not listed" too.
+    hk = stack.seeded.hk_issuer  # type: ignore[attr-defined]  # demo_data.Seeded
+    hk_card = hk.certificate(type_code="hk-identity-card", holder=citizen,
+                             fields={"name": "Fuzz"})[0] if hk is not None else ""
     pool = [citizen, officer, agency, partner, org, cert, app, "matters/senior-citizen-card",
+            "issuers/hk-immd", hk_card,
             "matters/food-business-permit", "certificateTypes/resident-id-card",
             "agencies/sz-psb", "persons/" + "0" * 16, delegation, f"{citizen}/delegations/-",
             "SubmitApplication"]
