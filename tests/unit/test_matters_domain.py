@@ -38,7 +38,7 @@ def app(**kw: object) -> Application:
         "current_steps": "", "workflow_started": True, "parent_id": None, "missing_materials": "",
         "supplement_due_time": None, "pledges": "", "result_certificates": "", "rating": 0,
         "rating_comment": "", "decided_time": None, "due_provisional": False, "reasons": "", "interested": "",
-        "version": 1}
+        "version": 1, "delegation": ""}
     fields.update(kw)
     return Application(**fields)  # type: ignore[arg-type]
 
