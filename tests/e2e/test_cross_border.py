@@ -65,3 +65,20 @@ async def test_the_demo_resident_holds_the_hong_kong_card(stack: Stack) -> None:
     v = await stack.certificates.VerifyCertificate(cpb.VerifyCertificateRequest(
         name=wallet.certificates[0].name), metadata=md)
     assert v.valid, list(v.failures)
+
+
+async def test_seeding_again_leaves_the_trust_list_as_it_is(stack: Stack) -> None:
+    """The issuer's key is made once, at the first seeding: a second one finds it listed and
+    neither replaces its keys nor imports another card."""
+    from govflow_cli.demo_data import HK_RESIDENT, seed_cross_border
+
+    before = await stack.certificates.ListTrustedIssuers(cpb.ListTrustedIssuersRequest())
+    persons: dict[str, str] = {}
+    issued: list[str] = []
+    again = await seed_cross_border(stack.identity, stack.certificates,
+                                    await stack.service_md(), persons, issued)
+    after = await stack.certificates.ListTrustedIssuers(cpb.ListTrustedIssuersRequest())
+    assert again is None and issued == []
+    assert persons[HK_RESIDENT.key] == stack.seeded.persons[HK_RESIDENT.key]  # type: ignore[attr-defined]  # Seeded
+    assert after.trust_list_version == before.trust_list_version
+    assert list(after.trusted_issuers) == list(before.trusted_issuers)
