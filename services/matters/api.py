@@ -18,6 +18,7 @@ from services.matters import publishing, read_model, reads
 from services.matters.calendars import year_from_entries
 from services.matters.delegations import acts_under_delegation, bearer_token
 from services.matters.domain.applications import Progress, Task
+from services.matters.domain.catalogue_search import parse_query
 from services.matters.messages import (
     build_application,
     build_calendar_year,
@@ -60,12 +61,20 @@ class MattersApi(matters_pb2_grpc.MattersServiceServicer):
                                     cache=matters.caches.applications)
 
     async def ListMatters(self, request: pb.ListMattersRequest, context: object) -> pb.ListMattersResponse:
-        f = parse_filter(request.filter, {"agency"})
+        """Each matter's latest version, by code, that the filter selects; see the proto."""
+        query = parse_query(request.filter)
         offset, limit = page(request.page_size, request.page_token)
-        rows = await self.db.run(lambda s: publishing.listing(
-            s, offset=offset, limit=limit, agency=f.get("agency")))
-        return pb.ListMattersResponse(matters=[build_matter(r) for r in rows],
-                                      next_page_token=next_token(offset, limit, len(rows)))
+        rows, more = await self.m.catalogue.search(query, offset=offset, limit=limit)
+        built = self.m.caches.matter_messages
+        out = []
+        for mv in rows:
+            msg = built.get((mv.code, mv.version))
+            if msg is None:
+                msg = build_matter(mv)
+                built.put((mv.code, mv.version), msg)
+            out.append(msg)
+        return pb.ListMattersResponse(
+            matters=out, next_page_token=next_token(offset, limit, len(rows)) if more else "")
 
     async def GetMatter(self, request: pb.GetMatterRequest, context: object) -> pb.GetMatterResponse:
         if not request.name.startswith("matters/"):

@@ -1,15 +1,21 @@
 """The catalogue's use cases: PublishMatter (a changed definition makes a new version),
-GetMatter and ListMatters."""
+GetMatter and ListMatters (search, filters and pages over each matter's latest version)."""
 
 from __future__ import annotations
 
+import itertools
+
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from govflow import auth
+from govflow.db import Database
 from govflow.errors import PermissionDenied
 from services.matters.domain import definition
 from services.matters.domain.applications import MatterVersion
+from services.matters.domain.catalogue_search import CatalogueQuery, catalogue_entry, index_entries
 from services.matters.store import matters
+from services.matters.store.caches import CatalogueCache, CatalogueSnapshot
 
 
 def publish(s: Session, text: str, p: auth.Principal | None = None) -> MatterVersion:
@@ -30,4 +36,41 @@ def publish(s: Session, text: str, p: auth.Principal | None = None) -> MatterVer
 
 
 get = matters.get
-listing = matters.listing
+
+
+class Catalogue:
+    """ListMatters: a search of the snapshot in ``cache``, read again from the database
+    when the catalogue's mark has moved (a publish by any process)."""
+
+    def __init__(self, db: Database, cache: CatalogueCache) -> None:
+        self.db = db
+        self.cache = cache
+
+    async def search(self, query: CatalogueQuery, *, offset: int, limit: int
+                     ) -> tuple[list[MatterVersion], bool]:
+        """The page of matching matters (by code) from ``offset``, and whether more follow."""
+        snap = await self.db.read(self._snapshot)
+        found = query.positions(snap.index)
+        page = [snap.versions[i] for i in itertools.islice(found, offset, offset + limit)]
+        return page, next(found, None) is not None
+
+    def _snapshot(self, conn: Connection) -> CatalogueSnapshot:
+        """The snapshot at the catalogue's current mark (for ``Database.read``): the held
+        one, or one made of the held entries and the versions published since."""
+        mark = matters.catalogue_mark(conn)
+        if self.cache.snapshot.mark == mark:
+            return self.cache.snapshot
+        ids = matters.newest_ids(conn)
+        # A new dict each time (never changed in place): reads on PostgreSQL run in worker
+        # threads, and two may make a snapshot at once (either one is right).
+        held = self.cache.entries
+        entries = {i: held[i] for i in ids if i in held}
+        for i, mv in matters.versions_by_id(conn, [i for i in ids if i not in held]):
+            entries[i] = (catalogue_entry(mv.spec, mv.version, mv.definition_yaml), mv)
+        self.cache.entries = entries
+        index = index_entries(e for e, _ in entries.values())
+        by_code = {e.code: mv for e, mv in entries.values()}
+        snap = CatalogueSnapshot(mark=mark, index=index,
+                                 versions=tuple(by_code[e.code] for e in index.entries))
+        self.cache.snapshot = snap
+        return snap

@@ -11,6 +11,7 @@ from services.matters.applicants import Applicants
 from services.matters.calendars import Calendars
 from services.matters.delegations import DelegationCheck, NoDelegationCheck
 from services.matters.officers import Officers
+from services.matters.publishing import Catalogue
 from services.matters.store.caches import Caches
 from services.matters.submission import Submissions
 from services.matters.workflow_client import TemporalLink
@@ -25,6 +26,7 @@ class Matters:
         self.delegations = delegations or NoDelegationCheck()
         self.temporal = temporal
         self.caches = Caches()
+        self.catalogue = Catalogue(db, self.caches.catalogue)
         self.calendars = Calendars(db, temporal)
         self.submissions = Submissions(db, temporal, self.calendars,
                                        rate_limit=submit_rate_limit,

@@ -23,8 +23,11 @@ import uuid
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.identity.v1 import identity_pb2 as ipb
@@ -146,6 +149,62 @@ async def test_fuzz_rpc(stack: Stack, rpc: Rpc) -> None:
         codes = asyncio.run_coroutine_threadsafe(all_callers(request), loop).result(300)
         bad = {who: code.name for who, code in codes.items() if code not in ALLOWED_CODES}
         assert not bad, f"{rpc.id} answered {bad} to {str(request)[:3000]!r}"
+
+    await asyncio.to_thread(fuzz)
+    assert set((await serving(stack)).values()) == {health_pb2.HealthCheckResponse.SERVING}
+
+
+# ListMatters' filter keys (issue 27): each with values valid and hostile, in any mix.
+_MATTER_FILTER_VALUES = {
+    "keyword": st.one_of(st.text(max_size=60), st.sampled_from(["许可", "permit", "食品 经营"])),
+    "agency": st.one_of(st.text(max_size=40), st.just("agencies/sz-amr")),
+    "level": st.one_of(st.text(max_size=20), st.sampled_from(["province", "city", "county"])),
+    "applicant_kind": st.one_of(st.text(max_size=20), st.sampled_from(["person", "organisation"])),
+    "life_event": st.one_of(st.text(max_size=40),
+                            st.sampled_from(["true", "false", "matters/open-a-restaurant"])),
+    "instant_approval": st.one_of(st.text(max_size=10), st.sampled_from(["true", "false"])),
+    "unknown": st.text(max_size=10),
+}
+
+
+@st.composite
+def _matter_filters(draw: st.DrawFn) -> mpb.ListMattersRequest:
+    keys = draw(st.lists(st.sampled_from(sorted(_MATTER_FILTER_VALUES)), max_size=9))
+    text = " AND ".join(f"{k}={draw(_MATTER_FILTER_VALUES[k])}" for k in keys)
+    return mpb.ListMattersRequest(
+        filter=draw(st.one_of(st.just(text), st.text(max_size=200))),
+        page_size=draw(st.one_of(st.integers(-(2**31), 2**31 - 1), st.integers(0, 120))),
+        page_token=draw(st.one_of(st.just(""), st.text(max_size=40), st.just("eyJvIjogMjB9"))))
+
+
+async def test_fuzz_list_matters_filters(stack: Stack) -> None:
+    """ListMatters' search and filters with any values: answered OK or INVALID_ARGUMENT
+    naming ``filter``, ``page_size`` or ``page_token``, never anything else; and a page
+    answered holds at most the page size asked for."""
+    loop = asyncio.get_running_loop()
+
+    async def ask(request: mpb.ListMattersRequest) -> tuple[grpc.StatusCode, int, list[str]]:
+        try:
+            resp = await stack.matters.ListMatters(request, timeout=30)
+        except grpc.aio.AioRpcError as err:
+            status = rpc_status.from_call(err)
+            fields = []
+            bad = error_details_pb2.BadRequest()
+            for d in status.details if status else ():
+                if d.Unpack(bad):
+                    fields += [v.field for v in bad.field_violations]
+            return err.code(), -1, fields
+        return grpc.StatusCode.OK, len(resp.matters), []
+
+    @settings(settings.get_profile(_PROFILE), max_examples=max(_EXAMPLES, 50))
+    @given(request=_matter_filters())
+    def fuzz(request: mpb.ListMattersRequest) -> None:
+        code, n, fields = asyncio.run_coroutine_threadsafe(ask(request), loop).result(60)
+        assert code in (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT), (code, request)
+        if code == grpc.StatusCode.OK:
+            assert n <= min(request.page_size or 20, 100)
+        else:
+            assert fields and set(fields) <= {"filter", "page_size", "page_token"}, fields
 
     await asyncio.to_thread(fuzz)
     assert set((await serving(stack)).values()) == {health_pb2.HealthCheckResponse.SERVING}

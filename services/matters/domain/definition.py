@@ -32,6 +32,8 @@ from workflows.rules import OPS
 
 ROLES = ("acceptor", "reviewer", "approver", "supervisor", "admin")
 ASSURANCE = ("account", "real_name", "face")
+# The administrative level that exercises a matter (行使层级), for the catalogue's filters.
+LEVELS = ("province", "city", "county")
 _CODE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 MAX_DEFINITION_BYTES = 64 * 1024
 # Definitions nest a few levels (steps, materials, rules); deeper input is refused before
@@ -220,11 +222,12 @@ def parse(text: str) -> MatterSpec:
     if not isinstance(validity, int) or validity < 0:
         p["result.validity_days"] = "must be an integer >= 0"
         validity = 0
-    known = {"code", "display_name", "display_name_en", "agency", "applicant_kind",
-             "legal_limit_days", "promised_limit_days", "assurance_level", "materials", "steps",
-             "instant_approval",
+    known = {"code", "display_name", "display_name_en", "agency", "applicant_kind", "legal_limit_days",
+             "promised_limit_days", "assurance_level", "materials", "steps", "instant_approval",
              "result", "calendar", "description", "supplement_limit_days", "pledge",
-             "bundle", "one_per_holder"}
+             "bundle", "one_per_holder", "level"}
+    if doc.get("level") is not None and doc.get("level") not in LEVELS:
+        p["level"] = f"must be one of {', '.join(LEVELS)}"
     # A holder has one result at a time (a card, not a permit per premises): a second
     # application is refused while an earlier one is open or its result stands.
     one_per_holder = doc.get("one_per_holder", False)
@@ -311,6 +314,6 @@ def spec_from_json(text: str) -> MatterSpec:
     return MatterSpec(**d)
 
 
-__all__ = ["ASSURANCE", "ROLES", "BundleItem", "EnglishNames", "MaterialSpec", "MatterSpec",
+__all__ = ["ASSURANCE", "LEVELS", "ROLES", "BundleItem", "EnglishNames", "MaterialSpec", "MatterSpec",
            "RuleSpec", "StepSpec", "english_names", "fingerprint", "parse", "spec_from_json",
            "spec_to_json"]

@@ -6,6 +6,11 @@ d41b7e2c9a60); every read queries the version first and serves a cached value on
 it was built at that version. The database decides, not this process, so the caches are
 correct across replicas whatever path a write took.
 
+The catalogue is the exception to the triggers: ``matter_versions`` is append-only, so
+its row count and highest id (``store/matters.catalogue_mark``) change with every publish
+whichever process commits it; ListMatters reads that mark first and searches its snapshot
+only when it was built at that mark.
+
 Besides these, ``Prepared`` statements (govflow/db.py) keep what they built from a row's
 raw values (a fact of those values) and the store keeps its statements compiled per
 filter shape (facts of the code)."""
@@ -16,6 +21,8 @@ import dataclasses
 from typing import Any, Generic, TypeVar
 
 from govflow.lru import Lru
+from services.matters.domain.applications import MatterVersion
+from services.matters.domain.catalogue_search import CatalogueEntry, CatalogueIndex, index_entries
 
 V = TypeVar("V")
 
@@ -39,6 +46,29 @@ class VersionedCache(Generic[V]):
         return len(self._items)
 
 
+@dataclasses.dataclass(frozen=True)
+class CatalogueSnapshot:
+    """Each matter's latest version, by code, as read at ``mark``."""
+
+    mark: tuple[int, int]
+    index: CatalogueIndex
+    versions: tuple[MatterVersion, ...]  # in the order of index.entries
+
+
+EMPTY_CATALOGUE = CatalogueSnapshot((-1, -1), index_entries(()), ())
+
+
+@dataclasses.dataclass
+class CatalogueCache:
+    """The catalogue snapshot ListMatters searches, and what it was built from: each latest
+    version's entry by its row id, kept while it is the latest (a published version never
+    changes)."""
+
+    snapshot: CatalogueSnapshot = EMPTY_CATALOGUE
+    entries: dict[int, tuple[CatalogueEntry, MatterVersion]] = dataclasses.field(
+        default_factory=dict)
+
+
 @dataclasses.dataclass
 class Caches:
     """The service's caches (one set per process)."""
@@ -55,3 +85,10 @@ class Caches:
     # changes once the task exists (a miss just reads the task).
     task_routes: Lru[str, tuple[str, str]] = dataclasses.field(
         default_factory=lambda: Lru(10_000))
+    # The catalogue ListMatters searches: served while the catalogue mark is the one it was
+    # read at (see the module's docstring).
+    catalogue: CatalogueCache = dataclasses.field(default_factory=CatalogueCache)
+    # Matter messages by (code, version): never invalidated, since a published version
+    # never changes.
+    matter_messages: Lru[tuple[str, int], Any] = dataclasses.field(
+        default_factory=lambda: Lru(4096))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from govflow.errors import NotFound
@@ -39,16 +42,36 @@ def spec(s: Session, code: str, version: int = 0) -> MatterSpec:
     return get(s, code, version=version).spec
 
 
-def listing(s: Session, *, offset: int, limit: int, agency: str | None) -> list[MatterVersion]:
-    """Each matter's latest version, by code (optionally only one agency's)."""
-    newest = select(MatterVersionRow.code, sa.func.max(MatterVersionRow.version).label("v")) \
-        .group_by(MatterVersionRow.code).subquery()
-    q = select(MatterVersionRow).join(newest, sa.and_(
-        col(MatterVersionRow.code) == newest.c.code, col(MatterVersionRow.version) == newest.c.v))
-    if agency:
-        q = q.where(MatterVersionRow.agency == agency)
-    q = q.order_by(MatterVersionRow.code).offset(offset).limit(limit)
-    return [_version(r) for r in s.exec(q)]
+_T = MatterVersionRow.__table__  # type: ignore[attr-defined]  # sqlmodel declares it untyped
+# matter_versions is append-only (a publish inserts a row; nothing updates or deletes one),
+# so its row count and highest id change with every publish any process commits.
+_MARK = sa.select(sa.func.count(), sa.func.max(_T.c.id))
+_NEWEST = sa.select(sa.func.max(_T.c.id)).group_by(_T.c.code)
+
+
+def catalogue_mark(conn: Connection) -> tuple[int, int]:
+    """(rows, highest id) of the published versions: equal marks, the same catalogue."""
+    n, top = conn.execute(_MARK).one()
+    return int(n), int(top or 0)
+
+
+def newest_ids(conn: Connection) -> list[int]:
+    """The row id of each matter's latest version (versions grow with ids: a publish
+    inserts the next version after reading the latest, under the code's unique version)."""
+    return [int(i) for (i,) in conn.execute(_NEWEST)]
+
+
+def versions_by_id(conn: Connection, ids: Collection[int]) -> list[tuple[int, MatterVersion]]:
+    """The published versions with these row ids, each with its id."""
+    out: list[tuple[int, MatterVersion]] = []
+    wanted = sorted(ids)
+    for i in range(0, len(wanted), 500):
+        rows = conn.execute(sa.select(_T).where(_T.c.id.in_(wanted[i:i + 500]))).all()
+        out += [(r.id, MatterVersion(
+            code=r.code, version=r.version, agency=r.agency, display_name=r.display_name,
+            definition_yaml=r.definition_yaml, spec=spec_from_json(r.spec_json),
+            fingerprint=r.fingerprint)) for r in rows]
+    return out
 
 
 def add(s: Session, spec: MatterSpec, *, text: str, fingerprint: str) -> MatterVersion:

@@ -270,6 +270,8 @@ export declare type Matter = Message<"govflow.matters.v1.Matter"> & {
 export declare const MatterSchema: GenMessage<Matter>;
 
 /**
+ * Each matter's latest version, by code, that the filter selects.
+ *
  * @generated from message govflow.matters.v1.ListMattersRequest
  */
 export declare type ListMattersRequest = Message<"govflow.matters.v1.ListMattersRequest"> & {
@@ -284,7 +286,13 @@ export declare type ListMattersRequest = Message<"govflow.matters.v1.ListMatters
   pageToken: string;
 
   /**
-   * Optional. `agency=agencies/sz-amr`.
+   * Optional. Terms `key=value` joined by ` AND `, each key at most once:
+   * `keyword=食品 经营` (every word found, in any case, in the code, the Chinese or English
+   * name, the description or the agency), `agency=agencies/sz-amr`,
+   * `level=province|city|county`, `applicant_kind=person|organisation`,
+   * `life_event=true|false` (life events, 一件事, or single matters) or
+   * `life_event=matters/{code}` (the matters that life event bundles), and
+   * `instant_approval=true|false`. A bad term is INVALID_ARGUMENT naming `filter`.
    *
    * @generated from field: string filter = 3;
    */
