@@ -168,10 +168,12 @@ def temporal_command(settings: Settings, *, db_file: pathlib.Path | None,
     return cmd
 
 
-async def seed_running(settings: Settings) -> int:
+async def seed_running(settings: Settings, *, catalogue: str = "demo") -> int:
     """Seeds the demo data into the services at the configured addresses, once they are
-    healthy (waits up to 120 s each)."""
+    healthy (waits up to 120 s each); with ``catalogue="province"`` the generated province
+    catalogue too (govflow_cli/province_catalogue.py)."""
     from govflow_cli.demo_data import seed as run_seed
+    from govflow_cli.province_catalogue import describe, seed_province
 
     for name in ("identity", "certificates", "matters"):
         await wait_healthy(getattr(settings, f"{name}_addr"), 120, HEALTH_NAMES[name])
@@ -179,12 +181,16 @@ async def seed_running(settings: Settings) -> int:
             grpc.aio.insecure_channel(settings.certificates_addr) as c, \
             grpc.aio.insecure_channel(settings.matters_addr) as m:
         seeded = await run_seed(i, c, m, settings.admin_client_id, settings.admin_client_secret)
-    print(f"govflow seed: {len(seeded.persons)} persons, {len(seeded.certificates)} certificates "
-          f"held, matters {', '.join(seeded.matters)}", flush=True)
+        print(f"govflow seed: {len(seeded.persons)} persons, {len(seeded.certificates)} "
+              f"certificates held, matters {', '.join(seeded.matters)}", flush=True)
+        if catalogue == "province":
+            load = await seed_province(i, m, settings.admin_client_id,
+                                       settings.admin_client_secret)
+            print(f"govflow seed: {describe(load)}", flush=True)
     return 0
 
 
-async def up(settings: Settings, *, seed: bool = True) -> int:
+async def up(settings: Settings, *, seed: bool = True, catalogue: str = "demo") -> int:
     settings = load_secrets(settings)
     temporal_host, _, temporal_port = settings.temporal_address.rpartition(":")
     wanted = [("Temporal", temporal_host, int(temporal_port)),
@@ -211,7 +217,8 @@ async def up(settings: Settings, *, seed: bool = True) -> int:
     hangup = [] if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else [signal.SIGHUP]
     for sig in (signal.SIGTERM, signal.SIGINT, *hangup):
         loop.add_signal_handler(sig, stop.set)
-    starting = asyncio.ensure_future(start_stack(settings, stack, output, seed=seed))
+    starting = asyncio.ensure_future(start_stack(settings, stack, output, seed=seed,
+                                                 catalogue=catalogue))
     stopping = asyncio.ensure_future(stop.wait())
     try:
         while not starting.done() and not stop.is_set():
@@ -241,8 +248,10 @@ async def up(settings: Settings, *, seed: bool = True) -> int:
         stack.stop()
 
 
-async def start_stack(settings: Settings, stack: Stack, output: Output, *, seed: bool) -> None:
-    """Starts every part in order, each once the one before answers, then seeds."""
+async def start_stack(settings: Settings, stack: Stack, output: Output, *, seed: bool,
+                      catalogue: str = "demo") -> None:
+    """Starts every part in order, each once the one before answers, then seeds (the
+    province catalogue too when ``catalogue`` says so)."""
     temporal_host = settings.temporal_address.rpartition(":")[0]
     py = sys.executable
     say = output.say
@@ -276,8 +285,15 @@ async def start_stack(settings: Settings, stack: Stack, output: Output, *, seed:
                 grpc.aio.insecure_channel(settings.certificates_addr) as c, \
                 grpc.aio.insecure_channel(settings.matters_addr) as m:
             seeded = await run_seed(i, c, m, settings.admin_client_id, settings.admin_client_secret)
-        say(f"  demo data             {len(seeded.persons)} persons, "
-            f"{len(seeded.certificates)} certificates held, matters {', '.join(seeded.matters)}")
+            say(f"  demo data             {len(seeded.persons)} persons, "
+                f"{len(seeded.certificates)} certificates held, matters "
+                f"{', '.join(seeded.matters)}")
+            if catalogue == "province":
+                from govflow_cli.province_catalogue import describe, seed_province
+
+                load = await seed_province(i, m, settings.admin_client_id,
+                                           settings.admin_client_secret)
+                say(f"  {describe(load)}")
     from govflow import metrics
 
     targets = metrics.endpoints(settings)
@@ -313,9 +329,13 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_up = sub.add_parser("up", help="run the embedded stack")
     p_up.add_argument("--no-seed", action="store_true", help="do not load demo data")
+    p_seed = sub.add_parser("seed", help="load the demo data into running services "
+                            "(idempotent; the compose file's demo profile runs it)")
+    for p_cat in (p_up, p_seed):
+        p_cat.add_argument("--catalogue", choices=("demo", "province"), default="demo",
+                           help="the demo's matters (default), or with them a generated "
+                           "province catalogue of 632 matters across 63 agencies")
     sub.add_parser("demo", help="submit a demo application to a running stack")
-    sub.add_parser("seed", help="load the demo data into running services (idempotent; "
-                   "the compose file's demo profile runs it)")
     sub.add_parser("gen-protos", help="regenerate the Python stubs")
     sub.add_parser("gen-clients", help="regenerate the TypeScript client in clients/ts "
                    "(buf and protoc-gen-es from the npm workspace)")
@@ -364,11 +384,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.cmd == "up":
-        raise SystemExit(asyncio.run(up(settings, seed=not args.no_seed)))
+        raise SystemExit(asyncio.run(up(settings, seed=not args.no_seed,
+                                        catalogue=args.catalogue)))
     if args.cmd == "demo":
         raise SystemExit(asyncio.run(demo(settings)))
     if args.cmd == "seed":
-        raise SystemExit(asyncio.run(seed_running(load_secrets(settings))))
+        raise SystemExit(asyncio.run(seed_running(load_secrets(settings),
+                                                  catalogue=args.catalogue)))
     if args.cmd == "gen-protos":
         from govflow_cli import protogen
 
