@@ -16,10 +16,12 @@ from govflow import audit
 from govflow.db import make_engine, normalise_url
 from govflow.settings import Settings
 from services.certificates import store as certificates_store
+from services.identity.store import tables as identity_tables
 from services.matters import store as matters_store
 
 # service -> (chain, entry table, head table)
 CHAINS: dict[str, tuple[str, type, type]] = {
+    "identity": ("identity", identity_tables.AuditEntryRow, identity_tables.AuditHeadRow),
     "certificates": ("certificates", certificates_store.AuditEntryRow,
                      certificates_store.AuditHeadRow),
     "matters": ("decisions", matters_store.AuditEntryRow, matters_store.AuditHeadRow),

@@ -26,6 +26,7 @@ from govflow.db import make_engine, migrate
 from govflow.settings import Settings
 from govflow_cli import audit_cli
 from services.certificates.server import MIGRATIONS as CERT_MIGRATIONS
+from services.identity.server import MIGRATIONS as IDENTITY_MIGRATIONS
 from services.matters.server import MIGRATIONS as MATTERS_MIGRATIONS
 from tests.e2e.helpers import new_senior, official, submit, wait_done
 from tests.stack import Stack, postgres_databases
@@ -88,17 +89,20 @@ def _entries(settings: Settings, service: str, table: str) -> list[dict]:  # typ
 # ------------------------------------------------------------------ fresh databases
 @contextlib.contextmanager
 def chains(backend: str, tmp: pathlib.Path) -> Iterator[Settings]:
-    """Migrated certificates and matters databases, each chain holding ENTRIES entries."""
+    """Migrated identity, certificates and matters databases, each chain holding ENTRIES
+    entries."""
     if backend == "postgres":
-        with postgres_databases(("certificates", "matters")) as urls:
-            yield _fill(Settings(data_dir=tmp, certificates_database_url=urls["certificates"],
+        with postgres_databases(("identity", "certificates", "matters")) as urls:
+            yield _fill(Settings(data_dir=tmp, identity_database_url=urls["identity"],
+                                 certificates_database_url=urls["certificates"],
                                  matters_database_url=urls["matters"]))
     else:
         yield _fill(Settings(data_dir=tmp))
 
 
 def _fill(settings: Settings) -> Settings:
-    for service, migrations in (("certificates", CERT_MIGRATIONS), ("matters", MATTERS_MIGRATIONS)):
+    for service, migrations in (("identity", IDENTITY_MIGRATIONS), ("certificates", CERT_MIGRATIONS),
+                                ("matters", MATTERS_MIGRATIONS)):
         migrate(settings.database_url(service), migrations)
         chain, entry_cls, head_cls = audit_cli.CHAINS[service]
         engine = make_engine(settings.database_url(service))

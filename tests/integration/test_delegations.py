@@ -329,3 +329,8 @@ async def test_grants_revocations_and_uses_are_in_identitys_audit_chain(stack: S
     assert report.ok, report.problem
     assert entries == [("delegation.created", citizen), ("delegation.used", partner),
                        ("delegation.revoked", citizen)]
+    # What an operator runs: `govflow audit verify` reads identity's chain too.
+    from govflow_cli import audit_cli
+
+    cli_report = audit_cli.verify_chains(stack.settings)["identity"]
+    assert cli_report.ok and cli_report.entries >= 3, cli_report.problem
