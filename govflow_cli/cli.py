@@ -28,6 +28,8 @@ import uuid
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from govflow import tls
+from govflow.grpckit import channel
 from govflow.settings import Settings
 from govflow_cli.supervisor import Output, Stack
 
@@ -84,12 +86,13 @@ HEALTH_NAMES = {
 }
 
 
-async def wait_healthy(addr: str, timeout: float, service: str = "") -> None:
+async def wait_healthy(addr: str, timeout: float, service: str = "",
+                       credentials: grpc.ChannelCredentials | None = None) -> None:
     """Waits until the server at ``addr`` reports SERVING (for ``service`` if named). A
     server that answers but knows no such service is another process on the port: that
     fails at once, naming it, instead of passing for the one expected."""
     deadline = time.monotonic() + timeout
-    async with grpc.aio.insecure_channel(addr) as ch:
+    async with channel(addr, credentials) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         while True:
             try:
@@ -175,11 +178,12 @@ async def seed_running(settings: Settings, *, catalogue: str = "demo") -> int:
     from govflow_cli.demo_data import seed as run_seed
     from govflow_cli.province_catalogue import describe, seed_province
 
+    creds = tls.channel_credentials(settings)  # TLS when GOVFLOW_TLS_CA is set (compose)
     for name in ("identity", "certificates", "matters"):
-        await wait_healthy(getattr(settings, f"{name}_addr"), 120, HEALTH_NAMES[name])
-    async with grpc.aio.insecure_channel(settings.identity_addr) as i, \
-            grpc.aio.insecure_channel(settings.certificates_addr) as c, \
-            grpc.aio.insecure_channel(settings.matters_addr) as m:
+        await wait_healthy(getattr(settings, f"{name}_addr"), 120, HEALTH_NAMES[name], creds)
+    async with channel(settings.identity_addr, creds) as i, \
+            channel(settings.certificates_addr, creds) as c, \
+            channel(settings.matters_addr, creds) as m:
         seeded = await run_seed(i, c, m, settings.admin_client_id, settings.admin_client_secret)
         print(f"govflow seed: {len(seeded.persons)} persons, {len(seeded.certificates)} "
               f"certificates held, matters {', '.join(seeded.matters)}", flush=True)
@@ -255,18 +259,21 @@ async def start_stack(settings: Settings, stack: Stack, output: Output, *, seed:
     temporal_host = settings.temporal_address.rpartition(":")[0]
     py = sys.executable
     say = output.say
+    # The embedded default is plaintext on loopback; with TLS settings the parts serve TLS
+    # and these calls verify it.
+    creds = tls.channel_credentials(settings)
     say(f"govflow: starting (data in {settings.data_dir.resolve()})")
     stack.spawn("temporal", temporal_command(settings, db_file=settings.data_dir / "temporal.sqlite3"))
     await wait_temporal(settings.temporal_address, 90)
     say(f"  Temporal dev server   {settings.temporal_address}")
     for name in ("identity", "certificates", "matters"):
         stack.spawn(name, [py, "-m", f"services.{name}.server"])
-        await wait_healthy(getattr(settings, f"{name}_addr"), 60, HEALTH_NAMES[name])
+        await wait_healthy(getattr(settings, f"{name}_addr"), 60, HEALTH_NAMES[name], creds)
         say(f"  {name:<21} {getattr(settings, f'{name}_addr')}")
     stack.spawn("worker", [py, "-m", "workflows.worker"])
     if settings.worker_health_port:
         worker_addr = f"{settings.host}:{settings.worker_health_port}"
-        await wait_healthy(worker_addr, 60, HEALTH_NAMES["worker"])
+        await wait_healthy(worker_addr, 60, HEALTH_NAMES["worker"], creds)
         say(f"  worker                running (health {worker_addr})")
     else:
         await asyncio.sleep(1.0)
@@ -281,9 +288,9 @@ async def start_stack(settings: Settings, stack: Stack, output: Output, *, seed:
     from govflow_cli.demo_data import seed as run_seed
 
     if seed:
-        async with grpc.aio.insecure_channel(settings.identity_addr) as i, \
-                grpc.aio.insecure_channel(settings.certificates_addr) as c, \
-                grpc.aio.insecure_channel(settings.matters_addr) as m:
+        async with channel(settings.identity_addr, creds) as i, \
+                channel(settings.certificates_addr, creds) as c, \
+                channel(settings.matters_addr, creds) as m:
             seeded = await run_seed(i, c, m, settings.admin_client_id, settings.admin_client_secret)
             say(f"  demo data             {len(seeded.persons)} persons, "
                 f"{len(seeded.certificates)} certificates held, matters "

@@ -153,6 +153,19 @@ async def test_a_service_serves_tls_and_its_clients_verify_it(
         assert await refused(addr, None) == grpc.StatusCode.UNAVAILABLE
 
 
+async def test_the_cli_waits_for_and_seeds_services_over_tls(
+        tmp_path: pathlib.Path, pki: pathlib.Path) -> None:
+    """`govflow seed` (compose's demo-seed) and `up` reach the services through
+    cli.wait_healthy and grpckit.channel with the settings' TLS credentials."""
+    from govflow_cli import cli
+
+    async with identity_over_tls(tmp_path, pki) as port:
+        creds = tls.channel_credentials(client_tls(pki, "gateway"))
+        await cli.wait_healthy(f"localhost:{port}", 10, cli.HEALTH_NAMES["identity"], creds)
+        with pytest.raises(TimeoutError):  # plaintext never gets an answer from a TLS port
+            await cli.wait_healthy(f"localhost:{port}", 1, cli.HEALTH_NAMES["identity"])
+
+
 async def test_mtls_refuses_a_client_without_a_certificate_of_the_ca(
         tmp_path: pathlib.Path, pki: pathlib.Path, other_pki: pathlib.Path) -> None:
     async with identity_over_tls(tmp_path, pki, tls_client_auth=True) as port:
