@@ -34,6 +34,8 @@ import grpc
 
 from benchmarks import harness
 from benchmarks.bare import BARE_TASK_QUEUE, BASELINE_ACTIVITIES, BareInput
+from benchmarks.catalogue import catalogue_figure
+from benchmarks.catalogue import markdown_rows as catalogue_rows
 from benchmarks.echo_server import GET as ECHO_GET
 from benchmarks.echo_server import METHOD as ECHO_METHOD
 from benchmarks.echo_server import PUT as ECHO_PUT
@@ -984,7 +986,7 @@ def certificate_verify(p: Params, say: Progress) -> dict[str, Any]:
 # -------------------------------------------------------------------- the run
 # The figures by the names ``--only`` takes (all by default).
 FIGURES = frozenset({"throughput", "latency", "decision", "reads", "verify", "scale", "storage",
-                     "gateway", "observability"})
+                     "gateway", "observability", "catalogue"})
 
 async def run(p: Params, out_dir: pathlib.Path, only: frozenset[str] = FIGURES) -> dict[str, Any]:
     say = Progress()
@@ -1056,6 +1058,10 @@ async def run(p: Params, out_dir: pathlib.Path, only: frozenset[str] = FIGURES) 
                 f"({p.rounds} rounds of {p.batch}, two stacks side by side)")
             figures["observability"] = await observability_figure(
                 p, tmp, say, lambda s: Bench(s, p, say))
+        if "catalogue" in only:
+            say("10/10 catalogue at scale: the province's matters loaded, then ListMatters at "
+                "the demo's size and at 600+ matters, taking turns")
+            figures["catalogue"] = await catalogue_figure(p.mode == "quick", tmp, say)
         if "throughput" not in only:
             figures.pop("throughput", None)
     finally:
@@ -1203,6 +1209,7 @@ def markdown(result: dict[str, Any]) -> str:
     for mode, v in f.get("storage_modes", {"modes": {}})["modes"].items():
         lines.append(f"| 7 | throughput, dev server {mode} | {_f(v['govflow']['median'])} wf/s | "
                      f"{_f(v['baseline']['median'])} wf/s | {_f(v['ratio'], 2)} | — | — |")
+    lines += catalogue_rows(f.get("catalogue"))
     if r:
         lines += ["", "Read-path breakdown (µs per call, one call at a time):", "",
                   "| path | auth (token verify) | database | proto build + serialise | "

@@ -17,7 +17,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 FIGURES = ("throughput", "latency", "decision", "reads", "certificate_verify", "scale",
-           "storage_modes", "gateway", "observability")
+           "storage_modes", "gateway", "observability", "catalogue")
 
 
 def _number(x: object) -> bool:
@@ -98,5 +98,15 @@ def test_quick_bench_writes_every_figure(tmp_path: pathlib.Path) -> None:
     # The "on" side really was on: its endpoints were scraped and its spans exported.
     assert obs["scrapes"] > 0 and obs["scrape_failures"] == 0 and obs["spans_exported"] > 0
     assert "| 9 | instant-approval throughput, metrics" in (tmp_path / "latest-quick.md").read_text()
+    cat = f["catalogue"]  # figure 10: the generated catalogue loaded, then queried at both sizes
+    assert cat["matters"]["small"] >= 7 and cat["matters"]["large"] >= cat["matters"]["small"] + 600
+    assert cat["agencies_loaded"] >= 40 and cat["load"]["matters"] >= 600
+    assert _number(cat["load"]["matters_seconds"]) and isinstance(cat["load"]["met"], bool)
+    assert len(cat["queries"]) >= 5
+    for q in cat["queries"].values():
+        assert len(q["per_round_ratios"]) == cat["rounds"] >= 2 and _number(q["p99_ratio"])
+        assert q["p99_ratio"] == pytest.approx(statistics.median(q["per_round_ratios"]))
+        assert q["returned"]["large"] >= q["returned"]["small"]
+    assert "| 10 | ListMatters p99, keyword" in (tmp_path / "latest-quick.md").read_text()
     for fig in f.values():
         assert isinstance(fig["met"], bool) and fig["goal"]
