@@ -38,6 +38,11 @@ def publish(s: Session, text: str, p: auth.Principal | None = None) -> MatterVer
 get = matters.get
 
 
+# New versions a ListMatters reads and parses inline (on SQLite, on the event loop); more
+# go to a worker thread (about 0.25 ms each).
+INLINE_NEW_VERSIONS = 32
+
+
 class Catalogue:
     """ListMatters: a search of the snapshot in ``cache``, read again from the database
     when the catalogue's mark has moved (a publish by any process)."""
@@ -49,20 +54,34 @@ class Catalogue:
     async def search(self, query: CatalogueQuery, *, offset: int, limit: int
                      ) -> tuple[list[MatterVersion], bool]:
         """The page of matching matters (by code) from ``offset``, and whether more follow."""
-        snap = await self.db.read(self._snapshot)
+        snap = await self._current()
         found = query.positions(snap.index)
         page = [snap.versions[i] for i in itertools.islice(found, offset, offset + limit)]
         return page, next(found, None) is not None
 
-    def _snapshot(self, conn: Connection) -> CatalogueSnapshot:
-        """The snapshot at the catalogue's current mark (for ``Database.read``): the held
-        one, or one made of the held entries and the versions published since."""
+    async def _current(self) -> CatalogueSnapshot:
+        """The snapshot at the catalogue's current mark: the held one, or one made of the
+        held entries and the versions published since. Many new versions (the first call
+        after a start, or after a bulk load) are read and parsed in a worker thread, not
+        inline on the event loop where SQLite reads run."""
+        got = await self.db.read(self._look)
+        if isinstance(got, CatalogueSnapshot):
+            return got
+        mark, ids = got
+        if sum(i not in self.cache.entries for i in ids) > INLINE_NEW_VERSIONS:
+            return await self.db.run(lambda s: self._build(s.connection(), mark, ids))
+        return await self.db.read(lambda conn: self._build(conn, mark, ids))
+
+    def _look(self, conn: Connection) -> CatalogueSnapshot | tuple[tuple[int, int], list[int]]:
         mark = matters.catalogue_mark(conn)
         if self.cache.snapshot.mark == mark:
             return self.cache.snapshot
-        ids = matters.newest_ids(conn)
+        return mark, matters.newest_ids(conn)
+
+    def _build(self, conn: Connection, mark: tuple[int, int], ids: list[int]) -> CatalogueSnapshot:
         # A new dict each time (never changed in place): reads on PostgreSQL run in worker
-        # threads, and two may make a snapshot at once (either one is right).
+        # threads, and two may make a snapshot at once (either one is right; the next call
+        # checks the mark again).
         held = self.cache.entries
         entries = {i: held[i] for i in ids if i in held}
         for i, mv in matters.versions_by_id(conn, [i for i in ids if i not in held]):

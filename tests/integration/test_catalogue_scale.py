@@ -22,9 +22,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.matters.v1 import matters_pb2 as mpb
+from govflow.matters.v1 import matters_pb2_grpc
 from govflow_cli.province_catalogue import seed_province
 from services.matters import catalogue_generator
 from services.matters.catalogue import bundled_definitions
+from services.matters.server import create_server as matters_server
 from tests.e2e.helpers import approve, citizen, official, submit, task_for, wait_for
 from tests.stack import Stack, postgres_databases, running_stack
 
@@ -195,3 +197,27 @@ async def test_a_changed_definition_makes_one_new_version_and_running_applicatio
     fresh = await submit(province, applicant, f"matters/{code}")
     got = await wait_for(province, applicant, fresh, lambda a: a.matter_version > 0)
     assert got.matter_version == 2
+
+
+async def test_every_replica_lists_a_publish_at_once(province: Stack) -> None:
+    """Each replica keeps its own snapshot of the catalogue; a publish through one is in
+    the next ListMatters of every one (the mark is the database's, not the process's)."""
+    code = "zh-amr-food-business-new"
+    other, port = await matters_server(province.settings, port=0)  # same database
+    await other.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            a, b = province.matters, matters_pb2_grpc.MattersServiceStub(ch)
+            ask = mpb.ListMattersRequest(filter=f"keyword={code}")
+            for replica in (a, b):  # each builds its snapshot
+                assert [m.version for m in (await replica.ListMatters(ask)).matters] == [1]
+            doc = yaml.safe_load((await a.GetMatter(mpb.GetMatterRequest(
+                name=f"matters/{code}"))).matter.definition_yaml)
+            doc["promised_limit_days"] = 2
+            await a.PublishMatter(mpb.PublishMatterRequest(definition_yaml=yaml.safe_dump(
+                doc, allow_unicode=True)), metadata=await province.service_md())
+            for replica in (b, a):
+                (got,) = (await replica.ListMatters(ask)).matters
+                assert (got.version, got.promised_limit_days) == (2, 2)
+    finally:
+        await other.stop(0)
