@@ -122,3 +122,29 @@ def test_bad_filters_name_the_filter(text: str) -> None:
 def test_an_empty_filter_selects_everything_in_code_order() -> None:
     assert list(parse_query("").positions(INDEX)) == list(range(len(ENTRIES)))
     assert [e.code for e in INDEX.entries] == sorted(e.code for e in ENTRIES)
+
+
+_TRICKY_YAML = [
+    "a: yes\nb: no\nc: on\nd: 0o17\ne: 017\nf: 0x1F\ng: 1_000\nh: .5\ni: -.inf\nj: ~\n",
+    "t: 2026-12-07\nu: 2026-12-07T08:00:00Z\nv: '2026-12-07'\n",
+    "x: &anchor {k: [1, 2, {z: 食品}]}\ny: *anchor\n",
+    "s: |\n  two\n  lines\nf: >\n  folded\n  text\nq: \"esc\\u00e9\\t\"\n",
+    "- 1\n- [a, b]\n- {c: d}\n", "just text", "", "{a: 1, a: 2}\n", "k: 1e3\nl: 1.0e+3\n",
+]
+
+
+@pytest.mark.parametrize("text", [t for _, t in bundled_definitions() + GENERATED] + _TRICKY_YAML)
+def test_the_c_yaml_loader_reads_what_safe_load_reads(text: str) -> None:
+    """definition.py reads definitions with PyYAML's C parser when it is built (most of a
+    publish's time otherwise): the same documents as yaml.safe_load, so the same specs and
+    fingerprints."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    assert yaml.load(text, Loader=loader) == yaml.safe_load(text)  # noqa: S506 (a safe loader)
+
+
+@pytest.mark.parametrize("text", ["a: [1, 2\n", "a: b: c\n", "\t- x\n", "a: 'open\n",
+                                  "[" * 40 + "]" * 40])
+def test_bad_yaml_is_refused_by_either_loader(text: str) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        definition.parse(text)
+    assert "definition_yaml" in err.value.fields
