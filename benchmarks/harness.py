@@ -84,7 +84,7 @@ class BenchStack:
 # Every metrics endpoint of a stack (govflow/metrics.py).
 METRICS_PORTS = ("identity_metrics_port", "certificates_metrics_port", "matters_metrics_port",
                  "worker_metrics_port", "gateway_metrics_port", "matters_temporal_metrics_port",
-                 "worker_temporal_metrics_port")
+                 "worker_temporal_metrics_port", "temporal_metrics_port")
 
 
 def bench_settings(data_dir: pathlib.Path, **overrides: object) -> Settings:

@@ -164,4 +164,8 @@ def endpoints(settings: Any) -> list[tuple[str, str]]:
     for name in ("matters", "worker"):
         if port := getattr(settings, f"{name}_temporal_metrics_port"):
             out.append((f"{name}-temporal-sdk", f"{settings.host}:{port}"))
+    if port := getattr(settings, "temporal_metrics_port", 0):
+        # The dev server listens on the host of the Temporal address.
+        host = settings.temporal_address.rpartition(":")[0] or settings.host
+        out.append(("temporal", f"{host}:{port}"))
     return out

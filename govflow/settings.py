@@ -93,6 +93,10 @@ class Settings:
     # Temporal clients: the matters service and the worker; 0 turns one off.
     matters_temporal_metrics_port: int = 9106
     worker_temporal_metrics_port: int = 9107
+    # The embedded Temporal dev server's own /metrics (its server metrics: task latencies,
+    # persistence, shards), on its address; 0 turns it off. Compose's Temporal serves
+    # its own on 8000.
+    temporal_metrics_port: int = 9108
     # TLS (govflow/tls.py; docs/security.md "Transport"). All empty: plaintext, as the
     # embedded stack on loopback runs. PEM files. tls_cert and tls_key: the certificate
     # this process's servers present (gRPC, the gateway's HTTPS, the worker's health port).
@@ -119,6 +123,11 @@ class Settings:
     # fault_crash_points: named points where the process exits at once (as if killed),
     # e.g. "matters.submit.after_insert", "certificates.issue.after_commit".
     fault_crash_points: str = ""
+    # Benchmark-only (the "shortcuts" figure, benchmarks/shortcuts.py), inert when empty:
+    # comma-separated shortcuts on private library APIs to run without, each replaced by
+    # the public path it stands in for, so one bench run can measure what each is worth.
+    # Names: "context_free_runner" (workflows/worker.py), "prepared" (govflow/db.py).
+    bench_shortcuts_off: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -137,6 +146,10 @@ class Settings:
             if port_key in values and addr_key not in values:
                 values[addr_key] = f"127.0.0.1:{values[port_key]}"
         return cls(**values)  # type: ignore[arg-type]  # values converted field by field
+
+    def shortcut_on(self, name: str) -> bool:
+        """False when ``bench_shortcuts_off`` names the shortcut ``name``."""
+        return name not in {n.strip() for n in self.bench_shortcuts_off.split(",")}
 
     def database_url(self, service: str) -> str:
         url = getattr(self, f"{service}_database_url")

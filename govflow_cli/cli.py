@@ -159,11 +159,13 @@ def temporal_command(settings: Settings, *, db_file: pathlib.Path | None,
            "--port", port, "--ui-port", str(settings.temporal_ui_port),
            "--namespace", settings.temporal_namespace, "--log-level", "warn",
            "--log-format", "json"]
+    if settings.temporal_metrics_port:
+        cmd += ["--metrics-port", str(settings.temporal_metrics_port)]
     if db_file is not None:
         cmd += ["--db-filename", str(db_file)]
     if db_file is not None and sqlite_tuned:
         # WAL and synchronous=NORMAL: several times the throughput of SQLite's defaults,
-        # and still durable across a process crash (see DESIGN.md).
+        # and still durable across a process crash (docs/performance.md, figure 7).
         cmd += ["--sqlite-pragma", "journal_mode=WAL",
                 "--sqlite-pragma", "synchronous=NORMAL"]
     for name, kind in SEARCH_ATTRIBUTES.items():

@@ -45,11 +45,12 @@ def test_prometheus_finds_the_instant_approval(tmp_path: pathlib.Path) -> None:
     assert binary, ("Debian's prometheus is not installed: `apt-get install prometheus` "
                     "(./govflow.sh test installs it when run as root)")
     env = env_for(tmp_path / "data")
-    ports = free_ports(8)
+    ports = free_ports(9)
     for part, port in zip(PARTS, ports, strict=False):
         env[f"GOVFLOW_{part.upper()}_METRICS_PORT"] = str(port)
     env["GOVFLOW_MATTERS_TEMPORAL_METRICS_PORT"] = str(ports[5])
     env["GOVFLOW_WORKER_TEMPORAL_METRICS_PORT"] = str(ports[6])
+    env["GOVFLOW_TEMPORAL_METRICS_PORT"] = str(ports[8])
     prom_port = ports[7]
     proc, lines = start_up(env)
     prom: subprocess.Popen[bytes] | None = None
@@ -60,7 +61,8 @@ def test_prometheus_finds_the_instant_approval(tmp_path: pathlib.Path) -> None:
             if "/metrics" in line:
                 url, job = line.split()[-2:]
                 targets[job.strip("()")] = url.removeprefix("http://").removesuffix("/metrics")
-        assert set(targets) == {*PARTS, "matters-temporal-sdk", "worker-temporal-sdk"}, lines
+        assert set(targets) == {*PARTS, "matters-temporal-sdk", "worker-temporal-sdk",
+                                "temporal"}, lines
         config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                   "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [addr]}]}
                                      for job, addr in targets.items()]}
@@ -93,12 +95,17 @@ def test_prometheus_finds_the_instant_approval(tmp_path: pathlib.Path) -> None:
         wait_value(base, 'sum(temporal_workflow_completed{job="worker-temporal-sdk"})',
                    at_least=1)
         wait_value(base, 'count({job="matters-temporal-sdk"})', at_least=1)
+        # The embedded dev server's own server metrics (it handled the demo's workflow tasks).
+        wait_value(base, 'count({job="temporal"})', at_least=1)
         # Every metric the Grafana dashboard and the alert rules query exists (those that
-        # count officer tasks have no rows after an instant approval).
+        # count officer tasks have no rows after an instant approval, nor do regular
+        # activities: an instant approval's calls are local activities).
         wanted = set(re.findall(r"\b((?:govflow|temporal)_[a-z_]+)",
                                 DASHBOARD.read_text() + ALERTS.read_text()))
         no_rows_yet = {"govflow_tasks_overdue", "govflow_tasks_open",
-                       "govflow_applications_on_time_ratio"}
+                       "govflow_applications_on_time_ratio",
+                       "temporal_activity_execution_latency_bucket",
+                       "temporal_activity_schedule_to_start_latency_bucket"}
         missing = [m for m in sorted(wanted - no_rows_yet) if not query(base, f"count({m})")]
         assert not missing, missing
         # No ID is ever a label: every series' labels come from a bounded set.
