@@ -78,10 +78,9 @@ async def test_the_whole_catalogue_pages_by_code(province: Stack) -> None:
     agencies = {m.agency for m in everything}
     assert len(agencies) >= 40
     assert {level(m) for m in everything} >= {"province", "city", "county"}
-    # Every generated matter has a Chinese name and an English one.
-    generated = [m for m in everything if level(m)]
+    # Every matter has a Chinese name and an English one.
     assert all(m.display_name_en and any("\u4e00" <= c <= "\u9fff" for c in m.display_name)
-               for m in generated)
+               for m in everything)
 
 
 @pytest.mark.parametrize(("keyword", "must_hold"), [
@@ -127,8 +126,11 @@ async def test_filters_select_what_they_say(province: Stack) -> None:
     event = next(m for m in everything if m.code == "th-newborn")
     got = await every(province, "life_event=matters/th-newborn")
     assert sorted(f"matters/{m.code}" for m in got) == sorted(event.bundled_matters)
-    # The demo's life event, which names no level, is found by the others.
-    assert "open-a-restaurant" in {m.code for m in await every(province, "life_event=true")}
+    # The demo's matters name their levels too.
+    assert "open-a-restaurant" in {m.code for m in await every(
+        province, "life_event=true AND level=province")}
+    assert "senior-citizen-card" in {m.code for m in await every(
+        province, "level=city AND instant_approval=true")}
 
 
 @pytest.mark.parametrize(("flt", "says"), [
