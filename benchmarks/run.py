@@ -7,7 +7,8 @@ officer tasks and compares list queries at two sizes; 7 repeats 1 on each storag
 8 reads an application over Connect JSON through the HTTP gateway against native gRPC
 (benchmarks/gateway.py); 9 is figure 1's instant approvals with metrics (scraped) and
 tracing (exported) on against both off, on two stacks side by side
-(benchmarks/observability.py).
+(benchmarks/observability.py); 11 ("shortcuts") measures each shortcut on a private library
+API with against without, on two stacks side by side (benchmarks/shortcuts.py).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from benchmarks.echo_server import METHOD as ECHO_METHOD
 from benchmarks.echo_server import PUT as ECHO_PUT
 from benchmarks.gateway import figure as gateway_figure
 from benchmarks.observability import figure as observability_figure
+from benchmarks.shortcuts import figure as shortcuts_figure
+from benchmarks.shortcuts import markdown_lines as shortcuts_lines
 from benchmarks.stats import latency, percentile, ratio, spread
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.certificates.v1 import certificates_pb2_grpc
@@ -986,7 +989,7 @@ def certificate_verify(p: Params, say: Progress) -> dict[str, Any]:
 # -------------------------------------------------------------------- the run
 # The figures by the names ``--only`` takes (all by default).
 FIGURES = frozenset({"throughput", "latency", "decision", "reads", "verify", "scale", "storage",
-                     "gateway", "observability", "catalogue"})
+                     "gateway", "observability", "catalogue", "shortcuts"})
 
 async def run(p: Params, out_dir: pathlib.Path, only: frozenset[str] = FIGURES) -> dict[str, Any]:
     say = Progress()
@@ -1062,6 +1065,11 @@ async def run(p: Params, out_dir: pathlib.Path, only: frozenset[str] = FIGURES) 
             say("10/10 catalogue at scale: the province's matters loaded, then ListMatters at "
                 "the demo's size and at 600+ matters, taking turns")
             figures["catalogue"] = await catalogue_figure(p.mode == "quick", tmp, say)
+        if "shortcuts" in only:
+            say(f"11 shortcuts on private APIs, with against without "
+                f"({p.read_rounds or p.rounds} rounds of {p.batch}, the read paths, "
+                "decisions; two stacks side by side)")
+            figures["shortcuts"] = await shortcuts_figure(p, tmp, say, lambda s: Bench(s, p, say))
         if "throughput" not in only:
             figures.pop("throughput", None)
     finally:
@@ -1206,6 +1214,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| 9 | ... CPU per workflow, all processes, p50 of rounds | "
                      f"{_f(c['on'], 0)} ms | {_f(c['off'], 0)} ms | {_f(ratio(c['off'], c['on']), 2)} (off/on) | "
                      f"(shown) | |")
+    if o := f.get("shortcuts"):
+        lines += shortcuts_lines(o)
     for mode, v in f.get("storage_modes", {"modes": {}})["modes"].items():
         lines.append(f"| 7 | throughput, dev server {mode} | {_f(v['govflow']['median'])} wf/s | "
                      f"{_f(v['baseline']['median'])} wf/s | {_f(v['ratio'], 2)} | — | — |")

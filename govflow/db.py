@@ -139,13 +139,31 @@ def dialect_insert(s: Session | Connection, table: sa.Table) -> Any:
     return make(table)
 
 
+# Whether Prepared runs its statements on the DBAPI cursor (the default) or through
+# ``Connection.execute``: off only in a benchmark that measures what the shortcut is worth
+# (Settings.bench_shortcuts_off, benchmarks/shortcuts.py).
+_prepared_on = True
+
+
+def use_prepared(on: bool) -> None:
+    global _prepared_on
+    _prepared_on = on
+
+
 class Prepared:
     """A Core ``select`` compiled once per dialect and run straight on the DBAPI cursor,
     its parameters and values converted by the same SQLAlchemy type processors
     ``Connection.execute`` applies, so its rows hold the same Python values (as named
     tuples: ``row.column``). For the few statements that answer most calls: on a lookup by
     key, SQLAlchemy's per-execution bookkeeping costs several times the database's own
-    work. No expanding (``IN``-list) parameters; no ORM events."""
+    work. No expanding (``IN``-list) parameters; no ORM events.
+
+    It reads SQLAlchemy's compiler internals (``compiled.binds``, ``positiontup``, a bind's
+    ``callable``/``expanding``/``required``, the types' bind and result processors) and
+    the raw DBAPI cursor, so it stays only while it earns it (docs/performance.md, figure
+    11: 10-15% of the serving process's CPU per call on figure 4's read paths) and only
+    with its guard, tests/integration/test_prepared_reads.py, which fails when those
+    internals change or its rows differ from ``Connection.execute``'s."""
 
     def __init__(self, stmt: sa.Select[Any]) -> None:
         self.stmt = stmt
@@ -153,6 +171,8 @@ class Prepared:
         self._built: dict[str, dict[tuple[Any, ...], Any]] = {}
 
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
+        if not _prepared_on:
+            return list(conn.execute(self.stmt, dict(params)))
         plan, raw = self._fetch(conn, params)
         return [plan.row(values) for values in raw]
 
@@ -166,16 +186,20 @@ class Prepared:
         values before is reused, so a page read again costs neither the type conversions
         nor the build. ``build`` must depend on the row alone, and its result must not be
         changed by the caller (copy it into the response). Bounded: cleared when full."""
-        plan, raw = self._fetch(conn, params)
         memo = self._built.setdefault(conn.dialect.name, {})
+        if _prepared_on:
+            plan, raw = self._fetch(conn, params)
+            rows: Any = ((values, plan.row) for values in raw)
+        else:  # the same memo, keyed by the values Connection.execute converted
+            rows = ((row, None) for row in conn.execute(self.stmt, dict(params)))
         out = []
-        for values in raw:
+        for values, convert in rows:
             key = tuple(values)
             made = memo.get(key)
             if made is None:
                 if len(memo) >= size:
                     memo.clear()
-                made = memo[key] = build(plan.row(values))
+                made = memo[key] = build(values if convert is None else convert(values))
             out.append(made)
         return out
 

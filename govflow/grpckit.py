@@ -379,12 +379,13 @@ def run_service(
 ) -> None:
     """A service process's ``main()``: settings from the environment, logging, optional
     test-only crash points, the server, then serve until SIGTERM."""
-    from govflow import faults
+    from govflow import db, faults
     from govflow.settings import Settings
 
     async def _main() -> None:
         settings = Settings.from_env()
         faults.configure(settings)  # test-only crash points; none armed by default
+        db.use_prepared(settings.shortcut_on("prepared"))  # benchmark-only switch
         log.configure(name, json=settings.log_json, level=settings.log_level)
         start_metrics(name, settings)
         tracing.configure(name, settings.otlp_endpoint)

@@ -52,11 +52,13 @@ WORKFLOWS: Sequence[type] = (ApplicationWorkflow, FollowUpWorkflow)
 WORKER_HEALTH_NAME = "govflow.worker"
 
 
-def sandbox_runner(data_converter: DataConverter | None = None) -> WorkflowRunner:
+def sandbox_runner(data_converter: DataConverter | None = None, *,
+                   context_free: bool = True) -> WorkflowRunner:
     """The sandbox every workflow runs in. Our own pure modules are passed through, so the
     sandbox does not re-import them for every workflow run. With a data converter that has
     no payload codec and no external storage (ours), the worker needs no serialization
-    context for the payloads it carries: see ContextFreeRunner."""
+    context for the payloads it carries: see ContextFreeRunner (``context_free=False``, a
+    benchmark-only setting, leaves it out)."""
     sandbox = SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(
             "workflows.models", "workflows.rules",
@@ -64,7 +66,7 @@ def sandbox_runner(data_converter: DataConverter | None = None) -> WorkflowRunne
         )
     )
     dc = data_converter or DataConverter.default
-    if dc.payload_codec is None and dc.external_storage is None:
+    if context_free and dc.payload_codec is None and dc.external_storage is None:
         return ContextFreeRunner(sandbox)
     return sandbox
 
@@ -79,7 +81,13 @@ class ContextFreeRunner(WorkflowRunner):
     only reach a codec or an external store, so without either the answer changes no
     byte: this runner answers "no context" at once and runs everything else in the
     sandbox as before. (The SDK relaxes a bare SandboxedWorkflowRunner for its debug_mode;
-    a debugging session passes sandbox_runner's inner runner instead.)"""
+    a debugging session passes sandbox_runner's inner runner instead.)
+
+    It implements the SDK's advanced WorkflowRunner and WorkflowInstance interfaces, so it
+    stays only while it earns it (docs/performance.md, figure 11: 12-19% of the worker's
+    CPU per officer decision, 5-13% of figure 3's DecideTask round trip) and with
+    its guard in tests/unit/test_temporal_data.py, which fails when the SDK adds, removes
+    or reshapes a method of either interface."""
 
     def __init__(self, inner: WorkflowRunner) -> None:
         self.inner = inner
@@ -164,7 +172,8 @@ class WorkerStack:
             task_queue=task_queue or settings.temporal_task_queue,
             workflows=list(WORKFLOWS),
             activities=self.activities.all(),
-            workflow_runner=sandbox_runner(client.data_converter),
+            workflow_runner=sandbox_runner(
+                client.data_converter, context_free=settings.shortcut_on("context_free_runner")),
             max_concurrent_activities=settings.worker_max_concurrent_activities,
             max_cached_workflows=settings.worker_max_cached_workflows,
             graceful_shutdown_timeout=dt.timedelta(seconds=settings.worker_graceful_shutdown_seconds),

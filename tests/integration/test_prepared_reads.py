@@ -4,9 +4,11 @@ PostgreSQL; and Database.read answers on both."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import pathlib
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -192,3 +194,160 @@ async def test_a_write_that_meets_a_lock_waits_in_a_thread_not_on_the_loop(
     finally:
         other.close()
         db.dispose()
+
+
+# ---------------------------------------------------------------- the guard of the shortcut
+# Prepared stays because it is worth more than 5% of figure 4 (docs/performance.md, the
+# shortcuts figure), and it reads SQLAlchemy compiler internals to be so. These tests fail
+# when SQLAlchemy changes underneath it: the internals it reads (their names and shapes),
+# and, for every Prepared statement the services define, the rows against
+# Connection.execute's on both databases.
+
+def _service_statements() -> list[Prepared]:
+    """Every Prepared statement the services' stores define at module level."""
+    import importlib
+    import pkgutil
+
+    found: dict[int, Prepared] = {}
+    for package in ("services.matters.store", "services.certificates.store",
+                    "services.identity.store"):
+        pkg = importlib.import_module(package)
+        for info in pkgutil.iter_modules(pkg.__path__, package + "."):
+            for value in vars(importlib.import_module(info.name)).values():
+                if isinstance(value, Prepared):
+                    found[id(value)] = value
+    return list(found.values())
+
+
+DIALECTS: dict[str, sa.Dialect] = {
+    "sqlite": sa.create_engine("sqlite://").dialect,
+    "postgresql": sa.create_engine("postgresql+psycopg://").dialect,  # no connection made
+}
+
+
+def test_the_compiler_internals_prepared_reads_are_there() -> None:
+    """What govflow.db._Plan reads of a compiled statement, by name and shape, on both
+    dialects, for every statement the services prepare: a rename or a change of meaning in
+    SQLAlchemy fails here, not in a service."""
+    from sqlalchemy.sql.elements import BindParameter
+
+    from govflow.db import _Plan
+
+    statements = _service_statements()
+    assert len(statements) >= 10  # the stores' statements were found
+    for name, dialect in DIALECTS.items():
+        for prepared in statements:
+            compiled = prepared.stmt.compile(dialect=dialect)
+            assert isinstance(compiled.string, str) and compiled.string
+            assert isinstance(compiled.binds, dict)
+            assert compiled.positional is (name == "sqlite")  # qmark; psycopg is pyformat
+            if compiled.positional:
+                assert isinstance(compiled.positiontup, list)
+                assert set(compiled.positiontup) <= set(compiled.binds)
+            for bind in compiled.binds.values():
+                assert isinstance(bind, BindParameter)
+                assert bind.callable is None or callable(bind.callable)
+                assert isinstance(bind.expanding, bool) and isinstance(bind.required, bool)
+                process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                assert process is None or callable(process)
+            for column in prepared.stmt.selected_columns:
+                process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+                assert process is None or callable(process)
+            plan = _Plan(prepared.stmt, dialect)
+            # Every one takes the fast path (no per-call values, no IN lists), and its
+            # parameters are what construct_params makes of them, in the DBAPI's order.
+            assert plan.fast is not None, compiled.string
+            given = {n: _sample(b.type) for n, b in compiled.binds.items() if b.required}
+            want = compiled.construct_params(dict(given))
+            for n, process in plan.binds.items():
+                if process is not None and want.get(n) is not None:
+                    want[n] = process(want[n])
+            got = plan.parameters(given)
+            if compiled.positional:
+                assert got == tuple(want[n] for n in compiled.positiontup or ()), compiled.string
+            else:
+                # By name: what construct_params gives, and maybe more (compiled.binds may
+                # also hold an anonymous bind by its unrendered name, not in the SQL), which
+                # the driver ignores.
+                assert {n: got[n] for n in want} == want, compiled.string
+                assert not any(f"%({n})s" in compiled.string for n in set(got) - set(want))
+
+
+def _sample(type_: sa.types.TypeEngine[Any]) -> object:
+    """A value of a bind's type, for running a statement with every parameter given."""
+    if isinstance(type_, sa.types.TypeDecorator):  # sqlmodel's AutoString, ours
+        type_ = type_.impl_instance
+    for kind, value in ((sa.DateTime, dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC)),
+                        (sa.Boolean, True), (sa.Integer, 1), (sa.String, "x")):
+        if isinstance(type_, kind):
+            return value
+    raise AssertionError(f"no sample value for {type_!r}")
+
+
+@pytest.fixture(params=BACKENDS)
+def both(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[list[Database]]:
+    """The matters and certificates databases, migrated, on one backend."""
+    from services.certificates.server import MIGRATIONS as CERTIFICATES
+
+    migrations = {"matters": MIGRATIONS, "certificates": CERTIFICATES}
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgres":
+            urls = stack.enter_context(postgres_databases(tuple(migrations)))
+        else:
+            urls = {n: f"sqlite:///{tmp_path / n}.sqlite3" for n in migrations}
+        dbs = [Database(urls[n], m) for n, m in migrations.items()]
+        for db in dbs:
+            db.migrate()
+            stack.callback(db.dispose)
+        yield dbs
+
+
+def test_every_service_statement_gives_what_connection_execute_gives(
+        both: list[Database]) -> None:
+    """Each statement the services prepare, with every parameter given, run through
+    Prepared and through Connection.execute on its service's database: the same rows."""
+    now = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC)
+    matters = both[0]
+    with matters.engine.begin() as conn:  # a few rows for the task statements to find
+        conn.execute(sa.insert(TASKS), [{**task(f"tasks/{i}"), "agency": "x", "status": "OPEN",
+                                         "due_time": now, "application_id": "x"}
+                                        for i in range(3)])
+    ran = 0
+    for prepared in _service_statements():
+        table_names = {t.name for t in sa.sql.util.find_tables(prepared.stmt, include_joins=True)
+                       if isinstance(t, sa.Table)}
+        for db in both:
+            if not table_names <= set(sa.inspect(db.engine).get_table_names()):
+                continue
+            compiled = prepared.stmt.compile(dialect=db.engine.dialect)
+            params = {n: _sample(b.type) for n, b in compiled.binds.items() if b.required}
+            with db.engine.connect() as conn:
+                want = [tuple(r) for r in conn.execute(prepared.stmt, params)]
+                assert [tuple(r) for r in prepared.all(conn, params)] == want
+            ran += 1
+    assert ran == len(_service_statements())  # each ran on its own database
+
+
+def test_prepared_without_the_shortcut_gives_the_same_rows(db: Database) -> None:
+    """The benchmark's switch (Settings.bench_shortcuts_off="prepared") runs the same
+    statements through Connection.execute: the same rows, and all_built builds the same."""
+    from govflow import db as kit
+
+    now = dt.datetime.now(dt.UTC)
+    with db.engine.begin() as conn:
+        conn.execute(sa.insert(TASKS), [task(f"tasks/s{i}") | {"due_time": now}
+                                        for i in range(3)])
+    stmt = sa.select(TASKS.c.name, TASKS.c.due_time, TASKS.c.overdue).order_by(TASKS.c.name)
+    prepared = Prepared(stmt)
+    with db.engine.connect() as conn:
+        fast = prepared.all(conn, {})
+        built = prepared.all_built(conn, {}, lambda r: (r.name, r.due_time, r.overdue))
+        kit.use_prepared(False)
+        try:
+            plain = prepared.all(conn, {})
+            plain_built = Prepared(stmt).all_built(conn, {}, lambda r: (r.name, r.due_time,
+                                                                        r.overdue))
+        finally:
+            kit.use_prepared(True)
+    assert [tuple(r) for r in plain] == [tuple(r) for r in fast] and len(fast) == 3
+    assert plain_built == built
