@@ -32,6 +32,7 @@ from govflow.errors import (
     Unavailable,
 )
 from govflow.grpckit import MAX_MESSAGE_BYTES
+from govflow.lru import Lru
 from services.gateway import json_out
 from services.gateway import protocol as p
 from services.gateway.console import ConsoleFiles
@@ -55,6 +56,8 @@ _GRPC_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n"
 _DRAIN_BYTES = 4 * MAX_MESSAGE_BYTES
 # One encoder for every answer: json.dumps with options builds a new one per call.
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# JSON answers kept by their bytes (a few MiB at most: answers are a few KiB).
+JSON_BODIES_KEPT = 1024
 _NO_FIELD = re.compile(r'has no field named "([^"]+)" at "([^"]+)"')
 _BAD_FIELD = re.compile(r"Failed to parse (\S+) field")
 
@@ -91,6 +94,8 @@ class Gateway:
         self.meters = {r.rpc: metrics.RpcMeter("gateway", r.rpc)
                        for r in self.routes.values()}
         self.unrouted = metrics.RpcMeter("gateway", "unrouted")
+        # The JSON of recent answers by (route, answer bytes): see _json.
+        self._json_bodies: Lru[tuple[str, bytes], bytes] = Lru(JSON_BODIES_KEPT)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -218,8 +223,20 @@ class Gateway:
             return 200, [(b"content-type", ctype)], base64.b64encode(data) if text else data
         if call.protocol == "connect+proto":
             return 200, [(b"content-type", b"application/proto")], out
-        response = json_out.message_to_dict(route.response.FromString(out))
-        return 200, [(b"content-type", b"application/json")], _JSON.encode(response).encode()
+        return 200, [(b"content-type", b"application/json")], self._json(route, out)
+
+    def _json(self, route: Route, out: bytes) -> bytes:
+        """The JSON of a service's answer. The same bytes always make the same JSON, and a
+        front end asks again for what it has (the console polls an application's timeline
+        while it moves), so the JSON of recent answers is kept by their bytes (bounded):
+        an answer seen before costs no parse and no conversion."""
+        key = (route.path, out)
+        body = self._json_bodies.get(key)
+        if body is None:
+            response = json_out.message_to_dict(route.response.FromString(out))
+            body = _JSON.encode(response).encode()
+            self._json_bodies.put(key, body)
+        return body
 
     async def _read(self, receive: Receive, headers: dict[bytes, bytes], call: _Call) -> bytes:
         """The body, refused before it is parsed (or read on) once it is larger than the

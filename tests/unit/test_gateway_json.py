@@ -76,3 +76,33 @@ def test_edges() -> None:
             _same(ts)
     # Unknown enum numbers (open enums) stay numbers.
     _same(mpb.Application(status=99))
+
+
+class _Channels(dict):  # type: ignore[type-arg]  # any service name: a stand-in channel
+    def __missing__(self, key: str) -> object:
+        class _Channel:
+            def unary_unary(self, path: str) -> object:
+                return None
+
+        return _Channel()
+
+
+def test_the_json_of_an_answer_is_kept_by_its_bytes() -> None:
+    """The gateway keeps the JSON of recent answers by their bytes: the same bytes give
+    the same JSON without converting again; other bytes (the timeline moved) are
+    converted afresh. Either way the body is json_format's."""
+    import json
+
+    from services.gateway.app import Gateway
+
+    gw = Gateway(_Channels())
+    route = ROUTES["/govflow.matters.v1.MattersService/GetApplication"]
+    answer = mpb.GetApplicationResponse(application=mpb.Application(
+        name="applications/a1", status=mpb.APPLICATION_STATUS_IN_REVIEW))
+    first = gw._json(route, answer.SerializeToString())
+    assert gw._json(route, answer.SerializeToString()) is first  # kept, not converted again
+    assert json.loads(first) == json_format.MessageToDict(answer)
+    answer.application.status = mpb.APPLICATION_STATUS_COMPLETED
+    moved = gw._json(route, answer.SerializeToString())
+    assert json.loads(moved) == json_format.MessageToDict(answer)
+    assert json.loads(moved)["application"]["status"] == "APPLICATION_STATUS_COMPLETED"
