@@ -207,8 +207,9 @@ class ApplicationActivities:
             released = int(resp.released_count)
         events = [*before, *req.events]
         if req.released_event is not None:
-            events.append(dataclasses.replace(req.released_event,
-                                              message=released_message(released)))
+            message, message_en = released_message(released)
+            events.append(dataclasses.replace(req.released_event, message=message,
+                                              message_en=message_en))
         if events:
             await self._record(events)
         return released
@@ -228,8 +229,9 @@ class ApplicationActivities:
             certificate=cert, request_id=req.request_id,
             application=f"applications/{req.application_id}"))
         name: str = resp.certificate.name
+        message, message_en = issued_message(name)
         after = [] if req.issued_event is None else [dataclasses.replace(
-            req.issued_event, message=issued_message(name), result_certificate=name)]
+            req.issued_event, message=message, message_en=message_en, result_certificate=name)]
         if req.finish is not None:
             await self._finish(req.finish, after)
         elif after:
@@ -299,7 +301,8 @@ class ApplicationActivities:
 def _event_request(ev: Event) -> mpb.RecordApplicationEventRequest:
     """The request that records ``ev`` (and the status it leads to)."""
     event = mpb.TimelineEvent(
-        event_id=ev.event_id, kind=ev.kind, message=ev.message, actor=ev.actor,
+        event_id=ev.event_id, kind=ev.kind, message=ev.message, message_en=ev.message_en,
+        actor=ev.actor,
         status=mpb.ApplicationStatus.Value(f"APPLICATION_STATUS_{ev.status}") if ev.status else 0)
     event.time.FromDatetime(dt.datetime.fromisoformat(ev.time))
     req = mpb.RecordApplicationEventRequest(

@@ -64,6 +64,19 @@ with workflow.unsafe.imports_passed_through():
         workflow_id,
     )
     from workflows.officer_checks import officer_may_act
+    from workflows.timeline_wording import (
+        ASSURANCE_ZH,
+        CERT_STATE_ZH,
+        CLOCK_ZH,
+        DECISION_ZH,
+        PROVISIONAL_EN,
+        PROVISIONAL_ZH,
+        ROLE_ZH,
+        STATUS_ZH,
+        named,
+        zh_list,
+        zh_time,
+    )
 
 STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
 DUE_KEY = SearchAttributeKey.for_datetime(SA_DUE_TIME)
@@ -75,6 +88,8 @@ PROVISIONAL_KEY = SearchAttributeKey.for_bool(SA_DUE_PROVISIONAL)
 
 DECIDED = {"APPROVED", "COMPLETED", "REJECTED", "WITHDRAWN", "REVOKED", "FAILED"}
 OPEN_TASK = ("OPEN", "CLAIMED")
+# The withdrawal reasons the platform gives (an applicant's own stays as written).
+WITHDRAW_ZH = {"withdrawn by the applicant": "申请人主动撤回", "life event withdrawn": "一件事已撤回"}
 # Officer Updates (claim, decide, reassign) answer as soon as the workflow's state has
 # changed; their read-model writes follow as regular activities scheduled in the same
 # workflow task (durable with the Update's completion), so the inbox and the timeline catch
@@ -97,11 +112,14 @@ class Clock:
 
 
 class Refused(Exception):
-    """Internal: the application ends refused, with reasons."""
+    """Internal: the application ends refused, with reasons (English, as recorded on the
+    application) and the same in Chinese for the timeline (``reasons_zh``; the reasons
+    themselves where they are people's words, an officer's say)."""
 
-    def __init__(self, reasons: list[str]) -> None:
+    def __init__(self, reasons: list[str], reasons_zh: list[str] | None = None) -> None:
         super().__init__("; ".join(reasons))
         self.reasons = reasons
+        self.reasons_zh = reasons_zh if reasons_zh is not None else reasons
 
 
 class Withdrawn(Exception):
@@ -140,7 +158,7 @@ class ApplicationWorkflow:
         # The tasks of the step now open (their due time is the "step" clock's).
         self.step_tasks: list[str] = []
         # Why a material could not be pulled, by material code (a certificate's state).
-        self.material_problems: dict[str, str] = {}
+        self.material_problems: dict[str, tuple[str, str]] = {}  # (Chinese, English)
         self.withdraw_reason: str | None = None
         self.supplied: ApplicantAction | None = None
         self.pledged: list[MaterialSpec] = []
@@ -166,7 +184,7 @@ class ApplicationWorkflow:
         try:
             result = await (self.carry_bundle() if inp.matter.bundle else self.carry())
         except Refused as refused:
-            result = await self.reject(refused.reasons)
+            result = await self.reject(refused.reasons, refused.reasons_zh)
         except Withdrawn:
             result = await self.withdrawn()
         except ActivityError as err:
@@ -183,7 +201,7 @@ class ApplicationWorkflow:
             # The applicant's consent was for this application only: it ends with it.
             # The closing events are recorded after the grants are released, in one call.
             release = not inp.matter.bundle
-            released_event = self.new_event("consent_released", "") if release else None
+            released_event = self.new_event("consent_released", "", "") if release else None
             events = self.take_events()
             await self.main_activity("finish", FinishRequest(
                 application_id=inp.application_id, release=release, events=events,
@@ -197,8 +215,9 @@ class ApplicationWorkflow:
     async def carry(self) -> ApplicationResult:
         m = self.inp.matter
         due = await self.promised_clock()
-        await self.event("verification_started", "Checking the applicant's identity"
-                         + self.provisional_note(due), status="VERIFYING",
+        note_zh, note_en = self.provisional_note(due)
+        await self.event("verification_started", "正在核验申请人身份" + note_zh,
+                         "Checking the applicant's identity" + note_en, status="VERIFYING",
                          due_time=due.due.isoformat(), due_provisional=due.provisional)
         got = await self.gather(m.materials, with_applicant=True)
         applicant = await self.verify_applicant(got)
@@ -208,8 +227,10 @@ class ApplicationWorkflow:
             result = await self.approve(facts)
         else:
             if not m.steps:
-                raise Refused(["instant-approval rules not met and the matter has no manual steps"])
-            await self.event("in_review", "Waiting for officers", status="IN_REVIEW")
+                raise Refused(["instant-approval rules not met and the matter has no manual steps"],
+                              ["不符合即办规则，且本事项没有人工审核环节"])
+            await self.event("in_review", "等待工作人员审核", "Waiting for officers",
+                             status="IN_REVIEW")
             index, round_no = 0, 1
             while index < len(m.steps):
                 outcome, missing = await self.run_step(m.steps[index], round_no)
@@ -250,8 +271,12 @@ class ApplicationWorkflow:
         need = self.inp.matter.assurance_level
         if not assurance_meets(applicant.assurance_level, need):
             raise Refused([f"identity assurance {applicant.assurance_level} is below the "
-                           f"{need} this matter needs"])
+                           f"{need} this matter needs"],
+                          [f"申请人身份认证等级（{named(ASSURANCE_ZH, applicant.assurance_level)}）"
+                           f"低于本事项要求的{named(ASSURANCE_ZH, need)}"])
         await self.event("applicant_verified",
+                         f"申请人 {applicant.display_name} 身份已核验"
+                         f"（{named(ASSURANCE_ZH, applicant.assurance_level)}）",
                          f"{applicant.display_name} verified ({applicant.assurance_level})",
                          interested=self.interested or None)
         return applicant
@@ -262,6 +287,7 @@ class ApplicationWorkflow:
         found: dict[str, PulledCertificate | None] = {}
         uploads_needed: list[str] = []
         refused: list[str] = []
+        refused_zh: list[str] = []
         for mat in self.inp.matter.materials:
             cert = await self.judge(mat, pulled.get(mat.code))
             found[mat.code] = cert
@@ -269,16 +295,21 @@ class ApplicationWorkflow:
                 continue
             if mat.pledge_allowed and mat.code in self.inp.pledges:
                 self.pledged.append(mat)
-                await self.event("material_pledged", f"{mat.display_name}: the applicant "
-                                 "pledged to meet it (告知承诺); checked after approval")
+                await self.event("material_pledged",
+                                 f"{mat.display_name}：申请人已作出告知承诺，审批后核查",
+                                 f"{mat.display_name}: the applicant pledged to meet it "
+                                 "(告知承诺); checked after approval")
             elif mat.upload_allowed:
                 uploads_needed.append(mat.code)
             elif mat.required:
-                why = self.material_problems.get(mat.code, "no certificate found")
+                why_zh, why = self.material_problems.get(mat.code,
+                                                         ("未查到相关证照", "no certificate found"))
                 refused.append(f"required material missing: {mat.display_name} ({why})")
-                await self.event("material_missing", f"{mat.display_name}: {why}")
+                refused_zh.append(f"缺少必要材料：{mat.display_name}（{why_zh}）")
+                await self.event("material_missing", f"{mat.display_name}：{why_zh}",
+                                 f"{mat.display_name}: {why}")
         if refused:
-            raise Refused(refused)
+            raise Refused(refused, refused_zh)
         if uploads_needed:
             supplied = await self.supplement_round(uploads_needed)
             found.update(await self.pull_again(supplied))
@@ -297,18 +328,26 @@ class ApplicationWorkflow:
         if cert is not None and cert.valid:
             self.material_problems.pop(mat.code, None)
             await self.event("material_verified",
+                             f"{mat.display_name}：已调取并核验证照 {cert.name}",
                              f"{mat.display_name}: {cert.name} pulled and verified")
             return cert
         if cert is not None and cert.state:
             # Held, but not usable: name the certificate and its state.
-            self.material_problems[mat.code] = f"{cert.name} is {cert.state.lower()}"
-            await self.event("material_invalid", f"{mat.display_name}: {cert.name} is "
+            state_zh = named(CERT_STATE_ZH, cert.state)
+            self.material_problems[mat.code] = (f"证照 {cert.name} {state_zh}",
+                                                f"{cert.name} is {cert.state.lower()}")
+            await self.event("material_invalid",
+                             f"{mat.display_name}：证照 {cert.name} {state_zh}，不能使用",
+                             f"{mat.display_name}: {cert.name} is "
                              f"{cert.state.lower()}, so it cannot be used")
         elif cert is not None:
-            self.material_problems[mat.code] = (f"{cert.name} failed verification: "
-                                                f"{', '.join(cert.failures)}")
-            await self.event("material_invalid", f"{mat.display_name}: {cert.name} failed "
-                             f"verification ({', '.join(cert.failures)})")
+            failures = ", ".join(cert.failures)
+            self.material_problems[mat.code] = (f"证照 {cert.name} 核验未通过：{failures}",
+                                                f"{cert.name} failed verification: {failures}")
+            await self.event("material_invalid",
+                             f"{mat.display_name}：证照 {cert.name} 核验未通过（{failures}）",
+                             f"{mat.display_name}: {cert.name} failed "
+                             f"verification ({failures})")
         return None
 
     async def pull_again(self, supplied: ApplicantAction) -> dict[str, PulledCertificate | None]:
@@ -317,7 +356,11 @@ class ApplicationWorkflow:
         for item in supplied.materials:
             if item.upload_uri:
                 self.uploads[item.code] = item.upload_uri
-                await self.event("material_uploaded", f"{item.code}: upload {item.upload_uri} "
+                name = by_code[item.code].display_name if item.code in by_code else item.code
+                await self.event("material_uploaded",
+                                 f"{name}：已上传 {item.upload_uri}"
+                                 f"（sha256 {item.upload_sha256 or '未提供'}）",
+                                 f"{item.code}: upload {item.upload_uri} "
                                  f"(sha256 {item.upload_sha256 or 'not given'})")
             elif item.code in by_code:
                 again.append(by_code[item.code])
@@ -344,20 +387,24 @@ class ApplicationWorkflow:
         }
         self.check_withdrawn()
         if ok:
-            await self.event("instant_approved", "Approved by rule", status="APPROVED",
-                             receipt=receipt)
+            await self.event("instant_approved", "已自动审批通过（按规则）", "Approved by rule",
+                             status="APPROVED", receipt=receipt)
         else:
-            await self.event("instant_rules_not_met", "; ".join(explanations), receipt=receipt)
+            await self.event("instant_rules_not_met",
+                             "不符合即办规则，转人工审核：" + "；".join(explanations),
+                             "; ".join(explanations), receipt=receipt)
         return ok
 
     async def approve(self, facts: dict[str, Any]) -> ApplicationResult:
         self.check_withdrawn()
         m = self.inp.matter
         if self.status != "APPROVED":
-            await self.event("approved", "Application approved", status="APPROVED")
+            await self.event("approved", "申请已审批通过", "Application approved",
+                             status="APPROVED")
         events = self.take_events()
         # The activity names the certificate in this event once it is issued.
-        issued = self.new_event("certificate_issued", "", status="COMPLETED", current_steps=[])
+        issued = self.new_event("certificate_issued", "", "", status="COMPLETED",
+                                current_steps=[])
         # Unless pledges are still to be checked, the application ends here: its grants
         # are released and its closing events recorded in the same call.
         closing = not self.pledged
@@ -368,7 +415,7 @@ class ApplicationWorkflow:
                            validity_days=m.result_validity_days, events=events,
                            issued_event=issued, finish=FinishRequest(
                                application_id=self.inp.application_id, release=True,
-                               released_event=self.new_event("consent_released", ""))
+                               released_event=self.new_event("consent_released", "", ""))
                            if closing else None)
         name: str = await self.main_activity("issue_certificate", req, result_type=str,
                                              withdrawable=True)
@@ -382,14 +429,18 @@ class ApplicationWorkflow:
         m = self.inp.matter
         clock = await self.start_clock("pledge", workflow.now(), m.pledge_check_days,
                                        "pledge check")
-        await self.event("pledge_check_scheduled", "Pledged materials will be checked at "
-                         f"{clock.due.isoformat()}" + self.provisional_note(clock))
+        note_zh, note_en = self.provisional_note(clock)
+        await self.event("pledge_check_scheduled",
+                         f"承诺的材料将于 {zh_time(clock.due)} 核查" + note_zh,
+                         f"Pledged materials will be checked at {clock.due.isoformat()}"
+                         + note_en)
         await self.wait_until(lambda: False, lambda: clock.due)
         self.stop_clock("pledge")
         held = await self.pull(self.pledged)
         missing = [mat for mat in self.pledged if held[mat.code] is None]
         if not missing:
-            await self.event("pledge_verified", "Every pledged material is now held")
+            await self.event("pledge_verified", "承诺的材料均已核验",
+                             "Every pledged material is now held")
             return
         target = "REVOKED" if m.pledge_failure == "revoke" else "SUSPENDED"
         reason = "pledge not kept: " + ", ".join(mat.display_name for mat in missing)
@@ -398,13 +449,16 @@ class ApplicationWorkflow:
                                               status=target, reason=reason), withdrawable=True)
         result.status = "REVOKED"
         result.reasons = [reason]
-        await self.event("pledge_check_failed", f"{reason}; {result.result_certificate} "
-                         f"{target.lower()}", status="REVOKED", reasons=[reason])
+        await self.event("pledge_check_failed",
+                         f"未履行告知承诺：{zh_list([mat.display_name for mat in missing])}；"
+                         f"结果证照 {result.result_certificate} {named(CERT_STATE_ZH, target)}",
+                         f"{reason}; {result.result_certificate} {target.lower()}",
+                         status="REVOKED", reasons=[reason])
 
-    async def reject(self, reasons: list[str]) -> ApplicationResult:
+    async def reject(self, reasons: list[str], reasons_zh: list[str]) -> ApplicationResult:
         await self.cancel_open_tasks()
-        await self.event("rejected", "; ".join(reasons), status="REJECTED", current_steps=[],
-                         reasons=reasons)
+        await self.event("rejected", "申请未予批准：" + "；".join(reasons_zh), "; ".join(reasons),
+                         status="REJECTED", current_steps=[], reasons=reasons)
         return ApplicationResult(status="REJECTED", reasons=reasons)
 
     async def failed(self, err: ActivityError) -> ApplicationResult:
@@ -412,15 +466,17 @@ class ApplicationWorkflow:
         cause = str(getattr(err.cause, "message", err.cause)) if err.cause is not None \
             else str(err)
         reason = f"{err.activity_type} could not be completed: {cause}"
-        await self.event("failed", reason, status="FAILED", current_steps=[], reasons=[reason])
+        await self.event("failed", f"办理失败：系统调用 {err.activity_type} 未能完成（{cause}）",
+                         reason, status="FAILED", current_steps=[], reasons=[reason])
         return ApplicationResult(status="FAILED", reasons=[reason])
 
     async def withdrawn(self) -> ApplicationResult:
         await self.cancel_open_tasks()
         reason = self.withdraw_reason or "withdrawn by the applicant"
-        await self.event("withdrawn", f"Withdrawn: {reason}; nothing was issued",
-                         status="WITHDRAWN", current_steps=[], actor=self.inp.submitted_by,
-                         reasons=[reason])
+        await self.event("withdrawn",
+                         f"已撤回：{WITHDRAW_ZH.get(reason, reason)}；未签发任何证照",
+                         f"Withdrawn: {reason}; nothing was issued", status="WITHDRAWN",
+                         current_steps=[], actor=self.inp.submitted_by, reasons=[reason])
         return ApplicationResult(status="WITHDRAWN", reasons=[reason])
 
     async def cancel_open_tasks(self) -> None:
@@ -450,9 +506,12 @@ class ApplicationWorkflow:
             names.append(name)
             await self.write_task(task)
         self.step_tasks = names
-        await self.event("step_opened", f"{step.display_name}: waiting for {step.role} at "
-                         f"{', '.join(step.agencies)} (due {due.isoformat()}"
-                         f"{self.provisional_note(clock, inline=True)})",
+        note_zh, note_en = self.provisional_note(clock, inline=True)
+        await self.event("step_opened",
+                         f"{step.display_name}：待 {zh_list(step.agencies)} "
+                         f"{named(ROLE_ZH, step.role)}审核（办理时限 {zh_time(due)}{note_zh}）",
+                         f"{step.display_name}: waiting for {step.role} at "
+                         f"{', '.join(step.agencies)} (due {due.isoformat()}{note_en})",
                          current_steps=[step.code])
 
         def decided() -> bool:
@@ -467,7 +526,8 @@ class ApplicationWorkflow:
         # timers follow the clock when a published calendar moves its due time.
         if not await self.wait_until(settled, lambda: max(clock.due - dt.timedelta(days=1), now)) \
                 and not decided():
-            await self.event("reminder", f"{step.display_name} is due at {clock.due.isoformat()}")
+            await self.event("reminder", f"{step.display_name} 将于 {zh_time(clock.due)} 到期",
+                             f"{step.display_name} is due at {clock.due.isoformat()}")
         if not await self.wait_until(settled, lambda: clock.due):
             if not decided():
                 await self.escalate(step, names)
@@ -477,12 +537,14 @@ class ApplicationWorkflow:
         outcome = self.step_outcome(step, names)
         await self.cancel_open_tasks()  # with quorum "any", the others are not needed
         if outcome == "REJECT":
-            raise Refused([r for n in names for r in self.tasks[n].reasons] or ["rejected"])
+            given = [r for n in names for r in self.tasks[n].reasons]
+            raise Refused(given or ["rejected"], given or ["不予批准"])
         if outcome == "SUPPLEMENT":
             missing = sorted({r for n in names for r in self.tasks[n].reasons
                               if self.tasks[n].decision == "REQUEST_SUPPLEMENT"})
             return "SUPPLEMENT", missing
-        await self.event("step_approved", f"{step.display_name} approved")
+        await self.event("step_approved", f"{step.display_name}：已通过",
+                         f"{step.display_name} approved")
         return "APPROVE", []
 
     def step_outcome(self, step: StepSpec, names: list[str]) -> str | None:
@@ -503,7 +565,8 @@ class ApplicationWorkflow:
                 t.overdue = True
                 await self.write_task(t)
         workflow.upsert_search_attributes([OVERDUE_KEY.value_set(True)])
-        await self.event("escalated", f"{step.display_name} passed its time limit; escalated to "
+        await self.event("escalated", f"{step.display_name} 已超过办理时限，已提级至本部门负责人",
+                         f"{step.display_name} passed its time limit; escalated to "
                          "the agency's supervisor", overdue=True)
 
     async def supplement_round(self, missing: list[str]) -> ApplicantAction:
@@ -512,12 +575,15 @@ class ApplicationWorkflow:
         clock = await self.start_clock("supplement", paused_at,
                                        self.inp.matter.supplement_limit_days, "supplement")
         self.supplied = None
-        await self.event("supplement_requested", "Please supply: " + ", ".join(missing)
-                         + self.provisional_note(clock),
+        note_zh, note_en = self.provisional_note(clock)
+        await self.event("supplement_requested",
+                         f"请于 {zh_time(clock.due)} 前补正材料：" + zh_list(self.material_names(missing))
+                         + note_zh, "Please supply: " + ", ".join(missing) + note_en,
                          status="SUPPLEMENT_REQUESTED", missing_materials=missing,
                          supplement_due_time=clock.due.isoformat())
         if not await self.wait_until(lambda: self.supplied is not None, lambda: clock.due):
-            raise Refused([f"the requested materials were not supplied by {clock.due.isoformat()}"])
+            raise Refused([f"the requested materials were not supplied by {clock.due.isoformat()}"],
+                          [f"未在 {zh_time(clock.due)} 前补正所需材料"])
         self.stop_clock("supplement")
         supplied = self.supplied
         assert supplied is not None
@@ -527,8 +593,9 @@ class ApplicationWorkflow:
             promised.paused += workflow.now() - paused_at
             promised.due += workflow.now() - paused_at
             self.clocks_changed()
-        await self.event("materials_supplied",
-                         "Supplied: " + ", ".join(m.code for m in supplied.materials),
+        codes = [m.code for m in supplied.materials]
+        await self.event("materials_supplied", "已补正材料：" + zh_list(self.material_names(codes)),
+                         "Supplied: " + ", ".join(codes),
                          status="IN_REVIEW", actor=supplied.caller, missing_materials=[],
                          due_time=promised.due.isoformat() if promised else "",
                          due_provisional=bool(promised and promised.provisional))
@@ -539,8 +606,9 @@ class ApplicationWorkflow:
         """Runs the bundled matters as child workflows, in order where one needs another."""
         done: dict[str, ApplicationResult] = {}
         pending = list(self.inp.children)
-        await self.event("life_event_started", "Bundled: " + ", ".join(
-            c.matter.display_name for c in pending), status="IN_REVIEW",
+        bundled = [c.matter.display_name for c in pending]
+        await self.event("life_event_started", "一件事联办：" + zh_list(bundled),
+                         "Bundled: " + ", ".join(bundled), status="IN_REVIEW",
             current_steps=[c.matter.code for c in pending])
         while pending:
             ready = [c for c in pending if all(a in done for a in c.after)]
@@ -562,16 +630,21 @@ class ApplicationWorkflow:
                 results[child.matter.code] = h.result()
             for child in ready:
                 res = results[child.matter.code]
-                await self.event("bundle_item_finished", f"{child.matter.display_name}: "
-                                 f"{res.status.lower()}", result_certificates=[
+                await self.event("bundle_item_finished",
+                                 f"{child.matter.display_name}：{named(STATUS_ZH, res.status)}",
+                                 f"{child.matter.display_name}: {res.status.lower()}",
+                                 result_certificates=[
                                      r.result_certificate for r in [*done.values(), res]
                                      if r.result_certificate])
                 if res.status != "COMPLETED":
-                    raise Refused([f"{child.matter.display_name}: " + "; ".join(res.reasons)])
+                    raise Refused([f"{child.matter.display_name}: " + "; ".join(res.reasons)],
+                                  [f"{child.matter.display_name}：{named(STATUS_ZH, res.status)}"
+                                   + ("（" + "；".join(res.reasons) + "）" if res.reasons else "")])
                 done[child.matter.code] = res
             pending = [c for c in pending if c not in ready]
         certs = [r.result_certificate for r in done.values()]
-        await self.event("life_event_completed", f"All {len(certs)} results issued",
+        await self.event("life_event_completed", f"全部 {len(certs)} 项结果证照已签发",
+                         f"All {len(certs)} results issued",
                          status="COMPLETED", current_steps=[], result_certificates=certs)
         return ApplicationResult(status="COMPLETED", result_certificates=certs)
 
@@ -609,8 +682,8 @@ class ApplicationWorkflow:
         if task.status == "CLAIMED":
             return task
         task.status, task.assignee = "CLAIMED", action.officer
-        await self.officer_writes(task, "task_claimed", f"{task.display_name} claimed",
-                                  actor=action.officer)
+        await self.officer_writes(task, "task_claimed", f"{task.display_name}：已认领",
+                                  f"{task.display_name} claimed", actor=action.officer)
         return task
 
     @claim_task.validator
@@ -631,9 +704,12 @@ class ApplicationWorkflow:
         task.status, task.decision = "DECIDED", action.decision
         task.reasons = list(action.missing_materials or action.reasons)
         text = f"{task.display_name}: {action.decision.lower().replace('_', ' ')}"
+        text_zh = f"{task.display_name}：{named(DECISION_ZH, action.decision)}"
         if action.reasons or action.missing_materials:
             text += " (" + "; ".join([*action.reasons, *action.missing_materials]) + ")"
-        await self.officer_writes(task, "task_decided", text, actor=action.officer)
+            text_zh += "（" + "；".join([*action.reasons,
+                                         *self.material_names(action.missing_materials)]) + "）"
+        await self.officer_writes(task, "task_decided", text_zh, text, actor=action.officer)
         return task
 
     @decide_task.validator
@@ -656,10 +732,14 @@ class ApplicationWorkflow:
         task = self.tasks[action.task]
         if task.status not in OPEN_TASK:
             raise ApplicationError("the task is closed", type="FAILED_PRECONDITION")
-        previous = task.assignee or "nobody"
+        task_was = task.assignee
+        previous = task_was or "nobody"
         task.status, task.assignee = "CLAIMED", action.assignee
-        await self.officer_writes(task, "task_reassigned", f"{task.display_name}: {previous} -> "
-                                  f"{action.assignee}", actor=action.officer)
+        await self.officer_writes(task, "task_reassigned",
+                                  f"{task.display_name}：由 {task_was or '（未认领）'} 改派给 "
+                                  f"{action.assignee}",
+                                  f"{task.display_name}: {previous} -> {action.assignee}",
+                                  actor=action.officer)
         return task
 
     @reassign_task.validator
@@ -795,11 +875,20 @@ class ApplicationWorkflow:
         workflow.upsert_search_attributes(attrs)
 
     @staticmethod
-    def provisional_note(clock: Clock, *, inline: bool = False) -> str:
+    def provisional_note(clock: Clock, *, inline: bool = False) -> tuple[str, str]:
+        """What a message adds when ``clock`` is provisional: (Chinese, English)."""
         if not clock.provisional:
-            return ""
-        note = "provisional: counted Monday to Friday where no holiday calendar is published yet"
-        return f", {note}" if inline else f" (due {clock.due.isoformat()}, {note})"
+            return "", ""
+        if inline:
+            return f"，{PROVISIONAL_ZH}", f", {PROVISIONAL_EN}"
+        return (f"（办理时限 {zh_time(clock.due)}，{PROVISIONAL_ZH}）",
+                f" (due {clock.due.isoformat()}, {PROVISIONAL_EN})")
+
+    def material_names(self, codes: list[str]) -> list[str]:
+        """The (Chinese) names of the matter's materials among ``codes``; anything else (an
+        officer's description) as it is."""
+        names = {m.code: m.display_name for m in self.inp.matter.materials}
+        return [names.get(c, c) for c in codes]
 
     async def wait_until(self, cond: Callable[[], bool],
                          deadline: Callable[[], dt.datetime]) -> bool:
@@ -831,7 +920,7 @@ class ApplicationWorkflow:
         try:
             answers = await self.due_times(self.inp.matter.calendar,
                                            [(c.start, c.days) for _, c in provisional])
-            changes = []
+            changes, changes_zh = [], []
             for (key, clock), answer in zip(provisional, answers, strict=True):
                 if self.clocks.get(key) is not clock:
                     continue  # ended while the count was made
@@ -840,6 +929,9 @@ class ApplicationWorkflow:
                     continue
                 changes.append(f"{clock.label} {clock.due.isoformat()} -> {due.isoformat()}"
                                + (" (still provisional)" if answer.provisional else ""))
+                changes_zh.append(f"{named(CLOCK_ZH, clock.label)} 由 {zh_time(clock.due)} "
+                                  f"调整为 {zh_time(due)}"
+                                  + ("（仍为暂定）" if answer.provisional else ""))
                 clock.due, clock.provisional = due, answer.provisional
                 if key == "step":
                     for name in self.step_tasks:
@@ -853,8 +945,11 @@ class ApplicationWorkflow:
             self.clocks_changed()
             promised = self.clocks.get("application")
             supplement = self.clocks.get("supplement")
-            await self.event("due_times_recomputed", f"{calendar_year} published; due times "
-                             "recomputed: " + "; ".join(changes),
+            await self.event("due_times_recomputed",
+                             f"节假日安排 {calendar_year} 已发布，办理时限已重新计算："
+                             + "；".join(changes_zh),
+                             f"{calendar_year} published; due times recomputed: "
+                             + "; ".join(changes),
                              due_time=promised.due.isoformat() if promised else "",
                              due_provisional=bool(promised and promised.provisional),
                              supplement_due_time=supplement.due.isoformat() if supplement else "")
@@ -882,8 +977,8 @@ class ApplicationWorkflow:
         return True
 
 
-    async def officer_writes(self, task: TaskRecord, kind: str, message: str, *,
-                             actor: str) -> None:
+    async def officer_writes(self, task: TaskRecord, kind: str, message: str, message_en: str,
+                             *, actor: str) -> None:
         """The read-model writes of an officer Update: the task, then its timeline event.
         The Update answers without waiting for them: the event takes its place in the
         timeline now, and both writes are scheduled as regular activities in the workflow
@@ -891,7 +986,7 @@ class ApplicationWorkflow:
         waits for them before it ends). The task is in ``writing`` until its write lands
         (a decided step is taken up only then)."""
         snapshot = dataclasses.replace(task, reasons=list(task.reasons))
-        ev = self.new_event(kind, message, actor=actor)
+        ev = self.new_event(kind, message, message_en, actor=actor)
         self.update_answered = True
         self.writing[task.name] = self.writing.get(task.name, 0) + 1
 
@@ -972,7 +1067,8 @@ class ApplicationWorkflow:
             self.recorded(events)
         self.publish_status()
 
-    async def event(self, kind: str, message: str, *, status: str = "", actor: str = "system",
+    async def event(self, kind: str, message: str, message_en: str, *, status: str = "",
+                    actor: str = "system",
                     receipt: dict[str, Any] | None = None, result_certificate: str = "",
                     current_steps: list[str] | None = None, due_time: str = "",
                     overdue: bool = False, missing_materials: list[str] | None = None,
@@ -981,8 +1077,9 @@ class ApplicationWorkflow:
                     due_provisional: bool = False, reasons: list[str] | None = None,
                     interested: list[str] | None = None) -> None:
         """A timeline event: recorded with the next call the path makes, or before the
-        next wait (flush), in order and idempotent by its sequence id."""
-        ev = self.new_event(kind, message, status=status, actor=actor, receipt=receipt,
+        next wait (flush), in order and idempotent by its sequence id. ``message`` is in
+        Simplified Chinese (the primary language), ``message_en`` the same in English."""
+        ev = self.new_event(kind, message, message_en, status=status, actor=actor, receipt=receipt,
                             result_certificate=result_certificate, current_steps=current_steps,
                             due_time=due_time, overdue=overdue,
                             missing_materials=missing_materials,
@@ -992,7 +1089,8 @@ class ApplicationWorkflow:
                             interested=interested)
         self.pending.append(ev)
 
-    def new_event(self, kind: str, message: str, *, status: str = "", actor: str = "system",
+    def new_event(self, kind: str, message: str, message_en: str, *, status: str = "",
+                  actor: str = "system",
                   receipt: dict[str, Any] | None = None, result_certificate: str = "",
                   current_steps: list[str] | None = None, due_time: str = "",
                   overdue: bool = False, missing_materials: list[str] | None = None,
@@ -1010,5 +1108,5 @@ class ApplicationWorkflow:
                    current_steps=current_steps, due_time=due_time, overdue=overdue,
                    missing_materials=missing_materials, supplement_due_time=supplement_due_time,
                    result_certificates=result_certificates, due_provisional=due_provisional,
-                   reasons=reasons, interested=interested)
+                   reasons=reasons, interested=interested, message_en=message_en)
         return ev

@@ -151,7 +151,7 @@ class Event:
     application_id: str
     event_id: str
     kind: str
-    message: str
+    message: str  # Simplified Chinese, the primary language
     time: str  # ISO 8601
     status: str = ""  # ApplicationStatus name without prefix, or "" to keep
     actor: str = "system"
@@ -166,6 +166,7 @@ class Event:
     due_provisional: bool = False  # with due_time
     reasons: list[str] | None = None  # why it ended, with a final status
     interested: list[str] | None = None  # persons who may not decide its tasks
+    message_en: str = ""  # the message in English, beside it
 
 
 @dataclasses.dataclass
@@ -271,12 +272,16 @@ class IssueRequest:
     finish: FinishRequest | None = None
 
 
-def issued_message(certificate: str) -> str:
-    return f"Result certificate {certificate} issued to the wallet"
+def issued_message(certificate: str) -> tuple[str, str]:
+    """The certificate_issued event's message: (Chinese, English)."""
+    return (f"结果证照 {certificate} 已签发至电子证照夹",
+            f"Result certificate {certificate} issued to the wallet")
 
 
-def released_message(released: int) -> str:
-    return f"{released} certificate access grant(s) made for this application ended"
+def released_message(released: int) -> tuple[str, str]:
+    """The consent_released event's message: (Chinese, English)."""
+    return (f"{released} 项证照调用授权已随本申请结束",
+            f"{released} certificate access grant(s) made for this application ended")
 
 
 @dataclasses.dataclass

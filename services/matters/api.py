@@ -311,7 +311,7 @@ def _progress(request: pb.RecordApplicationEventRequest, prefix: str = "") -> tu
         raise InvalidArgument(fields={f"{prefix}application": "required",
                                       f"{prefix}event.event_id": "required"})
     ev = Progress(
-        event_id=e.event_id, kind=e.kind, message=e.message,
+        event_id=e.event_id, kind=e.kind, message=e.message, message_en=e.message_en,
         time=e.time.ToDatetime(tzinfo=dt.UTC), actor=e.actor or "system",
         status=pb.ApplicationStatus.Name(e.status).removeprefix("APPLICATION_STATUS_")
         if e.status else "",

@@ -93,7 +93,8 @@ def build_application(a: Application, events: Sequence[TimelineEvent] = (),
             explanations=r["explanations"]))
     for e in events:
         app.timeline.append(pb.TimelineEvent(
-            event_id=e.event_id, kind=e.kind, message=e.message, actor=e.actor,
+            event_id=e.event_id, kind=e.kind, message=e.message, message_en=e.message_en,
+            actor=e.actor,
             time=timestamp(e.time),
             status=_APPLICATION_STATUS[e.status] if e.status
             else pb.APPLICATION_STATUS_UNSPECIFIED))

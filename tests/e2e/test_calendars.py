@@ -96,7 +96,7 @@ async def test_publishing_the_missing_year_moves_provisional_due_times(stack: St
     app = await get(stack, applicant, name)
     assert app.due_time_provisional
     opened = next(e for e in app.timeline if e.kind == "step_opened")
-    assert "provisional" in opened.message
+    assert "provisional" in opened.message_en and "暂按周一至周五计算" in opened.message
     sa_now = await search_attributes(stack, app.workflow_id)
     assert sa_now["GovflowDueProvisional"] is True and sa_now["GovflowOverdue"] is False
     inbox = await stack.matters.ListTasks(mpb.ListTasksRequest(page_size=100), metadata=acceptor)
@@ -126,8 +126,9 @@ async def test_publishing_the_missing_year_moves_provisional_due_times(stack: St
     new_day = next_weekday(old_day)
     new_due = dt.datetime.combine(new_day, dt.time(23, 59, 59), tzinfo=CST)
     event = next(e for e in app.timeline if e.kind == "due_times_recomputed")
-    assert f"calendars/CN/years/{holiday.year}" in event.message
-    assert new_due.astimezone(dt.UTC).isoformat() in event.message
+    assert f"calendars/CN/years/{holiday.year}" in event.message_en
+    assert new_due.astimezone(dt.UTC).isoformat() in event.message_en
+    assert new_due.strftime("%Y-%m-%d %H:%M") in event.message  # Beijing time, in Chinese
     assert not app.due_time_provisional
     task = await task_for(stack, acceptor, name, "acceptance")
     assert task.due_time.ToDatetime(tzinfo=dt.UTC) == new_due
@@ -250,7 +251,7 @@ async def test_a_suspended_certificate_is_named_with_its_state(stack: Stack) -> 
             name=card.name, reason="found again"), metadata=admin)
     # The application itself says why, naming the certificate and its state.
     assert app.reasons and card.name in app.reasons[0] and "suspended" in app.reasons[0]
-    assert any(card.name in e.message and "suspended" in e.message for e in app.timeline
+    assert any(card.name in e.message_en and "suspended" in e.message_en for e in app.timeline
                if e.kind == "material_invalid")
     assert not any("no certificate found" in r for r in app.reasons)
 

@@ -135,7 +135,8 @@ async def test_supplement_timeout_ends_the_application(stack: Stack) -> None:
     await fast_forward(stack, name, dt.timedelta(days=12))  # 5 working days, with margin
     app = await wait_done(stack, applicant, name)
     assert app.status == mpb.APPLICATION_STATUS_REJECTED
-    assert "not supplied" in next(e.message for e in app.timeline if e.kind == "rejected")
+    rejected = next(e for e in app.timeline if e.kind == "rejected")
+    assert "not supplied" in rejected.message_en and "未在" in rejected.message, rejected
     assert not app.result_certificate
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import uuid
 
 import grpc
@@ -53,6 +54,17 @@ async def test_instant_approval_issues_a_verifiable_certificate(stack: Stack) ->
     assert any(f'"applicant.age": {age_on(senior.birth_date, today + dt.timedelta(days=d))}'
                in app.decision_receipt.inputs_json for d in (-1, 0, 1))
     assert app.workflow_id == "application-" + app.name.removeprefix("applications/")
+    # Every timeline message is Simplified Chinese, with English beside it (message_en).
+    for e in app.timeline:
+        assert re.search(r"[\u4e00-\u9fff]", e.message) and e.message_en, (e.kind, e.message)
+    by_kind = {e.kind: e for e in app.timeline}
+    assert by_kind["instant_approved"].message == "已自动审批通过（按规则）"
+    assert by_kind["instant_approved"].message_en == "Approved by rule"
+    assert by_kind["verification_started"].message.startswith("正在核验申请人身份")
+    assert by_kind["certificate_issued"].message == (
+        f"结果证照 {app.result_certificate} 已签发至电子证照夹")
+    assert by_kind["certificate_issued"].message_en == (
+        f"Result certificate {app.result_certificate} issued to the wallet")
 
     wallet = await stack.certificates.ListCertificates(
         cpb.ListCertificatesRequest(parent=app.applicant), metadata=md)
@@ -76,7 +88,9 @@ async def test_instant_approval_issues_a_verifiable_certificate(stack: Stack) ->
     done = await wait_for(stack, md, app.name,
                           lambda a: "consent_released" in [e.kind for e in a.timeline])
     released = next(e for e in done.timeline if e.kind == "consent_released")
-    assert released.message.startswith("2 certificate access grant(s)"), released.message
+    # Chinese first: the message in Chinese, the English beside it (message_en).
+    assert released.message_en.startswith("2 certificate access grant(s)"), released.message_en
+    assert released.message == "2 项证照调用授权已随本申请结束", released.message
 
     # The admin sees it in Temporal under its readable id, with its search attributes.
     # The read model shows the end before the workflow closes (it still records its last

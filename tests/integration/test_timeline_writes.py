@@ -21,7 +21,8 @@ def _event(name: str, event_id: str, when: dt.datetime, status: int = 0, **kw: o
            ) -> mpb.RecordApplicationEventRequest:
     request = mpb.RecordApplicationEventRequest(
         application=name, event=mpb.TimelineEvent(
-            event_id=event_id, kind="note", message=f"{event_id} noted", actor="system",
+            event_id=event_id, kind="note", message=f"{event_id} 已记录",
+            message_en=f"{event_id} noted", actor="system",
             status=status),  # type: ignore[arg-type]
         **kw)  # type: ignore[arg-type]
     request.event.time.FromDatetime(when)
@@ -53,7 +54,8 @@ async def test_timeline_writes_are_applied_once(stack: Stack) -> None:
         got = (await stack.matters.GetApplication(mpb.GetApplicationRequest(name=name),
                                                   metadata=wang)).application
         assert [e.event_id for e in got.timeline].count("7000-retried") == 1
-        assert got.timeline[-1].message == "7000-retried noted"
+        assert got.timeline[-1].message == "7000-retried 已记录"
+        assert got.timeline[-1].message_en == "7000-retried noted"
         assert got.overdue and list(got.current_steps) == ["recheck"]
         assert got.status == mpb.APPLICATION_STATUS_REJECTED
         # A later decision does not move the time of the first.

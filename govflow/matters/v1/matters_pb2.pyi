@@ -187,20 +187,22 @@ class PublishMatterResponse(_message.Message):
     def __init__(self, matter: _Optional[_Union[Matter, _Mapping]] = ...) -> None: ...
 
 class TimelineEvent(_message.Message):
-    __slots__ = ("event_id", "kind", "message", "time", "status", "actor")
+    __slots__ = ("event_id", "kind", "message", "time", "status", "actor", "message_en")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_EN_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     kind: str
     message: str
     time: _timestamp_pb2.Timestamp
     status: ApplicationStatus
     actor: str
-    def __init__(self, event_id: _Optional[str] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ApplicationStatus, str]] = ..., actor: _Optional[str] = ...) -> None: ...
+    message_en: str
+    def __init__(self, event_id: _Optional[str] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ApplicationStatus, str]] = ..., actor: _Optional[str] = ..., message_en: _Optional[str] = ...) -> None: ...
 
 class DecisionReceipt(_message.Message):
     __slots__ = ("rule_version", "inputs_json", "outcome", "explanations")

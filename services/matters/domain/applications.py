@@ -94,10 +94,11 @@ class ApplicationHead(NamedTuple):
 class TimelineEvent:
     event_id: str
     kind: str
-    message: str
+    message: str  # Simplified Chinese
     time: dt.datetime
     status: str
     actor: str
+    message_en: str = ""  # English, beside it ("" on events recorded before)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ class Progress:
     time: dt.datetime
     actor: str
     status: str = ""
+    message_en: str = ""
     result_certificate: str | None = None
     overdue: bool = False
     due_time: dt.datetime | None = None
@@ -319,12 +321,13 @@ def refuse_if_held(p: auth.Principal, spec: MatterSpec, applicant: str,
                   **({"application": f"applications/{earlier.id}"} if shown else {})})
 
 
-def submitted_message(spec: MatterSpec, parent_id: str | None) -> str:
-    """The first line of a timeline."""
-    text = f"Submitted for {spec.display_name}"
+def submitted_message(spec: MatterSpec, parent_id: str | None) -> tuple[str, str]:
+    """The first line of a timeline: in Simplified Chinese and in English."""
+    zh, en = f"已提交{spec.display_name}申请", f"Submitted for {spec.display_name}"
     if parent_id:
-        text += f" (part of applications/{parent_id})"
-    return text
+        zh += f"（一件事 applications/{parent_id} 的一项）"
+        en += f" (part of applications/{parent_id})"
+    return zh, en
 
 
 # ------------------------------------------------------------------ applicant actions

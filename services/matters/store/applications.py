@@ -57,7 +57,8 @@ def _application_of(values: Sequence[Any]) -> Application:
 
 def _event(row: Any) -> TimelineEvent:  # a Core row of application_events' columns
     return TimelineEvent(event_id=row.event_id, kind=row.kind, message=row.message,
-                         time=row.time, status=row.status, actor=row.actor)
+                         time=row.time, status=row.status, actor=row.actor,
+                         message_en=row.message_en)
 
 
 # ------------------------------------------------------------------ submission
@@ -109,8 +110,9 @@ def add(s: Session, spec: MatterSpec, *, version: int, applicant: str, submitter
                          # Children are started by their life event's workflow.
                          workflow_started=parent_id is not None, delegation=delegation)
     s.add(row)
+    message, message_en = submitted_message(spec, parent_id)
     s.add(ApplicationEventRow(application_id=row.id, event_id="0000-submitted",
-                              kind="submitted", message=submitted_message(spec, parent_id),
+                              kind="submitted", message=message, message_en=message_en,
                               time=row.create_time, status="SUBMITTED", actor=submitter))
     s.flush()
     return _application(row)
@@ -144,7 +146,8 @@ def rate(s: Session, app_id: str, *, score: int, comment: str, actor: str) -> Ap
     row.rating, row.rating_comment = score, comment
     s.add(row)
     s.add(ApplicationEventRow(application_id=row.id, event_id="9000-rated",
-                              kind="rated", message=f"Rated {score}/5: {comment[:200]}",
+                              kind="rated", message=f"评价 {score}/5：{comment[:200]}",
+                              message_en=f"Rated {score}/5: {comment[:200]}",
                               time=utcnow(), actor=actor))
     s.flush()
     return _application(row)
@@ -190,7 +193,8 @@ def record_event(conn: Connection, app_id: str, ev: Progress) -> None:
     # call pays for executing them, not for building and keying them again.
     inserted = conn.execute(_event_insert(conn), {
         "application_id": app_id, "event_id": ev.event_id, "kind": ev.kind,
-        "message": ev.message, "time": ev.time, "status": ev.status, "actor": ev.actor})
+        "message": ev.message, "message_en": ev.message_en, "time": ev.time,
+        "status": ev.status, "actor": ev.actor})
     if inserted.rowcount == 0:
         return  # a retried activity: already recorded
     values: dict[str, Any] = {"update_time": utcnow()}

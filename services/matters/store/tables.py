@@ -90,10 +90,11 @@ class ApplicationEventRow(SQLModel, table=True):
     application_id: str = Field(index=True)
     event_id: str
     kind: str
-    message: str
+    message: str  # Simplified Chinese (English on events recorded before message_en)
     time: dt.datetime
     status: str = ""
     actor: str = "system"
+    message_en: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class TaskRow(SQLModel, table=True):

@@ -422,7 +422,8 @@ export declare type TimelineEvent = Message<"govflow.matters.v1.TimelineEvent"> 
   kind: string;
 
   /**
-   * Human-readable summary.
+   * Human-readable summary, in Simplified Chinese (the primary language). Events
+   * recorded before `message_en` existed carry English here.
    *
    * @generated from field: string message = 3;
    */
@@ -448,6 +449,14 @@ export declare type TimelineEvent = Message<"govflow.matters.v1.TimelineEvent"> 
    * @generated from field: string actor = 6;
    */
   actor: string;
+
+  /**
+   * Optional. The summary in English, beside `message`; empty for events recorded
+   * before it existed (show `message` then).
+   *
+   * @generated from field: string message_en = 7;
+   */
+  messageEn: string;
 };
 
 /**
