@@ -319,11 +319,20 @@ export const eventText: Record<Lang, Record<string, string>> = {
   },
 };
 
-/** A timeline event in the console's words: a label from its kind, and the workflow's own
- * message (English) as the detail; a kind the console does not know shows the message. */
-export function eventLine(ev: { kind: string; message: string }, lang: Lang): { label: string; detail: string } {
+/** A timeline event in the console's words: a label from its kind, and the event's own
+ * message as the detail, in `lang`: `message` is Chinese, `messageEn` English beside it.
+ * Events recorded before `messageEn` existed carry English in `message` and nothing in
+ * `messageEn`; `detailLang` says which language the detail is in. A kind the console does
+ * not know shows its message as the label. */
+export function eventLine(
+  ev: { kind: string; message: string; messageEn?: string },
+  lang: Lang,
+): { label: string; detail: string; detailLang: Lang } {
+  const legacy = !ev.messageEn;
+  const detail = lang === "en" && !legacy ? ev.messageEn ?? "" : ev.message;
+  const detailLang: Lang = legacy ? "en" : lang;
   const label = eventText[lang][ev.kind] ?? eventText.en[ev.kind];
-  return label ? { label, detail: ev.message } : { label: ev.message || ev.kind, detail: "" };
+  return label ? { label, detail, detailLang } : { label: detail || ev.kind, detail: "", detailLang };
 }
 
 /** Something the services name in Chinese (`displayName`) with English beside it. */

@@ -134,6 +134,8 @@ try {
   await senior.locator('.application[data-status="COMPLETED"]').waitFor({ timeout: 30_000 });
   await senior.locator('.timeline li[data-kind="certificate_issued"]').waitFor({ timeout: 30_000 });
   seen.issuedLabel = await senior.locator('.timeline li[data-kind="certificate_issued"] strong').innerText();
+  seen.issuedDetail = await senior.locator('.timeline li[data-kind="certificate_issued"] .meta').innerText();
+  seen.seniorDetails = await senior.locator(".timeline li .meta").allInnerTexts();
   seen.seniorTimeline = await senior.locator(".timeline li").evaluateAll(
     (els) => els.map((e) => e.getAttribute("data-kind")));
   seen.seniorReceipt = await senior.locator(".receipt li").allInnerTexts();
@@ -281,6 +283,11 @@ try {
   await desk.locator('[data-matter="senior-citizen-card"]').waitFor();
   seen.englishTitle = await desk.locator('[data-matter="senior-citizen-card"] .title').innerText();
   await shot(desk, "citizen-catalogue-en-1280");
+  // The timeline's own messages in English (message_en) behind the switch.
+  await desk.getByRole("button", { name: "My applications" }).click();
+  await desk.locator("ul.list button.row").first().click();
+  await desk.locator('.timeline li[data-kind="submitted"] .meta').waitFor({ timeout: 30_000 });
+  seen.englishDetails = await desk.locator(".timeline li .meta").allInnerTexts();
   seen.steps.push("english");
   console.log(JSON.stringify(seen));
 } catch (err) {

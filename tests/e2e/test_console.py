@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+import re
 import shutil
 
 import pyotp
@@ -111,6 +112,11 @@ async def test_console_in_a_browser(stack: Stack) -> None:
     assert seen["matterTitle"] == "老年人优待证", seen["matterTitle"]
     assert all("居民" in x for x in seen["willPull"]), seen["willPull"]
     assert seen["issuedLabel"] == "结果证照已发放至证照夹", seen["issuedLabel"]
+    # The timeline's own messages are Chinese (message); English (message_en) behind the switch.
+    assert "已签发至电子证照夹" in seen["issuedDetail"], seen["issuedDetail"]
+    assert seen["seniorDetails"] and all(re.search(r"[\u4e00-\u9fff]", d)
+                                         for d in seen["seniorDetails"]), seen["seniorDetails"]
+    assert any(d.startswith("Submitted for") for d in seen["englishDetails"]), seen["englishDetails"]
     assert seen["reviewTitle"] == "审查 · 个体工商户设立登记", seen["reviewTitle"]
     assert seen["englishTitle"] == "Senior citizen preferential card", seen["englishTitle"]
 

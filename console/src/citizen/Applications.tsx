@@ -110,7 +110,7 @@ export function ApplicationView({ session, name, onBack, onWallet }: {
               <li key={ev.eventId} data-kind={ev.kind}>
                 <time>{when(ev.time, lang)}</time>
                 <strong>{line.label}</strong>
-                {line.detail && <span className="meta" lang="en">{line.detail}</span>}
+                {line.detail && <span className="meta" lang={line.detailLang}>{line.detail}</span>}
               </li>
             );
           })}

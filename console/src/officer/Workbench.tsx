@@ -142,7 +142,7 @@ function TaskPanel({ session, task: listed, onChanged }: { session: Session; tas
         <details><summary>{t("timeline")}</summary>
           <ol className="timeline">{app.data.timeline.map((ev) => { const line = eventLine(ev, lang); return (
             <li key={ev.eventId} data-kind={ev.kind}><time>{when(ev.time, lang)}</time> {line.label}
-              {line.detail && <span className="meta" lang="en">: {line.detail}</span>}</li>); })}</ol>
+              {line.detail && <span className="meta" lang={line.detailLang}>: {line.detail}</span>}</li>); })}</ol>
         </details>
       )}
       {done && <p className="ok" role="status">{t("done")} {done}</p>}
