@@ -113,8 +113,8 @@ class Clock:
 
 class Refused(Exception):
     """Internal: the application ends refused, with reasons (English, as recorded on the
-    application) and the same in Chinese for the timeline (``reasons_zh``; the reasons
-    themselves where they are people's words, an officer's say)."""
+    application) and the same in Chinese for the timeline (``reasons_zh``; by default the
+    reasons themselves, for words people wrote, such as an officer's)."""
 
     def __init__(self, reasons: list[str], reasons_zh: list[str] | None = None) -> None:
         super().__init__("; ".join(reasons))
@@ -429,9 +429,10 @@ class ApplicationWorkflow:
         m = self.inp.matter
         clock = await self.start_clock("pledge", workflow.now(), m.pledge_check_days,
                                        "pledge check")
-        note_zh, note_en = self.provisional_note(clock)
+        _, note_en = self.provisional_note(clock)
         await self.event("pledge_check_scheduled",
-                         f"承诺的材料将于 {zh_time(clock.due)} 核查" + note_zh,
+                         f"承诺的材料将于 {zh_time(clock.due)} 核查"
+                         + (f"（{PROVISIONAL_ZH}）" if clock.provisional else ""),
                          f"Pledged materials will be checked at {clock.due.isoformat()}"
                          + note_en)
         await self.wait_until(lambda: False, lambda: clock.due)
@@ -575,10 +576,12 @@ class ApplicationWorkflow:
         clock = await self.start_clock("supplement", paused_at,
                                        self.inp.matter.supplement_limit_days, "supplement")
         self.supplied = None
-        note_zh, note_en = self.provisional_note(clock)
+        _, note_en = self.provisional_note(clock)
+        inline_zh, _ = self.provisional_note(clock, inline=True)
         await self.event("supplement_requested",
-                         f"请于 {zh_time(clock.due)} 前补正材料：" + zh_list(self.material_names(missing))
-                         + note_zh, "Please supply: " + ", ".join(missing) + note_en,
+                         "请补正材料：" + zh_list(self.material_names(missing))
+                         + f"（补正期限 {zh_time(clock.due)}{inline_zh}）",
+                         "Please supply: " + ", ".join(missing) + note_en,
                          status="SUPPLEMENT_REQUESTED", missing_materials=missing,
                          supplement_due_time=clock.due.isoformat())
         if not await self.wait_until(lambda: self.supplied is not None, lambda: clock.due):

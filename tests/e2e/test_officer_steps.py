@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import grpc
@@ -116,6 +117,13 @@ async def test_three_steps_then_a_certificate_for_the_enterprise(stack: Stack) -
     app = await wait_done(stack, name, applicant_md)
     assert app.status == mpb.APPLICATION_STATUS_COMPLETED, [e.message for e in app.timeline]
     assert [e.kind for e in app.timeline].count("step_approved") == 3
+    # The officers' path speaks Chinese too, with English beside (message_en).
+    for e in app.timeline:
+        assert re.search(r"[\u4e00-\u9fff]", e.message) and e.message_en, (e.kind, e.message)
+    opened = next(e for e in app.timeline if e.kind == "step_opened")
+    assert "审核（办理时限 " in opened.message and "waiting for" in opened.message_en, opened
+    decided = [e for e in app.timeline if e.kind == "task_decided"]
+    assert decided and all(e.message.endswith("：同意") for e in decided), decided
     wallet = await stack.certificates.ListCertificates(
         cpb.ListCertificatesRequest(parent=org), metadata=applicant_md)
     issued = [c for c in wallet.certificates if c.name == app.result_certificate]
