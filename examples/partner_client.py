@@ -166,12 +166,13 @@ def _reason(err: grpc.aio.AioRpcError) -> str:
 
 async def verify_certificate(certificates_addr: str, compact_token: str, *,
                              holder: str | None = None) -> tuple[bool, list[str]]:
-    """Fetches the trust bundle (issuer keys and status lists: public calls) and verifies a
-    compact certificate with them. Keep the bundle and verify offline; refresh it at least
-    hourly, as the status lists expire."""
-    jwks_json, lists = await offline_cli.fetch(certificates_addr)
+    """Fetches the trust bundle (issuer keys, status lists and the signed trust list of
+    foreign issuers: public calls) and verifies a compact certificate with them. Keep the
+    bundle and verify offline; refresh it at least hourly, as the status lists expire."""
+    jwks_json, lists, trust_list = await offline_cli.fetch(certificates_addr)
     return offline.verify_report(compact_token, jwks_json, json.dumps(lists),
-                                 now=dt.datetime.now(dt.UTC), holder=holder)
+                                 now=dt.datetime.now(dt.UTC), holder=holder,
+                                 trust_list_json=json.dumps(trust_list))
 
 
 async def _matters(args: argparse.Namespace) -> int:
