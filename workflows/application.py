@@ -142,7 +142,7 @@ class ApplicationWorkflow:
         # True once the application's end (grants released, closing events) went with
         # the result certificate's issue.
         self.closed = False
-        # The status the GovflowStatus search attribute and the memo show: set before
+        # The status the GovflowStatus search attribute shows: set before
         # every wait and at the end (not at every event).
         self.published_status = "SUBMITTED"
         self.tasks: dict[str, TaskRecord] = {}
@@ -1053,12 +1053,12 @@ class ApplicationWorkflow:
                 self.recorded_status = ev.status
 
     def publish_status(self) -> None:
-        """The status on the search attribute and memo (operators filter by it), when it
-        has moved since they were last set."""
+        """The status on the GovflowStatus search attribute (operators filter and see it
+        in the Temporal UI), when it has moved since it was last set. The memo keeps what
+        never changes (matter, applicant), so a status change is one history event."""
         if self.status != self.published_status:
             self.published_status = self.status
             workflow.upsert_search_attributes([STATUS_KEY.value_set(self.status)])
-            workflow.upsert_memo({"status": self.status})
 
     async def flush(self) -> None:
         """Records the pending timeline events in one call and publishes the status: before

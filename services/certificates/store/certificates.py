@@ -35,6 +35,10 @@ _CERTIFICATE_AND_KEY = Prepared(sa.select(*_CERTIFICATE_COLUMNS, *_KEY_COLUMNS).
 _CERTIFICATE_HEAD = Prepared(sa.select(
     _CERTIFICATES.c.holder, _CERTIFICATES.c.version, *_KEY_COLUMNS).select_from(
     _WITH_KEY).where(_CERTIFICATES.c.id == sa.bindparam("id")))
+_BY_REQUEST = sa.select(*_CERTIFICATE_COLUMNS).where(
+    _CERTIFICATES.c.requested_by == sa.bindparam("requested_by"),
+    _CERTIFICATES.c.request_id == sa.bindparam("request_id"))
+_INSERT = sa.insert(_CERTIFICATES)
 _CERTIFICATE_HOLDER = Prepared(sa.select(_CERTIFICATES.c.holder).where(
     _CERTIFICATES.c.id == sa.bindparam("id")))
 # The holder's newest active certificate of a type (issue times are whole seconds; within
@@ -67,18 +71,17 @@ def get_certificate(tx: Session | Connection, certificate_id: str) -> Certificat
 
 def find_by_request(s: Session, requested_by: str, request_id: str) -> Certificate | None:
     """The certificate a caller issued under ``request_id`` (idempotency)."""
-    row = s.execute(sa.select(*_CERTIFICATE_COLUMNS).where(
-        _CERTIFICATES.c.requested_by == requested_by,
-        _CERTIFICATES.c.request_id == request_id)).first()
+    row = connection(s).execute(_BY_REQUEST, {"requested_by": requested_by,
+                                               "request_id": request_id}).first()
     return _certificate(row) if row is not None else None
 
 
 def add_certificate(s: Session, c: Certificate) -> Certificate:
-    """Inserts ``c``; a taken (caller, request id) or status slot raises IntegrityError."""
+    """Inserts ``c`` (a Core INSERT on the session's connection: no unit of work to flush);
+    a taken (caller, request id) or status slot raises IntegrityError."""
     values = dataclasses.asdict(c)
     del values["version"]  # the database's (trigger)
-    s.add(CertificateRow(**values))
-    s.flush()
+    connection(s).execute(_INSERT, values)
     return c
 
 
