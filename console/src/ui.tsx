@@ -1,5 +1,5 @@
 // Small pieces every page uses: loading and error states, labelled fields, status badges.
-import { useCallback, useEffect, useState, type ReactNode } from "react";
+import { useCallback, useEffect, useRef, useState, type ReactNode } from "react";
 import { problem, type Problem } from "./api";
 import { codeText, reasonText, statusText, useT } from "./i18n";
 
@@ -37,11 +37,14 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
   const [busy, setBusy] = useState(true);
   // eslint-disable-next-line react-hooks/exhaustive-deps
   const run = useCallback(load, deps);
+  // Only the latest load's answer is shown (an earlier one may arrive after it).
+  const latest = useRef(0);
   const reload = useCallback(() => {
+    const mine = ++latest.current;
     setBusy(true);
-    run().then((d) => { setData(d); setError(null); })
-      .catch((e) => setError(problem(e)))
-      .finally(() => setBusy(false));
+    run().then((d) => { if (mine === latest.current) { setData(d); setError(null); } })
+      .catch((e) => { if (mine === latest.current) setError(problem(e)); })
+      .finally(() => { if (mine === latest.current) setBusy(false); });
   }, [run]);
   useEffect(reload, [reload]);
   return { data, error, busy, reload };

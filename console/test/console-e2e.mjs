@@ -120,6 +120,9 @@ try {
   await senior.locator('[data-matter="senior-citizen-card"]').waitFor();
   await shot(senior, "citizen-catalogue-375");
   await senior.getByLabel("搜索事项").fill("优待"); // the Chinese name finds it
+  // The matters service searches (ListMatters' keyword): the other matters go.
+  await senior.locator('[data-matter="individual-business-registration"]').waitFor({ state: "detached" });
+  seen.searched = await senior.locator("[data-matter]").evaluateAll((els) => els.map((e) => e.dataset.matter));
   await senior.locator('[data-matter="senior-citizen-card"]').click();
   await senior.locator(".materials .ok").first().waitFor();
   seen.matterTitle = await senior.locator("#matter-title").innerText();

@@ -109,6 +109,8 @@ async def test_console_in_a_browser(stack: Stack) -> None:
 
     # Chinese first (issue 21, item 4): the catalogue, materials, certificate types and the
     # timeline in Chinese; English beside them behind the switch.
+    assert "senior-citizen-card" in seen["searched"], seen["searched"]  # the server's search
+    assert "individual-business-registration" not in seen["searched"], seen["searched"]
     assert seen["matterTitle"] == "老年人优待证", seen["matterTitle"]
     assert all("居民" in x for x in seen["willPull"]), seen["willPull"]
     assert seen["issuedLabel"] == "结果证照已发放至证照夹", seen["issuedLabel"]

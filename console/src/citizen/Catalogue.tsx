@@ -1,20 +1,22 @@
 // Browse and search the catalogue; one matter's needs, the certificates it will pull,
 // consent, pledges, submit.
-import { useMemo, useState, type FormEvent } from "react";
-import { AgencyLevel, CertificateStatus, type Matter } from "@govflow/client";
+import { useEffect, useState, type FormEvent } from "react";
+import { CertificateStatus, type Matter } from "@govflow/client";
 import { auth, certificates, identity, matters, short, type Session } from "../api";
 import { useT } from "../i18n";
 import { ErrorBox, Loading, Section, useAction, useLoad } from "../ui";
 
-async function allMatters(): Promise<Matter[]> {
-  const out: Matter[] = [];
-  let pageToken = "";
-  do {
-    const page = await matters.listMatters({ pageSize: 100, pageToken });
-    out.push(...page.matters);
-    pageToken = page.nextPageToken;
-  } while (pageToken);
-  return out;
+// One page of the catalogue as the matters service searches it (ListMatters' filter:
+// keyword in Chinese or English, agency, level); the next pages on request.
+const PAGE = 50;
+
+function catalogueFilter(keyword: string, agency: string, level: string): string {
+  const terms: string[] = [];
+  const words = keyword.trim().replace(/\s+/g, " ");
+  if (words) terms.push(`keyword=${words}`);
+  if (agency) terms.push(`agency=${agency}`);
+  if (level) terms.push(`level=${level}`);
+  return terms.join(" AND ");
 }
 
 export function Catalogue({ onOpen }: { onOpen: (name: string) => void }) {
@@ -22,21 +24,28 @@ export function Catalogue({ onOpen }: { onOpen: (name: string) => void }) {
   const [keyword, setKeyword] = useState("");
   const [agency, setAgency] = useState("");
   const [level, setLevel] = useState("");
+  // The filter asked for, a moment after the last keystroke.
+  const [filter, setFilter] = useState("");
+  useEffect(() => {
+    const wanted = catalogueFilter(keyword, agency, level);
+    const timer = setTimeout(() => setFilter(wanted), 250);
+    return () => clearTimeout(timer);
+  }, [keyword, agency, level]);
+  const agencies = useLoad(async () => (await identity.listAgencies({ pageSize: 100 })).agencies, []);
+  const [more, setMore] = useState<{ matters: Matter[]; token: string } | null>(null);
   const list = useLoad(async () => {
-    const [ms, ag] = await Promise.all([allMatters(), identity.listAgencies({ pageSize: 100 })]);
-    return { matters: ms, agencies: ag.agencies };
-  }, []);
-  const shown = useMemo(() => {
-    if (!list.data) return [];
-    const levels = new Map(list.data.agencies.map((a) => [a.name, a.level]));
-    const k = keyword.trim().toLowerCase();
-    return list.data.matters.filter((m) =>
-      (!k || m.code.includes(k) || [m.displayName, m.displayNameEn].some((n) => n.toLowerCase().includes(k))) &&
-      (!agency || m.agency === agency) &&
-      (!level || String(levels.get(m.agency)) === level));
-  }, [list.data, keyword, agency, level]);
+    setMore(null);
+    return matters.listMatters({ filter, pageSize: PAGE });
+  }, [filter]);
+  const more_ = useAction();
+  const shown = [...(list.data?.matters ?? []), ...(more?.matters ?? [])];
+  const next = more ? more.token : list.data?.nextPageToken ?? "";
+  const loadMore = () => more_.run(async () => {
+    const page = await matters.listMatters({ filter, pageSize: PAGE, pageToken: next });
+    setMore({ matters: [...(more?.matters ?? []), ...page.matters], token: page.nextPageToken });
+  });
   const agencyName = (name: string) =>
-    list.data?.agencies.find((a) => a.name === name)?.displayName ?? short(name);
+    agencies.data?.find((a) => a.name === name)?.displayName ?? short(name);
   return (
     <Section title={t("tabCatalogue")}>
       <form className="filters" role="search" onSubmit={(e) => e.preventDefault()}>
@@ -47,20 +56,20 @@ export function Catalogue({ onOpen }: { onOpen: (name: string) => void }) {
         <label>{t("agency")}
           <select name="agency" value={agency} onChange={(e) => setAgency(e.target.value)}>
             <option value="">{t("allAgencies")}</option>
-            {(list.data?.agencies ?? []).map((a) => <option key={a.name} value={a.name}>{a.displayName}</option>)}
+            {(agencies.data ?? []).map((a) => <option key={a.name} value={a.name}>{a.displayName}</option>)}
           </select>
         </label>
         <label>{t("level")}
           <select name="level" value={level} onChange={(e) => setLevel(e.target.value)}>
             <option value="">{t("allLevels")}</option>
-            <option value={String(AgencyLevel.PROVINCE)}>{t("levelProvince")}</option>
-            <option value={String(AgencyLevel.CITY)}>{t("levelCity")}</option>
-            <option value={String(AgencyLevel.COUNTY)}>{t("levelCounty")}</option>
+            <option value="province">{t("levelProvince")}</option>
+            <option value="city">{t("levelCity")}</option>
+            <option value="county">{t("levelCounty")}</option>
           </select>
         </label>
       </form>
       {list.busy && <Loading />}
-      <ErrorBox error={list.error} />
+      <ErrorBox error={list.error ?? agencies.error} />
       {list.data && shown.length === 0 && <p>{t("noMatters")}</p>}
       <ul className="list">
         {shown.map((m) => (
@@ -73,6 +82,10 @@ export function Catalogue({ onOpen }: { onOpen: (name: string) => void }) {
           </li>
         ))}
       </ul>
+      {next && (
+        <button type="button" onClick={loadMore} disabled={more_.busy}>{t("moreMatters")}</button>
+      )}
+      <ErrorBox error={more_.error} />
     </Section>
   );
 }
