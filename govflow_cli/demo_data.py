@@ -29,18 +29,23 @@ from services.matters.catalogue import bundled_definitions
 DEMO_PASSWORD = "govflow-demo"
 
 AGENCIES = [
-    # code, name, division, level, parent
-    ("gd-sdb", "Guangdong Government Services and Data Administration", "440000", "PROVINCE", ""),
-    ("sz-psb", "Shenzhen Public Security Bureau", "440300", "CITY", ""),
-    ("sz-cab", "Shenzhen Civil Affairs Bureau", "440300", "CITY", ""),
-    ("sz-amr", "Shenzhen Administration for Market Regulation", "440300", "CITY", ""),
-    ("sz-hcb", "Shenzhen Housing and Construction Bureau", "440300", "CITY", ""),
-    ("sz-pnr", "Shenzhen Planning and Natural Resources Bureau", "440300", "CITY", ""),
-    ("sz-fire", "Shenzhen Fire and Rescue Detachment", "440300", "CITY", ""),
-    ("sz-eeb", "Shenzhen Ecology and Environment Bureau", "440300", "CITY", ""),
-    ("sz-uma", "Shenzhen Urban Management and Law Enforcement Bureau", "440300", "CITY", ""),
-    ("ft-hb", "Futian District Health Bureau", "440304", "COUNTY", ""),
-    ("ft-uma", "Futian District Urban Management Bureau", "440304", "COUNTY", "sz-uma"),
+    # code, name (Chinese, the primary name), English name, division, level, parent
+    ("gd-sdb", "广东省政务服务和数据管理局", "Guangdong Government Services and Data Administration",
+     "440000", "PROVINCE", ""),
+    ("sz-psb", "深圳市公安局", "Shenzhen Public Security Bureau", "440300", "CITY", ""),
+    ("sz-cab", "深圳市民政局", "Shenzhen Civil Affairs Bureau", "440300", "CITY", ""),
+    ("sz-amr", "深圳市市场监督管理局", "Shenzhen Administration for Market Regulation",
+     "440300", "CITY", ""),
+    ("sz-hcb", "深圳市住房和建设局", "Shenzhen Housing and Construction Bureau", "440300", "CITY", ""),
+    ("sz-pnr", "深圳市规划和自然资源局", "Shenzhen Planning and Natural Resources Bureau",
+     "440300", "CITY", ""),
+    ("sz-fire", "深圳市消防救援支队", "Shenzhen Fire and Rescue Detachment", "440300", "CITY", ""),
+    ("sz-eeb", "深圳市生态环境局", "Shenzhen Ecology and Environment Bureau", "440300", "CITY", ""),
+    ("sz-uma", "深圳市城市管理和综合执法局", "Shenzhen Urban Management and Law Enforcement Bureau",
+     "440300", "CITY", ""),
+    ("ft-hb", "福田区卫生健康局", "Futian District Health Bureau", "440304", "COUNTY", ""),
+    ("ft-uma", "福田区城市管理和综合执法局", "Futian District Urban Management Bureau", "440304",
+     "COUNTY", "sz-uma"),
 ]
 
 
@@ -160,9 +165,9 @@ async def seed(identity_ch: grpc.aio.Channel, certificates_ch: grpc.aio.Channel,
     token = ServiceToken(identity, admin_client_id, admin_secret)
     md = await token.metadata()
 
-    for code, name, division, level, parent in AGENCIES:
+    for code, name, name_en, division, level, parent in AGENCIES:
         await identity.CreateAgency(ipb.CreateAgencyRequest(agency=ipb.Agency(
-            code=code, display_name=name, division_code=division,
+            code=code, display_name=name, display_name_en=name_en, division_code=division,
             level=ipb.AgencyLevel.Value(f"AGENCY_LEVEL_{level}"), parent=parent)), metadata=md)
 
     persons: dict[str, str] = {}

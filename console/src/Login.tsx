@@ -6,7 +6,7 @@ import { useT } from "./i18n";
 import { ErrorBox, useAction, useLoad } from "./ui";
 
 export function Login({ officer, onLogin }: { officer: boolean; onLogin: (s: Session) => void }) {
-  const { t } = useT();
+  const { t, name } = useT();
   const [idNumber, setIdNumber] = useState("");
   const [password, setPassword] = useState("");
   const [otp, setOtp] = useState("");
@@ -41,7 +41,7 @@ export function Login({ officer, onLogin }: { officer: boolean; onLogin: (s: Ses
           <select name="agency" required value={agency} onChange={(e) => setAgency(e.target.value)}>
             <option value="">{t("chooseAgency")}</option>
             {(agencies.data ?? []).map((a) => (
-              <option key={a.name} value={a.name}>{a.displayName} ({a.code})</option>
+              <option key={a.name} value={a.name}>{name(a)} ({a.code})</option>
             ))}
           </select>
         </label>

@@ -21,16 +21,17 @@ class Agencies:
         self.db = db
 
     async def create(self, p: auth.Principal, *, code: str, display_name: str, division: str,
-                     level: str, parent: str) -> Agency:
-        """Creates an agency (platform admins only); creating it again is harmless."""
+                     level: str, parent: str, display_name_en: str = "") -> Agency:
+        """Creates an agency (platform admins only); creating it again is harmless and
+        takes its names as given (a seeding names its agencies anew)."""
         access.require_platform_admin(p)
         return await self.db.run(lambda s: self._create(
             s, code=code, display_name=display_name, division=division, level=level,
-            parent=parent))
+            parent=parent, display_name_en=display_name_en))
 
     @staticmethod
     def _create(s: Session, *, code: str, display_name: str, division: str, level: str,
-                parent: str) -> Agency:
+                parent: str, display_name_en: str = "") -> Agency:
         problems: dict[str, str] = {}
         if not code or not all(c.isalnum() or c == "-" for c in code):
             problems["agency.code"] = "required; letters, digits and dashes"
@@ -47,10 +48,13 @@ class Agencies:
             raise InvalidArgument(fields=problems)
         existing = agency_store.get(s, code)
         if existing:
-            return existing  # creating the same agency again is harmless (seeding)
+            # Creating the same agency again is harmless (seeding); its names follow.
+            if (existing.display_name, existing.display_name_en) != (display_name, display_name_en):
+                return agency_store.rename(s, code, display_name, display_name_en)
+            return existing
         return agency_store.add(s, Agency(code=code, display_name=display_name,
                                           division_code=division, level=level,
-                                          parent=parent_code))
+                                          parent=parent_code, display_name_en=display_name_en))
 
     async def list_agencies(self, *, offset: int, limit: int) -> list[Agency]:
         return await self.db.run(lambda s: agency_store.list_agencies(

@@ -90,7 +90,8 @@ def org_pb(row: Organisation) -> pb.Organisation:
 def agency_pb(row: Agency) -> pb.Agency:
     return pb.Agency(name=f"agencies/{row.code}", code=row.code, display_name=row.display_name,
                      division_code=row.division_code, level=_LEVEL[row.level],
-                     parent=f"agencies/{row.parent}" if row.parent else "")
+                     parent=f"agencies/{row.parent}" if row.parent else "",
+                     display_name_en=row.display_name_en)
 
 
 def official_pb(row: Official) -> pb.Official:
@@ -222,8 +223,9 @@ class IdentityApi(identity_pb2_grpc.IdentityServiceServicer):
         """Creates an agency (platform admins only)."""
         a = request.agency
         row = await self.id.agencies.create(
-            auth.principal(), code=a.code, display_name=a.display_name,
-            division=a.division_code, level=_LEVEL_BACK.get(a.level, ""), parent=a.parent)
+            auth.principal(), code=a.code, display_name=a.display_name.strip(),
+            division=a.division_code, level=_LEVEL_BACK.get(a.level, ""), parent=a.parent,
+            display_name_en=a.display_name_en.strip())
         return pb.CreateAgencyResponse(agency=agency_pb(row))
 
     async def ListAgencies(self, request: pb.ListAgenciesRequest, context: object) -> pb.ListAgenciesResponse:

@@ -230,6 +230,7 @@ class Agency:
     division_code: str
     level: str  # province, city or county
     parent: str | None  # agency code
+    display_name_en: str = ""  # beside display_name (Chinese, the primary name)
 
 
 @dataclasses.dataclass(frozen=True)

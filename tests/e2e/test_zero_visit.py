@@ -373,3 +373,28 @@ async def test_partner_submits_on_behalf_with_its_scope(stack: Stack) -> None:
             matter="matters/senior-citizen-card", applicant=holder, request_id=uuid.uuid4().hex),
             metadata=(("authorization", f"Bearer {tokens.tokens.access_token}"),))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_agencies_are_named_in_chinese_with_english_beside(stack: Stack) -> None:
+    """Chinese first: an agency's display_name is Chinese, display_name_en beside it; a
+    seeding that creates an agency again names it anew (nothing else changes)."""
+    from govflow.identity.v1 import identity_pb2 as ipb
+
+    listed = await stack.identity.ListAgencies(ipb.ListAgenciesRequest(page_size=100))
+    amr = next(a for a in listed.agencies if a.code == "sz-amr")
+    assert (amr.display_name, amr.display_name_en) == (
+        "深圳市市场监督管理局", "Shenzhen Administration for Market Regulation")
+    admin = await stack.service_md()
+    code = f"tmp-{uuid.uuid4().hex[:6]}"
+
+    async def create(zh: str, en: str) -> ipb.Agency:
+        made = await stack.identity.CreateAgency(ipb.CreateAgencyRequest(agency=ipb.Agency(
+            code=code, display_name=zh, display_name_en=en, division_code="440300",
+            level=ipb.AGENCY_LEVEL_CITY)), metadata=admin)
+        return made.agency
+
+    first = await create("临时局", "Interim Bureau")
+    assert (first.display_name, first.display_name_en) == ("临时局", "Interim Bureau")
+    again = await create("临时事务局", "Interim Affairs Bureau")
+    assert (again.display_name, again.display_name_en) == ("临时事务局", "Interim Affairs Bureau")
+    assert again.division_code == first.division_code and again.level == first.level

@@ -44,8 +44,10 @@ export function Catalogue({ onOpen }: { onOpen: (name: string) => void }) {
     const page = await matters.listMatters({ filter, pageSize: PAGE, pageToken: next });
     setMore({ matters: [...(more?.matters ?? []), ...page.matters], token: page.nextPageToken });
   });
-  const agencyName = (name: string) =>
-    agencies.data?.find((a) => a.name === name)?.displayName ?? short(name);
+  const agencyName = (agency: string) => {
+    const a = agencies.data?.find((x) => x.name === agency);
+    return a ? name(a) : short(agency);
+  };
   return (
     <Section title={t("tabCatalogue")}>
       <form className="filters" role="search" onSubmit={(e) => e.preventDefault()}>
@@ -56,7 +58,7 @@ export function Catalogue({ onOpen }: { onOpen: (name: string) => void }) {
         <label>{t("agency")}
           <select name="agency" value={agency} onChange={(e) => setAgency(e.target.value)}>
             <option value="">{t("allAgencies")}</option>
-            {(agencies.data ?? []).map((a) => <option key={a.name} value={a.name}>{a.displayName}</option>)}
+            {(agencies.data ?? []).map((a) => <option key={a.name} value={a.name}>{name(a)}</option>)}
           </select>
         </label>
         <label>{t("level")}

@@ -214,20 +214,22 @@ class ListRepresentationsResponse(_message.Message):
     def __init__(self, representations: _Optional[_Iterable[_Union[Representation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Agency(_message.Message):
-    __slots__ = ("name", "code", "display_name", "division_code", "level", "parent")
+    __slots__ = ("name", "code", "display_name", "division_code", "level", "parent", "display_name_en")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     DIVISION_CODE_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     PARENT_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_EN_FIELD_NUMBER: _ClassVar[int]
     name: str
     code: str
     display_name: str
     division_code: str
     level: AgencyLevel
     parent: str
-    def __init__(self, name: _Optional[str] = ..., code: _Optional[str] = ..., display_name: _Optional[str] = ..., division_code: _Optional[str] = ..., level: _Optional[_Union[AgencyLevel, str]] = ..., parent: _Optional[str] = ...) -> None: ...
+    display_name_en: str
+    def __init__(self, name: _Optional[str] = ..., code: _Optional[str] = ..., display_name: _Optional[str] = ..., division_code: _Optional[str] = ..., level: _Optional[_Union[AgencyLevel, str]] = ..., parent: _Optional[str] = ..., display_name_en: _Optional[str] = ...) -> None: ...
 
 class CreateAgencyRequest(_message.Message):
     __slots__ = ("agency",)

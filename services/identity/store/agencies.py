@@ -10,7 +10,8 @@ from services.identity.store.tables import AgencyRow, OfficialRow
 
 def _agency(row: AgencyRow) -> Agency:
     return Agency(code=row.code, display_name=row.display_name,
-                  division_code=row.division_code, level=row.level, parent=row.parent)
+                  division_code=row.division_code, level=row.level, parent=row.parent,
+                  display_name_en=row.display_name_en)
 
 
 def _official(row: OfficialRow) -> Official:
@@ -25,9 +26,17 @@ def get(s: Session, code: str) -> Agency | None:
 
 def add(s: Session, a: Agency) -> Agency:
     s.add(AgencyRow(code=a.code, display_name=a.display_name, division_code=a.division_code,
-                    level=a.level, parent=a.parent))
+                    level=a.level, parent=a.parent, display_name_en=a.display_name_en))
     s.flush()
     return a
+
+
+def rename(s: Session, code: str, display_name: str, display_name_en: str) -> Agency:
+    row = s.get(AgencyRow, code)
+    assert row is not None
+    row.display_name, row.display_name_en = display_name, display_name_en
+    s.flush()
+    return _agency(row)
 
 
 def list_agencies(s: Session, *, offset: int, limit: int) -> list[Agency]:

@@ -59,6 +59,7 @@ class AgencyRow(SQLModel, table=True):
     division_code: str
     level: str
     parent: str | None = None
+    display_name_en: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class OfficialRow(SQLModel, table=True):

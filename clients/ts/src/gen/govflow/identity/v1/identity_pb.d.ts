@@ -574,6 +574,14 @@ export declare type Agency = Message<"govflow.identity.v1.Agency"> & {
    * @generated from field: string parent = 6;
    */
   parent: string;
+
+  /**
+   * Optional. The English name, beside `display_name` (the primary name, in Chinese), for
+   * front ends showing English; empty when none was given.
+   *
+   * @generated from field: string display_name_en = 7;
+   */
+  displayNameEn: string;
 };
 
 /**
