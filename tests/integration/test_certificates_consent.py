@@ -338,7 +338,8 @@ async def test_offline_round_trip(env: Env, tmp_path: pathlib.Path) -> None:
     token_file = tmp_path / "token.txt"
     token_file.write_text(r.token)
     keys, lists = tmp_path / "keys.json", tmp_path / "lists.json"
-    files = ("--keys", str(keys), "--status-lists", str(lists))
+    files = ("--keys", str(keys), "--status-lists", str(lists),
+             "--trust-list", str(tmp_path / "trust-list.json"))
     addr = ("--addr", env.addr)
     code, out = await _govflow("trust-bundle", *files, *addr)
     assert code == 0, out
