@@ -333,10 +333,11 @@ class Bench:
     # Update. The back-to-back figure, without it, is reported beside.
     DECISION_SETTLE_SECONDS = 0.5
 
-    async def decisions(self) -> dict[str, Any]:
-        n = self.p.decisions
+    async def claimed_tasks(self, n: int) -> tuple[tuple[tuple[str, str], ...], list[str]]:
+        """``n`` officer applications, their acceptance tasks claimed by chen-jing: her
+        metadata and the task names (figures 3 and 11)."""
         officer = await self.md("chen-jing", AGENCY)
-        names = await asyncio.gather(*[self.submit(OFFICER) for _ in range(2 * n)])
+        names = await asyncio.gather(*[self.submit(OFFICER) for _ in range(n)])
         tasks = [f"tasks/{x.removeprefix('applications/')}-acceptance-sz-amr" for x in names]
 
         async def claim(task: str) -> None:
@@ -351,6 +352,13 @@ class Bench:
                     await asyncio.sleep(0.2)
 
         await asyncio.gather(*[claim(t) for t in tasks])
+        return officer, tasks
+
+    async def decisions(self) -> dict[str, Any]:
+        n = self.p.decisions
+        officer, tasks = await self.claimed_tasks(2 * n)
+        names = ["applications/" + t.removeprefix("tasks/").removesuffix("-acceptance-sz-amr")
+                 for t in tasks]
         await asyncio.sleep(1.0)  # let the claims' own activities settle
         parked = await self.bare_start(BareInput(0, park=True))
 

@@ -66,37 +66,11 @@ async def _read_calls(bench: Any) -> dict[str, Callable[[], Awaitable[object]]]:
     return calls
 
 
-async def _claimed_tasks(bench: Any, n: int) -> tuple[Any, list[str]]:
-    """``n`` officer applications on ``bench``'s stack, their acceptance tasks claimed by
-    chen-jing (as figure 3 makes them): her metadata and the task names."""
-    import grpc
-
-    from benchmarks.run import AGENCY, OFFICER
-
-    officer = await bench.md("chen-jing", AGENCY)
-    names = await asyncio.gather(*[bench.submit(OFFICER) for _ in range(n)])
-    tasks = [f"tasks/{x.removeprefix('applications/')}-acceptance-sz-amr" for x in names]
-
-    async def claim(task: str) -> None:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                await bench.matters.ClaimTask(mpb.ClaimTaskRequest(name=task), metadata=officer)
-                return
-            except grpc.aio.AioRpcError as err:
-                if err.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
-
-    await asyncio.gather(*[claim(t) for t in tasks])
-    return officer, tasks
-
-
 async def _decisions(p: Any, benches: dict[str, Any], stacks: dict[str, harness.BenchStack],
                      say: Callable[[str], None]) -> dict[str, Any]:
     """Figure 3's work on both stacks: the worker's CPU per decision (its follow-up
     included), the Update's workflow task and the DecideTask round trip."""
-    ready = {label: await _claimed_tasks(bench, p.decisions) for label, bench in benches.items()}
+    ready = {label: await bench.claimed_tasks(p.decisions) for label, bench in benches.items()}
     for bench in benches.values():
         await bench.quiet(30.0)
     cpu0 = {label: stacks[label].cpu() for label in stacks}
