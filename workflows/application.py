@@ -505,7 +505,6 @@ class ApplicationWorkflow:
                               due_provisional=clock.provisional)
             self.tasks[name] = task
             names.append(name)
-            await self.write_task(task)
         self.step_tasks = names
         note_zh, note_en = self.provisional_note(clock, inline=True)
         await self.event("step_opened",
@@ -514,6 +513,11 @@ class ApplicationWorkflow:
                          f"{step.display_name}: waiting for {step.role} at "
                          f"{', '.join(step.agencies)} (due {due.isoformat()}{note_en})",
                          current_steps=[step.code])
+        # The timeline first, then the tasks: an officer who finds a task in the inbox
+        # finds the application's timeline and due time up to its opening.
+        await self.flush()
+        for name in names:
+            await self.write_task(self.tasks[name])
 
         def decided() -> bool:
             return self.step_outcome(step, names) is not None
@@ -560,15 +564,17 @@ class ApplicationWorkflow:
         return None
 
     async def escalate(self, step: StepSpec, names: list[str]) -> None:
-        for n in names:
-            t = self.tasks[n]
-            if t.status in OPEN_TASK:
-                t.overdue = True
-                await self.write_task(t)
+        overdue = [self.tasks[n] for n in names if self.tasks[n].status in OPEN_TASK]
+        for t in overdue:
+            t.overdue = True
         workflow.upsert_search_attributes([OVERDUE_KEY.value_set(True)])
         await self.event("escalated", f"{step.display_name} 已超过办理时限，已提级至本部门负责人",
                          f"{step.display_name} passed its time limit; escalated to "
                          "the agency's supervisor", overdue=True)
+        # As when a step opens: the application overdue first, then its tasks.
+        await self.flush()
+        for t in overdue:
+            await self.write_task(t)
 
     async def supplement_round(self, missing: list[str]) -> ApplicantAction:
         """Asks the applicant for materials; the statutory clock stops meanwhile."""
