@@ -221,7 +221,16 @@ async def check_exactly_once(stack: Stack, done: dict[str, mpb.Application], *,
     decided = collections.Counter((r.action, r.subject) for r in _rows(
         settings, "matters", "SELECT action, subject FROM decision_audit_log"))
     for name in seniors:
-        assert decided[("rule.decided", name)] == 1, name
+        # What to look at when it fails: the chain's rule entries and the timeline's events
+        # for the application (two decisions, or none, and from which events).
+        assert decided[("rule.decided", name)] == 1, (
+            name, decided[("rule.decided", name)],
+            [r.entry_json for r in _rows(settings, "matters", "SELECT entry_json FROM "
+                                         "decision_audit_log WHERE subject = :s", s=name)],
+            [(r.event_id, r.time) for r in _rows(
+                settings, "matters", "SELECT event_id, time FROM application_events "
+                "WHERE application_id = :a ORDER BY event_id",
+                a=name.removeprefix("applications/"))])
     for name in permits:
         app_id = name.removeprefix("applications/")
         mine = [k for k in decided if k[0] == "task.decided" and k[1].startswith(f"tasks/{app_id}")]
