@@ -72,3 +72,55 @@ async def test_timeline_writes_are_applied_once(stack: Stack) -> None:
                 {"i": "does-not-exist"}).scalar_one() == 0
     finally:
         engine.dispose()
+
+
+async def test_a_batch_of_events_is_recorded_in_order_all_or_none(stack: Stack) -> None:
+    """RecordApplicationEvents (the worker's batched timeline): events recorded in order,
+    the last status standing; sent again, nothing is appended; a bad event anywhere in the
+    batch is refused naming its field, and one for an unknown application undoes the whole
+    batch."""
+    from grpc_status import rpc_status
+
+    from govflow.errors import field_violations
+
+    _, wang = await new_senior(stack)
+    name = await submit(stack, wang, "matters/senior-citizen-card")
+    ended = await wait_for(stack, wang, name, lambda a: a.status in TERMINAL)
+    await stack.client.get_workflow_handle(ended.workflow_id).result()
+    worker = await stack.service_md("govflow-worker")
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+    async def timeline() -> list[str]:
+        got = (await stack.matters.GetApplication(mpb.GetApplicationRequest(name=name),
+                                                  metadata=wang)).application
+        return [e.event_id for e in got.timeline]
+
+    before = await timeline()
+    batch = mpb.RecordApplicationEventsRequest(events=[
+        _event(name, "7100-first", when, status=mpb.APPLICATION_STATUS_IN_REVIEW),
+        _event(name, "7101-second", when, status=mpb.APPLICATION_STATUS_REJECTED)])
+    for _ in range(2):  # retried after its answer was lost
+        await stack.matters.RecordApplicationEvents(batch, metadata=worker)
+    after = await timeline()
+    assert after == [*before, "7100-first", "7101-second"]
+    got = (await stack.matters.GetApplication(mpb.GetApplicationRequest(name=name),
+                                              metadata=wang)).application
+    assert got.status == mpb.APPLICATION_STATUS_REJECTED
+
+    refused = [
+        (mpb.RecordApplicationEventsRequest(), "events"),  # empty
+        (mpb.RecordApplicationEventsRequest(events=[_event(name, "7102-ok", when),
+                                                    _event(name, "", when)]),
+         "events[1].event.event_id"),
+    ]
+    for request, field in refused:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stack.matters.RecordApplicationEvents(request, metadata=worker)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in field_violations(rpc_status.from_call(err.value)), field  # type: ignore[arg-type]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.matters.RecordApplicationEvents(mpb.RecordApplicationEventsRequest(events=[
+            _event(name, "7103-undone", when),
+            _event("applications/does-not-exist", "7104-lost", when)]), metadata=worker)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert await timeline() == after  # nothing of a refused batch was written
