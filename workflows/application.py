@@ -260,6 +260,8 @@ class ApplicationWorkflow:
             applicant=self.inp.applicant if with_applicant else "",
             submitted_by=self.inp.submitted_by,
             assurance_needed=self.inp.matter.assurance_level)
+        if not req.pulls and not req.applicant:
+            return Gathered(applicant=None, materials={})  # nothing to fetch: no call
         got: Gathered = await self.main_activity("gather", req, result_type=Gathered,
                                                  withdrawable=True)
         return got
