@@ -56,8 +56,10 @@ _GRPC_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n"
 _DRAIN_BYTES = 4 * MAX_MESSAGE_BYTES
 # One encoder for every answer: json.dumps with options builds a new one per call.
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-# JSON answers kept by their bytes (a few MiB at most: answers are a few KiB).
+# JSON answers kept by their bytes, each at most JSON_KEPT_MAX_BYTES (larger pages are
+# converted every time): at most about 1024 x 32 KiB x 2.5 = 80 MiB, a few MiB in practice.
 JSON_BODIES_KEPT = 1024
+JSON_KEPT_MAX_BYTES = 32 * 1024
 _NO_FIELD = re.compile(r'has no field named "([^"]+)" at "([^"]+)"')
 _BAD_FIELD = re.compile(r"Failed to parse (\S+) field")
 
@@ -231,11 +233,12 @@ class Gateway:
         while it moves), so the JSON of recent answers is kept by their bytes (bounded):
         an answer seen before costs no parse and no conversion."""
         key = (route.path, out)
-        body = self._json_bodies.get(key)
+        body = self._json_bodies.get(key) if len(out) <= JSON_KEPT_MAX_BYTES else None
         if body is None:
             response = json_out.message_to_dict(route.response.FromString(out))
             body = _JSON.encode(response).encode()
-            self._json_bodies.put(key, body)
+            if len(out) <= JSON_KEPT_MAX_BYTES:
+                self._json_bodies.put(key, body)
         return body
 
     async def _read(self, receive: Receive, headers: dict[bytes, bytes], call: _Call) -> bytes:

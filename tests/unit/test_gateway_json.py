@@ -106,3 +106,13 @@ def test_the_json_of_an_answer_is_kept_by_its_bytes() -> None:
     moved = gw._json(route, answer.SerializeToString())
     assert json.loads(moved) == json_format.MessageToDict(answer)
     assert json.loads(moved)["application"]["status"] == "APPLICATION_STATUS_COMPLETED"
+    # A large answer (a long page) is converted every time, never kept.
+    from services.gateway.app import JSON_KEPT_MAX_BYTES
+
+    big = mpb.GetApplicationResponse(application=mpb.Application(
+        name="applications/a2", timeline=[mpb.TimelineEvent(event_id=f"{i:04d}", message="x" * 100)
+                                          for i in range(JSON_KEPT_MAX_BYTES // 100)]))
+    big_bytes = big.SerializeToString()
+    assert len(big_bytes) > JSON_KEPT_MAX_BYTES
+    once = gw._json(route, big_bytes)
+    assert gw._json(route, big_bytes) is not once and json.loads(once) == json_format.MessageToDict(big)
