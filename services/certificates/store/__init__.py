@@ -1,8 +1,9 @@
 """Certificates' data: the tables (``tables``; Alembic migrations in ``../migrations``) and
 one repository module per aggregate — typed functions that take a transaction (a session
 from ``Database.run``, or a connection from ``Database.read``/``write``) and plain values,
-and return the records of ``services/certificates/domain.py``, never rows. How each one
-talks to the database (ORM session, Core statement, ``Prepared``) is its private business:
+and return the records of ``services/certificates/domain/records.py``, never rows. How
+each one talks to the database (ORM session, Core statement, ``Prepared``) is its private
+business:
 
 - ``certificate_types``  certificate types
 - ``certificates``       certificates, alone or with their issuer key (the verification reads)
