@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 import grpc
-import psycopg
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -26,23 +25,16 @@ from govflow.certificates.v1 import certificates_pb2_grpc
 from govflow.errors import error_info, field_violations
 from govflow.grpckit import GovflowServer
 from govflow.identity.v1 import identity_pb2 as ipb
-from govflow.identity.v1 import identity_pb2_grpc
-from govflow.settings import Settings
 from services.certificates import domain
-from services.certificates.server import create_server as create_certificates
 from services.identity.domain import credit_code_check_char, id_check_char
-from services.identity.server import create_server as create_identity
+from tests.integration.certificates_servers import (
+    BACKENDS,
+    Metadata,
+    bearer,
+    certificates_servers,
+)
 
-ADMIN_SECRET = "admin-secret-123"
-WORKER_SECRET = "worker-secret-123"
 PASSWORD = "password123"
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-Metadata = tuple[tuple[str, str], ...]
-
-
-def _bearer(token: str) -> Metadata:
-    return (("authorization", f"Bearer {token}"),)
 
 
 def _id_number(seq: int) -> str:
@@ -80,50 +72,14 @@ class Env:
     addr: str  # the certificates service, for commands run in a subprocess
 
 
-def _postgres_available() -> bool:
-    try:
-        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
-            return True
-    except psycopg.Error:
-        return False
-
-
-@pytest.fixture(scope="module",
-                params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=BACKENDS)
 async def env(request: pytest.FixtureRequest,
               tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     tmp: pathlib.Path = tmp_path_factory.mktemp(f"certs-{request.param}")
-    db_name = ""
-    cert_url = ""
-    if request.param == "postgres":
-        if not _postgres_available():
-            pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-        db_name = f"govflow_t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{db_name}"')
-        cert_url = f"postgresql://postgres@127.0.0.1:5432/{db_name}"
-
-    identity_server, identity_port = await create_identity(
-        Settings(data_dir=tmp, admin_client_secret=ADMIN_SECRET,
-                 worker_client_secret=WORKER_SECRET), port=0)
-    await identity_server.start()
-    settings = Settings(data_dir=tmp, identity_addr=f"127.0.0.1:{identity_port}",
-                        admin_client_secret=ADMIN_SECRET, worker_client_secret=WORKER_SECRET,
-                        certificates_database_url=cert_url)
-    cert_server, cert_port = await create_certificates(settings, port=0)
-    await cert_server.start()
-    id_channel = grpc.aio.insecure_channel(f"127.0.0.1:{identity_port}")
-    cert_channel = grpc.aio.insecure_channel(f"127.0.0.1:{cert_port}")
-    try:
-        ident = identity_pb2_grpc.IdentityServiceStub(id_channel)
-
-        async def partner_token(client_id: str, secret: str) -> Metadata:
-            r = await ident.AuthenticatePartner(ipb.AuthenticatePartnerRequest(
-                client_id=client_id, client_secret=secret))
-            return _bearer(r.tokens.access_token)
-
-        admin = await partner_token("govflow-admin", ADMIN_SECRET)
-        worker = await partner_token("govflow-worker", WORKER_SECRET)
+    async with certificates_servers(tmp, request.param) as servers:
+        ident = servers.identity
+        admin = await servers.admin()
+        worker = await servers.worker()
         for code in ("gongan", "scj"):
             await ident.CreateAgency(ipb.CreateAgencyRequest(agency=ipb.Agency(
                 code=code, display_name=code, division_code="110000",
@@ -148,9 +104,9 @@ async def env(request: pytest.FixtureRequest,
         async def login(seq: int, agency: str = "", acting_for: str = "") -> Metadata:
             r = await ident.Login(ipb.LoginRequest(id_number=_id_number(seq), password=PASSWORD,
                                                    agency=agency, acting_for=acting_for))
-            return _bearer(r.tokens.access_token)
+            return bearer(r.tokens.access_token)
 
-        certs = certificates_pb2_grpc.CertificatesServiceStub(cert_channel)
+        certs = servers.certificates
         for t in (
             pb.CertificateType(
                 code="resident-id-card", display_name="居民身份证", display_name_en="Resident ID card",
@@ -168,21 +124,14 @@ async def env(request: pytest.FixtureRequest,
             await certs.CreateCertificateType(pb.CreateCertificateTypeRequest(certificate_type=t),
                                               metadata=admin)
         yield Env(
-            certs=certs, channel=cert_channel, server=cert_server, admin=admin, worker=worker,
+            certs=certs, channel=servers.channel, server=servers.server, admin=admin,
+            worker=worker,
             alice=await login(1), bob=await login(2), carol=await login(3, "agencies/gongan"),
             dave=await login(4, "agencies/gongan"),
             alice_for_org=await login(1, acting_for=org.organisation.name),
-            scj_partner=await partner_token("scj-system", partner.client_secret),
+            scj_partner=await servers.partner_token("scj-system", partner.client_secret),
             alice_name=people["alice"], bob_name=people["bob"], org_name=org.organisation.name,
-            addr=f"127.0.0.1:{cert_port}")
-    finally:
-        await cert_channel.close()
-        await id_channel.close()
-        await cert_server.stop(0)
-        await identity_server.stop(0)
-        if db_name:
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+            addr=servers.addr)
 
 
 def _id_card(holder: str, **fields: str) -> pb.Certificate:

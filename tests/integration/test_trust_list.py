@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 import grpc
-import psycopg
 import pytest
 import sqlalchemy as sa
 from google.protobuf import timestamp_pb2
@@ -27,26 +26,21 @@ from govflow.certificates.v1 import certificates_pb2_grpc
 from govflow.db import make_engine
 from govflow.errors import error_info, field_violations
 from govflow.identity.v1 import identity_pb2 as ipb
-from govflow.identity.v1 import identity_pb2_grpc
 from govflow.settings import Settings
 from govflow_cli.foreign_issuer import ForeignIssuer
 from services.certificates import foreign, offline, offline_cli
-from services.certificates.server import create_server as create_certificates
 from services.certificates.store.audit import AUDIT_CHAIN
 from services.certificates.store.tables import AuditEntryRow, AuditHeadRow
 from services.identity.domain import credit_code_check_char, id_check_char
-from services.identity.server import create_server as create_identity
+from tests.integration.certificates_servers import (
+    BACKENDS,
+    bearer,
+    certificates_servers,
+)
+from tests.integration.certificates_servers import Metadata as Md
 
-ADMIN_SECRET = "admin-secret-123"
-WORKER_SECRET = "worker-secret-123"
 PASSWORD = "password123"
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 HKID = "hk-identity-card"
-Md = tuple[tuple[str, str], ...]
-
-
-def _bearer(token: str) -> Md:
-    return (("authorization", f"Bearer {token}"),)
 
 
 def _ts(t: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -71,47 +65,13 @@ class Env:
     addr: str
 
 
-def _postgres_available() -> bool:
-    try:
-        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
-            return True
-    except psycopg.Error:
-        return False
-
-
-@pytest.fixture(scope="module",
-                params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=BACKENDS)
 async def env(request: pytest.FixtureRequest,
               tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     tmp: pathlib.Path = tmp_path_factory.mktemp(f"trust-{request.param}")
-    db_name = cert_url = ""
-    if request.param == "postgres":
-        if not _postgres_available():
-            pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-        db_name = f"govflow_t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{db_name}"')
-        cert_url = f"postgresql://postgres@127.0.0.1:5432/{db_name}"
-    identity_server, identity_port = await create_identity(
-        Settings(data_dir=tmp, admin_client_secret=ADMIN_SECRET,
-                 worker_client_secret=WORKER_SECRET), port=0)
-    await identity_server.start()
-    settings = Settings(data_dir=tmp, identity_addr=f"127.0.0.1:{identity_port}",
-                        admin_client_secret=ADMIN_SECRET, worker_client_secret=WORKER_SECRET,
-                        certificates_database_url=cert_url)
-    cert_server, cert_port = await create_certificates(settings, port=0)
-    await cert_server.start()
-    id_channel = grpc.aio.insecure_channel(f"127.0.0.1:{identity_port}")
-    cert_channel = grpc.aio.insecure_channel(f"127.0.0.1:{cert_port}")
-    try:
-        ident = identity_pb2_grpc.IdentityServiceStub(id_channel)
-
-        async def partner(client_id: str, secret: str) -> Md:
-            r = await ident.AuthenticatePartner(ipb.AuthenticatePartnerRequest(
-                client_id=client_id, client_secret=secret))
-            return _bearer(r.tokens.access_token)
-
-        admin = await partner("govflow-admin", ADMIN_SECRET)
+    async with certificates_servers(tmp, request.param) as servers:
+        ident = servers.identity
+        admin = await servers.admin()
         await ident.CreateAgency(ipb.CreateAgencyRequest(agency=ipb.Agency(
             code="gongan", display_name="gongan", division_code="440300",
             level=ipb.AGENCY_LEVEL_CITY)), metadata=admin)
@@ -136,24 +96,16 @@ async def env(request: pytest.FixtureRequest,
         async def login(who: str, agency: str = "", acting_for: str = "") -> Md:
             r = await ident.Login(ipb.LoginRequest(id_number=numbers[who], password=PASSWORD,
                                                    agency=agency, acting_for=acting_for))
-            return _bearer(r.tokens.access_token)
+            return bearer(r.tokens.access_token)
 
         yield Env(
-            certs=certificates_pb2_grpc.CertificatesServiceStub(cert_channel), settings=settings,
-            admin=admin, worker=await partner("govflow-worker", WORKER_SECRET),
+            certs=servers.certificates, settings=servers.settings,
+            admin=admin, worker=await servers.worker(),
             alice=await login("alice"), bob=await login("bob"),
             official=await login("olga", agency="agencies/gongan"),
             alice_for_org=await login("alice", acting_for=org.organisation.name),
             alice_name=names["alice"], bob_name=names["bob"], org_name=org.organisation.name,
-            addr=f"127.0.0.1:{cert_port}")
-    finally:
-        await cert_channel.close()
-        await id_channel.close()
-        await cert_server.stop(0)
-        await identity_server.stop(0)
-        if db_name:
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+            addr=servers.addr)
 
 
 async def _error(call: object) -> grpc.aio.AioRpcError:
