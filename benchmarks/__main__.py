@@ -7,11 +7,32 @@ times it; nothing in ``govflow/`` imports it.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import pathlib
+import sys
 
-from benchmarks.run import FIGURES, main
+from benchmarks.params import FIGURES, FULL, QUICK
+from benchmarks.run import run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def main(*, quick: bool, out: pathlib.Path, park: int = 0, park_real: int = 0,
+         only: frozenset[str] = FIGURES) -> int:
+    """Runs the bench with the options ``cli`` parsed: the quick or full sizes, the scale
+    figure's sizes if given, the figures asked for; the exit status."""
+    p = QUICK if quick else FULL
+    if park:
+        p = dataclasses.replace(p, scale_n=park)
+    if park_real:
+        p = dataclasses.replace(p, scale_real=park_real)
+    try:
+        asyncio.run(run(p, out, only))
+    except KeyboardInterrupt:
+        print("govflow bench: interrupted", file=sys.stderr)
+        return 130
+    return 0
 
 
 def cli(argv: list[str] | None = None) -> int:

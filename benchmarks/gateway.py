@@ -47,7 +47,7 @@ async def _load(stack: harness.BenchStack, calls: list[Callable[[], Awaitable[ob
 
 
 async def figure(bench: Any) -> dict[str, Any]:
-    """Figure 8 on the bench's stack (``benchmarks.run.Bench``), reading the warm-up's
+    """Figure 8 on the bench's stack (``benchmarks.bench.Bench``), reading the warm-up's
     application as its applicant."""
     p, stack, app = bench.p, bench.stack, bench.sample_app
     assert app is not None

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from benchmarks import harness
+from benchmarks.bench import AGENCY
 from benchmarks.stats import latency, percentile, ratio, spread
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.matters.v1 import matters_pb2 as mpb
@@ -46,8 +47,6 @@ WORTH = 0.05
 
 async def _read_calls(bench: Any) -> dict[str, Callable[[], Awaitable[object]]]:
     """The three read paths of figure 4 on ``bench``'s stack, as figure 4 calls them."""
-    from benchmarks.run import AGENCY
-
     app = bench.sample_app
     citizen = await bench.applicant_md(app.name)
     officer = await bench.md("chen-jing", AGENCY)
