@@ -62,7 +62,8 @@ def sandbox_runner(data_converter: DataConverter | None = None, *,
     sandbox = SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(
             "workflows.models", "workflows.rules",
-            "workflows.activity_policy", "workflows.officer_checks",
+            "workflows.activity_policy", "workflows.officer_checks", "workflows.outcomes",
+            "workflows.search_keys", "workflows.timeline_wording",
         )
     )
     dc = data_converter or DataConverter.default
@@ -124,9 +125,9 @@ class _ContextFreeInstance(WorkflowInstance):
 
 
 def keep_bytecode(cache_dir: pathlib.Path) -> None:
-    """The sandbox imports the workflow module afresh for every workflow it starts. With no
-    bytecode for it (PYTHONDONTWRITEBYTECODE=1, as on the build machines and in many
-    containers) every start compiles workflows/application.py from source: a fifth of the
+    """The sandbox imports the workflow's modules afresh for every workflow it starts. With
+    no bytecode for them (PYTHONDONTWRITEBYTECODE=1, as on the build machines and in many
+    containers) every start compiles workflows/application.py and its parts from source: a fifth of the
     worker's CPU in `govflow bench`. Where no compiled file is at hand, this process keeps
     its bytecode under ``cache_dir`` (its own folder, mode 700; the sources stay clean)."""
     from workflows import application
