@@ -31,8 +31,12 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import officer_checks, rules
+    # The workflow's parts, passed through like the plain modules (workflows/worker.py
+    # PASSED_THROUGH): the sandbox re-imports only this module for every workflow.
+    from workflows import life_event, officer_checks, rules, steps
     from workflows.activity_policy import ACTIVITY_TIMEOUT, RETRY
+    from workflows.clocks import Clocks, provisional_note
+    from workflows.materials import Materials
     from workflows.models import (
         ApplicantAction,
         ApplicationInput,
@@ -43,15 +47,12 @@ with workflow.unsafe.imports_passed_through():
         TaskRecord,
     )
     from workflows.outcomes import DECIDED, OPEN_TASK, WITHDRAW_ZH, Refused, Withdrawn
+    from workflows.timeline import Timeline
     from workflows.timeline_wording import (
         DECISION_ZH,
         named,
     )
 
-from workflows import life_event, steps
-from workflows.clocks import Clocks, provisional_note
-from workflows.materials import Materials
-from workflows.timeline import Timeline
 
 # Officer Updates (claim, decide, reassign) answer as soon as the workflow's state has
 # changed; their read-model writes follow as regular activities scheduled in the same

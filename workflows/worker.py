@@ -52,20 +52,28 @@ WORKFLOWS: Sequence[type] = (ApplicationWorkflow, FollowUpWorkflow)
 WORKER_HEALTH_NAME = "govflow.worker"
 
 
+# Our modules the sandbox shares instead of importing them afresh for every workflow: the
+# plain data and rules, and the application workflow's parts (everything but the module
+# that defines the workflow class). They keep no state between workflows and call nothing
+# the sandbox would refuse; tests/unit/test_workflow_sandbox.py holds them to that, since
+# the sandbox's own guards do not reach into a module it passes through.
+PASSED_THROUGH = (
+    "workflows.models", "workflows.rules", "workflows.activity_policy",
+    "workflows.officer_checks", "workflows.outcomes", "workflows.search_keys",
+    "workflows.timeline_wording",
+    "workflows.clocks", "workflows.timeline", "workflows.materials", "workflows.steps",
+    "workflows.life_event",
+)
+
+
 def sandbox_runner(data_converter: DataConverter | None = None, *,
                    context_free: bool = True) -> WorkflowRunner:
-    """The sandbox every workflow runs in. Our own pure modules are passed through, so the
-    sandbox does not re-import them for every workflow run. With a data converter that has
-    no payload codec and no external storage (ours), the worker needs no serialization
+    """The sandbox every workflow runs in, PASSED_THROUGH shared. With a data converter that
+    has no payload codec and no external storage (ours), the worker needs no serialization
     context for the payloads it carries: see ContextFreeRunner (``context_free=False``, a
     benchmark-only setting, leaves it out)."""
     sandbox = SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(
-            "workflows.models", "workflows.rules",
-            "workflows.activity_policy", "workflows.officer_checks", "workflows.outcomes",
-            "workflows.search_keys", "workflows.timeline_wording",
-        )
-    )
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH))
     dc = data_converter or DataConverter.default
     if context_free and dc.payload_codec is None and dc.external_storage is None:
         return ContextFreeRunner(sandbox)
@@ -125,9 +133,9 @@ class _ContextFreeInstance(WorkflowInstance):
 
 
 def keep_bytecode(cache_dir: pathlib.Path) -> None:
-    """The sandbox imports the workflow's modules afresh for every workflow it starts. With
-    no bytecode for them (PYTHONDONTWRITEBYTECODE=1, as on the build machines and in many
-    containers) every start compiles workflows/application.py and its parts from source: a fifth of the
+    """The sandbox imports the workflow module afresh for every workflow it starts. With no
+    bytecode for it (PYTHONDONTWRITEBYTECODE=1, as on the build machines and in many
+    containers) every start compiles workflows/application.py from source: a fifth of the
     worker's CPU in `govflow bench`. Where no compiled file is at hand, this process keeps
     its bytecode under ``cache_dir`` (its own folder, mode 700; the sources stay clean)."""
     from workflows import application
