@@ -15,6 +15,7 @@ The parts, each in its own module:
 - ``clocks``      the time limits in working days, recounted when a calendar is published
 - ``timeline``    the events, kept and recorded in batches, and the status they set
 - ``life_event``  a life event (一件事): its bundled matters as child workflows
+- ``officer_updates``  what officers' Updates do to the tasks, and their writes
 - ``officer_checks``  the Update validators' rules
 This module holds the path, the ways it ends, the handlers and the calls it makes.
 """
@@ -33,7 +34,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     # The workflow's parts, passed through like the plain modules (workflows/worker.py
     # PASSED_THROUGH): the sandbox re-imports only this module for every workflow.
-    from workflows import life_event, officer_checks, rules, steps
+    from workflows import life_event, officer_checks, officer_updates, rules, steps
     from workflows.activity_policy import ACTIVITY_TIMEOUT, RETRY
     from workflows.clocks import Clocks, provisional_note
     from workflows.materials import Materials
@@ -48,18 +49,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.outcomes import DECIDED, OPEN_TASK, WITHDRAW_ZH, Refused, Withdrawn
     from workflows.timeline import Timeline
-    from workflows.timeline_wording import (
-        DECISION_ZH,
-        named,
-    )
-
-
-# Officer Updates (claim, decide, reassign) answer as soon as the workflow's state has
-# changed; their read-model writes follow as regular activities scheduled in the same
-# workflow task (durable with the Update's completion), so the inbox and the timeline catch
-# up a few milliseconds after the answer. The main path takes up a decided step only once
-# the decided task's own write has landed, so the Update's workflow task carries the
-# decision alone.
 
 
 @workflow.defn(name="ApplicationWorkflow")
@@ -240,101 +229,32 @@ class ApplicationWorkflow:
                 await self.write_task(t)
 
     # ------------------------------------------------------------------ officers' Updates
+    # What each does is in officer_updates.py; what each refuses in officer_checks.py.
     @workflow.update(name="claim_task")
     async def claim_task(self, action: OfficerAction) -> TaskRecord:
-        task = self.tasks[action.task]
-        if task.status != "OPEN" and task.assignee != action.officer:
-            raise ApplicationError("the task was claimed by someone else",
-                                   type="FAILED_PRECONDITION")
-        if task.status == "CLAIMED":
-            return task
-        task.status, task.assignee = "CLAIMED", action.officer
-        self.officer_writes(task, "task_claimed", f"{task.display_name}：已认领",
-                            f"{task.display_name} claimed", actor=action.officer)
-        return task
+        return officer_updates.claim(self, action)
 
     @claim_task.validator
     def validate_claim(self, action: OfficerAction) -> None:
-        officer_checks.check_claim(self.task(action), action)
+        officer_checks.check_claim(officer_updates.task_for(self, action), action)
 
     @workflow.update(name="decide_task")
     async def decide_task(self, action: OfficerAction) -> TaskRecord:
-        task = self.tasks[action.task]
-        # Re-checked here: two decisions may pass their validators before either runs.
-        if task.status != "CLAIMED" or task.assignee != action.officer:
-            raise ApplicationError("the task was decided by someone else",
-                                   type="FAILED_PRECONDITION")
-        task.status, task.decision = "DECIDED", action.decision
-        task.reasons = list(action.missing_materials or action.reasons)
-        text = f"{task.display_name}: {action.decision.lower().replace('_', ' ')}"
-        text_zh = f"{task.display_name}：{named(DECISION_ZH, action.decision)}"
-        if action.reasons or action.missing_materials:
-            text += " (" + "; ".join([*action.reasons, *action.missing_materials]) + ")"
-            text_zh += "（" + "；".join([*action.reasons,
-                                         *self.materials.names(action.missing_materials)]) + "）"
-        self.officer_writes(task, "task_decided", text_zh, text, actor=action.officer)
-        return task
+        return officer_updates.decide(self, action)
 
     @decide_task.validator
     def validate_decide(self, action: OfficerAction) -> None:
-        officer_checks.check_decision(self.task(action), action)
+        officer_checks.check_decision(officer_updates.task_for(self, action), action)
 
     @workflow.update(name="reassign_task")
     async def reassign_task(self, action: OfficerAction) -> TaskRecord:
-        task = self.tasks[action.task]
-        if task.status not in OPEN_TASK:
-            raise ApplicationError("the task is closed", type="FAILED_PRECONDITION")
-        task_was = task.assignee
-        previous = task_was or "nobody"
-        task.status, task.assignee = "CLAIMED", action.assignee
-        self.officer_writes(task, "task_reassigned",
-                            f"{task.display_name}：由 {task_was or '（未认领）'} 改派给 "
-                            f"{action.assignee}",
-                            f"{task.display_name}: {previous} -> {action.assignee}",
-                            actor=action.officer)
-        return task
+        return officer_updates.reassign(self, action)
 
     @reassign_task.validator
     def validate_reassign(self, action: OfficerAction) -> None:
         officer_checks.check_reassignment(
             self.tasks.get(action.task), action,
             (self.inp.submitted_by, self.inp.applicant, *self.interested))
-
-    def task(self, action: OfficerAction) -> TaskRecord:
-        task = self.tasks.get(action.task)
-        if task is None:
-            raise ApplicationError("no such task", type="NOT_FOUND")
-        officer_checks.officer_may_act(task, action, self.inp.applicant, self.inp.submitted_by,
-                                       self.interested)
-        return task
-
-    def officer_writes(self, task: TaskRecord, kind: str, message: str, message_en: str,
-                       *, actor: str) -> None:
-        """The read-model writes of an officer Update: the task, then its timeline event.
-        The Update answers without waiting for them: the event takes its place in the
-        timeline now, and both writes are scheduled as regular activities in the workflow
-        task that completes the Update (so they are as durable as the decision; the run
-        waits for them before it ends). The task is in ``writing`` until its write lands
-        (a decided step is taken up only then)."""
-        snapshot = dataclasses.replace(task, reasons=list(task.reasons))
-        ev = self.timeline.new(kind, message, message_en, actor=actor)
-        self.update_answered = True
-        self.writing[task.name] = self.writing.get(task.name, 0) + 1
-
-        async def write() -> None:
-            try:
-                await workflow.execute_activity("upsert_task", snapshot,
-                                                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                                                retry_policy=RETRY)
-            finally:
-                left = self.writing.pop(task.name) - 1
-                if left:
-                    self.writing[task.name] = left
-            await workflow.execute_activity("record_event", ev,
-                                            start_to_close_timeout=ACTIVITY_TIMEOUT,
-                                            retry_policy=RETRY)
-
-        self.background.append(asyncio.create_task(write()))
 
     # ------------------------------------------------------------------ applicant Updates
     @workflow.update(name="withdraw")

@@ -62,7 +62,7 @@ PASSED_THROUGH = (
     "workflows.officer_checks", "workflows.outcomes", "workflows.search_keys",
     "workflows.timeline_wording",
     "workflows.clocks", "workflows.timeline", "workflows.materials", "workflows.steps",
-    "workflows.life_event",
+    "workflows.life_event", "workflows.officer_updates",
 )
 
 
