@@ -307,9 +307,13 @@ def _progress(request: pb.RecordApplicationEventRequest, prefix: str = "") -> tu
     """The application id and the Progress a RecordApplicationEventRequest carries (field
     names in errors start with ``prefix``)."""
     e = request.event
-    if not request.application.startswith("applications/") or not e.event_id:
-        raise InvalidArgument(fields={f"{prefix}application": "required",
-                                      f"{prefix}event.event_id": "required"})
+    problems = {}
+    if not request.application.startswith("applications/"):
+        problems[f"{prefix}application"] = "must be applications/{id}"
+    if not e.event_id:
+        problems[f"{prefix}event.event_id"] = "required"
+    if problems:
+        raise InvalidArgument(fields=problems)
     ev = Progress(
         event_id=e.event_id, kind=e.kind, message=e.message, message_en=e.message_en,
         time=e.time.ToDatetime(tzinfo=dt.UTC), actor=e.actor or "system",

@@ -112,12 +112,15 @@ async def test_a_batch_of_events_is_recorded_in_order_all_or_none(stack: Stack) 
         (mpb.RecordApplicationEventsRequest(events=[_event(name, "7102-ok", when),
                                                     _event(name, "", when)]),
          "events[1].event.event_id"),
+        (mpb.RecordApplicationEventsRequest(events=[_event("nonsense", "7102-ok", when)]),
+         "events[0].application"),
     ]
     for request, field in refused:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stack.matters.RecordApplicationEvents(request, metadata=worker)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert field in field_violations(rpc_status.from_call(err.value)), field  # type: ignore[arg-type]
+        # The field at fault, and only it.
+        assert list(field_violations(rpc_status.from_call(err.value))) == [field]  # type: ignore[arg-type]
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.matters.RecordApplicationEvents(mpb.RecordApplicationEventsRequest(events=[
             _event(name, "7103-undone", when),
