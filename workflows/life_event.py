@@ -36,7 +36,7 @@ async def carry_bundle(wf: ApplicationWorkflow) -> ApplicationResult:
     pending = list(wf.inp.children)
     bundled = [c.matter.display_name for c in pending]
     wf.timeline.add("life_event_started", "一件事联办：" + zh_list(bundled),
-                    "Bundled: " + ", ".join(bundled), status="IN_REVIEW",
+                    "Bundled: " + ", ".join(c.matter.name_en for c in pending), status="IN_REVIEW",
                     current_steps=[c.matter.code for c in pending])
     while pending:
         ready = [c for c in pending if all(a in done for a in c.after)]
@@ -58,12 +58,12 @@ async def carry_bundle(wf: ApplicationWorkflow) -> ApplicationResult:
             res = results[child.matter.code]
             wf.timeline.add("bundle_item_finished",
                             f"{child.matter.display_name}：{named(STATUS_ZH, res.status)}",
-                            f"{child.matter.display_name}: {res.status.lower()}",
+                            f"{child.matter.name_en}: {res.status.lower()}",
                             result_certificates=[r.result_certificate
                                                  for r in [*done.values(), res]
                                                  if r.result_certificate])
             if res.status != "COMPLETED":
-                raise Refused([f"{child.matter.display_name}: " + "; ".join(res.reasons)],
+                raise Refused([f"{child.matter.name_en}: " + "; ".join(res.reasons)],
                               [f"{child.matter.display_name}：{named(STATUS_ZH, res.status)}"
                                + ("（" + "；".join(res.reasons) + "）" if res.reasons else "")])
             done[child.matter.code] = res

@@ -110,16 +110,16 @@ class Materials:
                 self.pledged.append(mat)
                 self.wf.timeline.add("material_pledged",
                                      f"{mat.display_name}：申请人已作出告知承诺，审批后核查",
-                                     f"{mat.display_name}: the applicant pledged to meet it "
+                                     f"{mat.name_en}: the applicant pledged to meet it "
                                      "(告知承诺); checked after approval")
             elif mat.upload_allowed:
                 uploads_needed.append(mat.code)
             elif mat.required:
                 why_zh, why = self.problems.get(mat.code, ("未查到相关证照", "no certificate found"))
-                refused.append(f"required material missing: {mat.display_name} ({why})")
+                refused.append(f"required material missing: {mat.name_en} ({why})")
                 refused_zh.append(f"缺少必要材料：{mat.display_name}（{why_zh}）")
                 self.wf.timeline.add("material_missing", f"{mat.display_name}：{why_zh}",
-                                     f"{mat.display_name}: {why}")
+                                     f"{mat.name_en}: {why}")
         if refused:
             raise Refused(refused, refused_zh)
         if uploads_needed:
@@ -139,7 +139,7 @@ class Materials:
         if cert is not None and cert.valid:
             self.problems.pop(mat.code, None)
             add("material_verified", f"{mat.display_name}：已调取并核验证照 {cert.name}",
-                f"{mat.display_name}: {cert.name} pulled and verified")
+                f"{mat.name_en}: {cert.name} pulled and verified")
             return cert
         if cert is not None and cert.state:
             # Held, but not usable: name the certificate and its state.
@@ -147,14 +147,14 @@ class Materials:
             self.problems[mat.code] = (f"证照 {cert.name} {state_zh}",
                                        f"{cert.name} is {cert.state.lower()}")
             add("material_invalid", f"{mat.display_name}：证照 {cert.name} {state_zh}，不能使用",
-                f"{mat.display_name}: {cert.name} is {cert.state.lower()}, so it cannot be used")
+                f"{mat.name_en}: {cert.name} is {cert.state.lower()}, so it cannot be used")
         elif cert is not None:
             failures = ", ".join(cert.failures)
             self.problems[mat.code] = (f"证照 {cert.name} 核验未通过：{failures}",
                                        f"{cert.name} failed verification: {failures}")
             add("material_invalid",
                 f"{mat.display_name}：证照 {cert.name} 核验未通过（{failures}）",
-                f"{mat.display_name}: {cert.name} failed verification ({failures})")
+                f"{mat.name_en}: {cert.name} failed verification ({failures})")
         return None
 
     async def pull_again(self, supplied: ApplicantAction) -> Pulled:
@@ -229,7 +229,7 @@ class Materials:
                             "Every pledged material is now held")
             return
         target = "REVOKED" if m.pledge_failure == "revoke" else "SUSPENDED"
-        reason = "pledge not kept: " + ", ".join(mat.display_name for mat in missing)
+        reason = "pledge not kept: " + ", ".join(mat.name_en for mat in missing)
         await wf.main_activity("change_certificate_status",
                                StatusChange(certificate=result.result_certificate,
                                             status=target, reason=reason), withdrawable=True)

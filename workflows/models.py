@@ -47,6 +47,11 @@ class MaterialSpec:
     required: bool = True
     upload_allowed: bool = False
     pledge_allowed: bool = False
+    display_name_en: str = ""  # the English name, for English messages ("" = none given)
+
+    @property
+    def name_en(self) -> str:
+        return self.display_name_en or self.display_name
 
 
 @dataclasses.dataclass
@@ -57,6 +62,11 @@ class StepSpec:
     agencies: list[str]
     time_limit_days: int
     quorum: str = "all"  # all | any
+    display_name_en: str = ""
+
+    @property
+    def name_en(self) -> str:
+        return self.display_name_en or self.display_name
 
 
 @dataclasses.dataclass
@@ -104,6 +114,11 @@ class MatterSpec:
     # One result per holder (e.g. the senior card): the matters service refuses a second
     # application while an earlier one is open or its result stands.
     one_per_holder: bool = False
+    display_name_en: str = ""
+
+    @property
+    def name_en(self) -> str:
+        return self.display_name_en or self.display_name
 
     @property
     def rule_version(self) -> str:

@@ -48,7 +48,7 @@ def claim(wf: ApplicationWorkflow, action: OfficerAction) -> TaskRecord:
         return task
     task.status, task.assignee = "CLAIMED", action.officer
     write_after_answer(wf, task, "task_claimed", f"{task.display_name}：已认领",
-                       f"{task.display_name} claimed", actor=action.officer)
+                       f"{step_name_en(wf, task)} claimed", actor=action.officer)
     return task
 
 
@@ -59,7 +59,7 @@ def decide(wf: ApplicationWorkflow, action: OfficerAction) -> TaskRecord:
         raise ApplicationError("the task was decided by someone else", type="FAILED_PRECONDITION")
     task.status, task.decision = "DECIDED", action.decision
     task.reasons = list(action.missing_materials or action.reasons)
-    text = f"{task.display_name}: {action.decision.lower().replace('_', ' ')}"
+    text = f"{step_name_en(wf, task)}: {action.decision.lower().replace('_', ' ')}"
     text_zh = f"{task.display_name}：{named(DECISION_ZH, action.decision)}"
     if action.reasons or action.missing_materials:
         text += " (" + "; ".join([*action.reasons, *action.missing_materials]) + ")"
@@ -77,9 +77,15 @@ def reassign(wf: ApplicationWorkflow, action: OfficerAction) -> TaskRecord:
     task.status, task.assignee = "CLAIMED", action.assignee
     write_after_answer(wf, task, "task_reassigned",
                        f"{task.display_name}：由 {task_was or '（未认领）'} 改派给 {action.assignee}",
-                       f"{task.display_name}: {task_was or 'nobody'} -> {action.assignee}",
+                       f"{step_name_en(wf, task)}: {task_was or 'nobody'} -> {action.assignee}",
                        actor=action.officer)
     return task
+
+
+def step_name_en(wf: ApplicationWorkflow, task: TaskRecord) -> str:
+    """The English name of the task's step (its display name, Chinese, when none is given)."""
+    return next((s.name_en for s in wf.inp.matter.steps if s.code == task.step),
+                task.display_name)
 
 
 def write_after_answer(wf: ApplicationWorkflow, task: TaskRecord, kind: str, message: str,

@@ -48,7 +48,7 @@ async def run_step(wf: ApplicationWorkflow, step: StepSpec, round_no: int) -> tu
     wf.timeline.add("step_opened",
                     f"{step.display_name}：待 {zh_list(step.agencies)} "
                     f"{named(ROLE_ZH, step.role)}审核（办理时限 {zh_time(due)}{note_zh}）",
-                    f"{step.display_name}: waiting for {step.role} at "
+                    f"{step.name_en}: waiting for {step.role} at "
                     f"{', '.join(step.agencies)} (due {due.isoformat()}{note_en})",
                     current_steps=[step.code])
     # The timeline first, then the tasks: an officer who finds a task in the inbox
@@ -70,7 +70,7 @@ async def run_step(wf: ApplicationWorkflow, step: StepSpec, round_no: int) -> tu
     if not await wf.wait_until(settled, lambda: max(clock.due - dt.timedelta(days=1), now)) \
             and not decided():
         wf.timeline.add("reminder", f"{step.display_name} 将于 {zh_time(clock.due)} 到期",
-                        f"{step.display_name} is due at {clock.due.isoformat()}")
+                        f"{step.name_en} is due at {clock.due.isoformat()}")
     if not await wf.wait_until(settled, lambda: clock.due):
         if not decided():
             await escalate(wf, step, names)
@@ -87,7 +87,7 @@ async def run_step(wf: ApplicationWorkflow, step: StepSpec, round_no: int) -> tu
                           if wf.tasks[n].decision == "REQUEST_SUPPLEMENT"})
         return "SUPPLEMENT", missing
     wf.timeline.add("step_approved", f"{step.display_name}：已通过",
-                    f"{step.display_name} approved")
+                    f"{step.name_en} approved")
     return "APPROVE", []
 
 
@@ -110,7 +110,7 @@ async def escalate(wf: ApplicationWorkflow, step: StepSpec, names: list[str]) ->
         t.overdue = True
     workflow.upsert_search_attributes([OVERDUE_KEY.value_set(True)])
     wf.timeline.add("escalated", f"{step.display_name} 已超过办理时限，已提级至本部门负责人",
-                    f"{step.display_name} passed its time limit; escalated to "
+                    f"{step.name_en} passed its time limit; escalated to "
                     "the agency's supervisor", overdue=True)
     # As when a step opens: the application overdue first, then its tasks.
     await wf.flush()

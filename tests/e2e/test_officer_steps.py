@@ -124,6 +124,12 @@ async def test_three_steps_then_a_certificate_for_the_enterprise(stack: Stack) -
     assert "审核（办理时限 " in opened.message and "waiting for" in opened.message_en, opened
     decided = [e for e in app.timeline if e.kind == "task_decided"]
     assert decided and all(e.message.endswith("：同意") for e in decided), decided
+    # The English beside names the steps and materials in English (the definition's
+    # display_name_en), not in Chinese.
+    for e in app.timeline:
+        if e.kind in ("step_opened", "step_approved", "task_claimed", "task_decided",
+                      "material_verified"):
+            assert not re.search(r"[\u4e00-\u9fff]", e.message_en), (e.kind, e.message_en)
     wallet = await stack.certificates.ListCertificates(
         cpb.ListCertificatesRequest(parent=org), metadata=applicant_md)
     issued = [c for c in wallet.certificates if c.name == app.result_certificate]

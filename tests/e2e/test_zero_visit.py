@@ -58,6 +58,9 @@ async def test_instant_approval_issues_a_verifiable_certificate(stack: Stack) ->
     for e in app.timeline:
         assert re.search(r"[\u4e00-\u9fff]", e.message) and e.message_en, (e.kind, e.message)
     by_kind = {e.kind: e for e in app.timeline}
+    verified = sorted(e.message_en.split(":")[0] for e in app.timeline
+                      if e.kind == "material_verified")
+    assert verified == ["Household register", "Resident ID card"], verified
     assert by_kind["instant_approved"].message == "已自动审批通过（按规则）"
     assert by_kind["instant_approved"].message_en == "Approved by rule"
     assert by_kind["verification_started"].message.startswith("正在核验申请人身份")

@@ -96,7 +96,7 @@ def parse(text: str) -> MatterSpec:
     p: dict[str, str] = {}
     code = _str(doc, "code", "", p, pattern=_CODE)
     name = _str(doc, "display_name", "", p)
-    _str(doc, "display_name_en", "", p, required=False)
+    name_en = _str(doc, "display_name_en", "", p, required=False)
     agency = doc.get("agency")
     if not _ref(agency, "agencies/"):
         p["agency"] = "must be agencies/{code}"
@@ -130,8 +130,9 @@ def parse(text: str) -> MatterSpec:
         pledge = bool(m.get("pledge_allowed", False))
         if not types and not upload and not pledge:
             p[f"{path}certificate_types"] = "name a certificate type, or allow an upload or pledge"
-        _str(m, "display_name_en", path, p, required=False)
         materials.append(MaterialSpec(code=mcode, display_name=_str(m, "display_name", path, p),
+                                      display_name_en=_str(m, "display_name_en", path, p,
+                                                           required=False),
                                       certificate_types=list(types),
                                       required=bool(m.get("required", True)),
                                       upload_allowed=upload, pledge_allowed=pledge))
@@ -154,14 +155,14 @@ def parse(text: str) -> MatterSpec:
         if not isinstance(agencies, list) or not agencies or not all(_ref(a, "agencies/") for a in agencies):
             p[f"{path}agencies"] = "must be a non-empty list of agencies/{code}"
             agencies = []
-        _str(s, "display_name_en", path, p, required=False)
+        step_en = _str(s, "display_name_en", path, p, required=False)
         quorum = s.get("quorum", "all")
         if quorum not in ("all", "any"):
             p[f"{path}quorum"] = "must be all or any"
         steps.append(StepSpec(code=scode, display_name=_str(s, "display_name", path, p),
                               role=str(role), agencies=list(agencies),
                               time_limit_days=_int(s, "time_limit_days", path, p, minimum=1),
-                              quorum=str(quorum)))
+                              quorum=str(quorum), display_name_en=step_en))
 
     instant = doc.get("instant_approval") or {}
     rules: list[RuleSpec] = []
@@ -266,7 +267,8 @@ def parse(text: str) -> MatterSpec:
         result_certificate_type=str(result_type), result_fields=dict(result_fields),
         result_validity_days=int(validity), calendar=str(doc.get("calendar", "CN")),
         supplement_limit_days=int(supplement_days), pledge_check_days=int(check_days),
-        pledge_failure=str(on_failure), bundle=bundle, one_per_holder=one_per_holder is True)
+        pledge_failure=str(on_failure), bundle=bundle, one_per_holder=one_per_holder is True,
+        display_name_en=name_en)
 
 
 @dataclasses.dataclass(frozen=True)
