@@ -34,7 +34,8 @@ from temporalio.workflow import Info
 
 from govflow import faults, log, temporal_data, tls, tracing
 from govflow.certificates.v1 import certificates_pb2_grpc
-from govflow.grpckit import HealthReporter, Unhealthy, channel, start_metrics
+from govflow.grpckit import channel, start_metrics
+from govflow.health import HealthReporter, Unhealthy
 from govflow.identity.v1 import identity_pb2_grpc
 from govflow.matters.v1 import matters_pb2_grpc
 from govflow.service_client import ServiceToken
