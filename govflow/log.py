@@ -16,7 +16,8 @@ import logging
 import random
 import sys
 import time
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 import structlog
 
@@ -53,23 +54,27 @@ def merge_call_fields(_logger: object, _method: str,
     return event_dict
 
 
-# Whether tracing is on (govflow/tracing.py): then ``add_trace_id`` puts the current
-# span's trace id in every line; off, it returns at once.
-_trace_ids = False
+# While tracing is on (govflow/tracing.py), OpenTelemetry's ``get_current_span``:
+# ``add_trace_id`` then puts the current span's trace id in every line; off (None), it
+# returns at once. Bound once, not imported on every line.
+_current_span: Callable[[], Any] | None = None
 
 
 def trace_ids(on: bool) -> None:
-    global _trace_ids
-    _trace_ids = on
+    global _current_span
+    if on:
+        from opentelemetry import trace
+
+        _current_span = trace.get_current_span
+    else:
+        _current_span = None
 
 
 def add_trace_id(_logger: object, _method: str,
                  event_dict: structlog.typing.EventDict) -> structlog.typing.EventDict:
     """structlog processor: the current OpenTelemetry trace id, while tracing is on."""
-    if _trace_ids and "trace_id" not in event_dict:
-        from opentelemetry import trace
-
-        ctx = trace.get_current_span().get_span_context()
+    if _current_span is not None and "trace_id" not in event_dict:
+        ctx = _current_span().get_span_context()
         if ctx.is_valid:
             event_dict["trace_id"] = format(ctx.trace_id, "032x")
     return event_dict
