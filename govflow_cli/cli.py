@@ -325,11 +325,11 @@ Govflow is up.{console}
 A part that exits is restarted. Ctrl-C stops everything.""")
 
 
-async def demo(settings: Settings) -> int:
+async def demo(settings: Settings, *, english: bool = False) -> int:
     """Runs the zero-visit slice against a running stack and prints the timeline."""
     from govflow_cli import demo_client
 
-    return await demo_client.run(settings)
+    return await demo_client.run(settings, english=english)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -344,7 +344,9 @@ def main(argv: list[str] | None = None) -> None:
         p_cat.add_argument("--catalogue", choices=("demo", "province"), default="demo",
                            help="the demo's matters (default), or with them a generated "
                            "province catalogue of 632 matters across 63 agencies")
-    sub.add_parser("demo", help="submit a demo application to a running stack")
+    p_demo = sub.add_parser("demo", help="submit a demo application to a running stack")
+    p_demo.add_argument("--en", action="store_true",
+                        help="print the timeline in English (Chinese by default)")
     sub.add_parser("gen-protos", help="regenerate the Python stubs")
     sub.add_parser("gen-clients", help="regenerate the TypeScript client in clients/ts "
                    "(buf and protoc-gen-es from the npm workspace)")
@@ -396,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(asyncio.run(up(settings, seed=not args.no_seed,
                                         catalogue=args.catalogue)))
     if args.cmd == "demo":
-        raise SystemExit(asyncio.run(demo(settings)))
+        raise SystemExit(asyncio.run(demo(settings, english=args.en)))
     if args.cmd == "seed":
         raise SystemExit(asyncio.run(seed_running(load_secrets(settings),
                                                   catalogue=args.catalogue)))

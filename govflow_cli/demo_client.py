@@ -1,5 +1,7 @@
 """``govflow demo``: a seeded citizen applies for the instant-approval matter over gRPC,
-the workflow does the rest; prints the timeline, the wallet and the verification."""
+the workflow does the rest; prints the timeline (in Chinese, or with ``english`` in
+English), the wallet and the verification. It dials the services as every Govflow client
+does: over TLS when the settings name a CA (govflow/tls.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ import uuid
 import grpc
 from grpc_status import rpc_status
 
+from govflow import tls
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.certificates.v1 import certificates_pb2_grpc
 from govflow.errors import error_info
+from govflow.grpckit import channel
 from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.identity.v1 import identity_pb2_grpc
 from govflow.matters.v1 import matters_pb2 as mpb
@@ -25,11 +29,12 @@ TERMINAL = {mpb.APPLICATION_STATUS_COMPLETED, mpb.APPLICATION_STATUS_REJECTED,
 
 
 async def run(settings: Settings, *, matter: str = "matters/senior-citizen-card",
-              citizen: str = "wang-fang", timeout: float = 60.0) -> int:
+              citizen: str = "wang-fang", timeout: float = 60.0, english: bool = False) -> int:
     who = person(citizen)
-    async with grpc.aio.insecure_channel(settings.identity_addr) as ich, \
-            grpc.aio.insecure_channel(settings.certificates_addr) as cch, \
-            grpc.aio.insecure_channel(settings.matters_addr) as mch:
+    credentials = tls.channel_credentials(settings)
+    async with channel(settings.identity_addr, credentials) as ich, \
+            channel(settings.certificates_addr, credentials) as cch, \
+            channel(settings.matters_addr, credentials) as mch:
         identity = identity_pb2_grpc.IdentityServiceStub(ich)
         certs = certificates_pb2_grpc.CertificatesServiceStub(cch)
         matters = matters_pb2_grpc.MattersServiceStub(mch)
@@ -66,7 +71,8 @@ async def run(settings: Settings, *, matter: str = "matters/senior-citizen-card"
         print(f"\nStatus: {mpb.ApplicationStatus.Name(app.status).removeprefix('APPLICATION_STATUS_')}")
         print("Timeline:")
         for ev in app.timeline:
-            print(f"  {ev.time.ToDatetime().strftime('%H:%M:%S.%f')[:-3]}  {ev.kind:<24} {ev.message}")
+            text = ev.message_en if english and ev.message_en else ev.message
+            print(f"  {ev.time.ToDatetime().strftime('%H:%M:%S.%f')[:-3]}  {ev.kind:<24} {text}")
         if app.decision_receipt.rule_version:
             print(f"Decision receipt ({app.decision_receipt.rule_version}): "
                   f"{app.decision_receipt.outcome}")

@@ -246,6 +246,11 @@ async def test_the_demo_runs_again_and_shows_the_card_held(
     assert "Status: COMPLETED" in first and "Status: COMPLETED" in again
     shown = next(line for line in again.splitlines() if "already applied" in line)
     assert shown.split("applications/")[1].split(",")[0] in first
+    # `govflow demo --en`: the same timeline, in English.
+    assert await demo_client.run(stack.settings, english=True) == 0
+    english = capsys.readouterr().out
+    assert "instant_approved         Approved by rule" in english, english
+    assert "已自动审批" not in english and "已自动审批" in first
 
 
 async def test_request_id_reused_for_another_request_is_refused(stack: Stack) -> None:
