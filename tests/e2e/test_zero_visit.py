@@ -250,6 +250,7 @@ async def test_the_demo_runs_again_and_shows_the_card_held(
     assert await demo_client.run(stack.settings, english=True) == 0
     english = capsys.readouterr().out
     assert "instant_approved         Approved by rule" in english, english
+    assert "Submitted for Senior citizen preferential card" in english, english
     assert "已自动审批" not in english and "已自动审批" in first
 
 

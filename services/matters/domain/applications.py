@@ -314,7 +314,7 @@ def refuse_if_held(p: auth.Principal, spec: MatterSpec, applicant: str,
              else f"still open ({earlier.status.lower()})")
     who = "You" if applicant == p.subject else applicant
     raise FailedPrecondition(
-        f"{who} already applied for the {spec.display_name} in {which}, {state}; one "
+        f"{who} already applied for the {spec.name_en} in {which}, {state}; one "
         "is held at a time: apply again once that application is withdrawn, rejected, "
         "failed or revoked", reason="RESULT_ALREADY_HELD",
         metadata={"matter": f"matters/{spec.code}",
@@ -323,7 +323,7 @@ def refuse_if_held(p: auth.Principal, spec: MatterSpec, applicant: str,
 
 def submitted_message(spec: MatterSpec, parent_id: str | None) -> tuple[str, str]:
     """The first line of a timeline: in Simplified Chinese and in English."""
-    zh, en = f"已提交{spec.display_name}申请", f"Submitted for {spec.display_name}"
+    zh, en = f"已提交{spec.display_name}申请", f"Submitted for {spec.name_en}"
     if parent_id:
         zh += f"（一件事 applications/{parent_id} 的一项）"
         en += f" (part of applications/{parent_id})"
