@@ -14,7 +14,7 @@ from sqlmodel import Session
 from govflow import auth
 from govflow.db import Database
 from govflow.errors import InvalidArgument, NotFound, PermissionDenied, collect
-from services.certificates import access, domain
+from services.certificates import access, domain, trust
 from services.certificates.domain import AccessRecord, Certificate, Consent
 from services.certificates.issuing import type_code
 from services.certificates.store import certificates as certificate_store
@@ -154,9 +154,10 @@ class Consents:
                   application: str) -> Certificate:
         """The holder reads their own; anyone else under a live grant, logged."""
         access.check_reader(p, application)
-        return await self.db.run(lambda s: access.read_certificate(
+        now = self.clock()
+        return await self.db.run(lambda s: trust.as_its_issuer_says(s, access.read_certificate(
             s, p, name, certificate_store.get_certificate(s, access.certificate_id(name)),
-            purpose=purpose, application=application, action="get", now=self.clock()))
+            purpose=purpose, application=application, action="get", now=now), now))
 
     async def list_wallet(self, p: auth.Principal, parent: str, *, offset: int, limit: int,
                           type_code: str | None, status: str | None, purpose: str,
@@ -187,7 +188,7 @@ class Consents:
             for cert in certs:
                 access.log_read(s, p, cert, by_cert[cert.id], action="list", purpose=purpose,
                                 application=application)
-        return certs
+        return [trust.as_its_issuer_says(s, cert, now) for cert in certs]
 
     async def access_records(self, p: auth.Principal, parent: str, *, offset: int,
                              limit: int, certificate: str | None) -> list[AccessRecord]:

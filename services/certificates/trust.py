@@ -105,6 +105,24 @@ def check_stored(tx: Session | Connection, cert: Certificate,
     return out
 
 
+def as_its_issuer_says(tx: Session | Connection, cert: Certificate,
+                       now: dt.datetime) -> Certificate:
+    """An imported foreign certificate as a holder's wallet shows it: revoked or suspended
+    when its issuer's status list held here says so (Govflow stores it active: only the
+    issuer changes its status); any other certificate as it is. Why it may still fail
+    verification (an issuer off the trust list, a type out of its scope) is
+    VerifyCertificate's answer."""
+    if not foreign.is_foreign(cert.issuer) or cert.status != domain.ACTIVE:
+        return cert
+    failures = check_stored(tx, cert, now)
+    for failure, status in ((domain.Failure.REVOKED, domain.REVOKED),
+                            (domain.Failure.SUSPENDED, domain.SUSPENDED)):
+        if failure in failures:
+            return dataclasses.replace(cert, status=status,
+                                       status_reason=f"{status} by its issuer")
+    return cert
+
+
 class Trust:
     """The trust list and imports of foreign certificates."""
 

@@ -415,6 +415,16 @@ async def test_status_changes_and_scope_apply_after_import(env: Env) -> None:
     await _publish(env, fi, revoked=(index,),
                    issued=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
     assert await failures(cert.name) == [pb.VERIFICATION_FAILURE_REVOKED]
+    # The holder's wallet shows it revoked too, with why (the other, still good, active).
+    wallet = await env.certs.ListCertificates(pb.ListCertificatesRequest(
+        parent=env.alice_name), metadata=env.alice)
+    shown = {c.name: (c.status, c.status_reason) for c in wallet.certificates}
+    assert shown[cert.name] == (pb.CERTIFICATE_STATUS_REVOKED, "revoked by its issuer")
+    assert shown[second.name] == (pb.CERTIFICATE_STATUS_ACTIVE, "")
+    got = (await env.certs.GetCertificate(pb.GetCertificateRequest(name=cert.name),
+                                          metadata=env.alice)).certificate
+    assert (got.status, got.status_reason) == (pb.CERTIFICATE_STATUS_REVOKED,
+                                               "revoked by its issuer")
     # An older list cannot be published over a newer one (no un-revoking by replay).
     payload, signature = fi.status_list(issued=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
     err = await _error(env.certs.PublishIssuerStatusList(pb.PublishIssuerStatusListRequest(
