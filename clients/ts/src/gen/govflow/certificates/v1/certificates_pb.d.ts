@@ -250,7 +250,9 @@ export declare type Certificate = Message<"govflow.certificates.v1.Certificate">
   validUntil?: Timestamp | undefined;
 
   /**
-   * Output only.
+   * Output only. For a foreign certificate, as the issuer's status list held here gives it
+   * (revoked or suspended there: so here); whether its issuer is still trusted is
+   * VerifyCertificate's answer.
    *
    * @generated from field: govflow.certificates.v1.CertificateStatus status = 8;
    */
