@@ -4,24 +4,14 @@ with every result certificate or with the first that was not granted."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import search_keys
     from workflows.models import ApplicationInput, ApplicationResult, ChildApplication, workflow_id
     from workflows.outcomes import Refused, Withdrawn
-    from workflows.search_keys import (
-        AGENCY_KEY,
-        APPLICANT_KEY,
-        DUE_KEY,
-        MATTER_KEY,
-        OVERDUE_KEY,
-        PROVISIONAL_KEY,
-        STATUS_KEY,
-    )
     from workflows.timeline_wording import STATUS_ZH, named, zh_list
 
 from workflows.clocks import due_times
@@ -88,14 +78,6 @@ async def start_child(wf: ApplicationWorkflow, child: ChildApplication
         due_time=due.time, due_provisional=due.provisional)
     return await workflow.start_child_workflow(
         type(wf).run, child_inp, id=workflow_id(child.application_id),
-        search_attributes=TypedSearchAttributes([
-            SearchAttributePair(MATTER_KEY, child.matter.code),
-            SearchAttributePair(AGENCY_KEY, child.matter.agency),
-            SearchAttributePair(APPLICANT_KEY, inp.applicant),
-            SearchAttributePair(STATUS_KEY, "SUBMITTED"),
-            SearchAttributePair(DUE_KEY, dt.datetime.fromisoformat(due.time)),
-            SearchAttributePair(OVERDUE_KEY, False),
-            SearchAttributePair(PROVISIONAL_KEY, due.provisional),
-        ]),
+        search_attributes=search_keys.at_start(child_inp),
         memo={"matter": child.matter.display_name, "applicant": inp.applicant,
               "parent": f"applications/{inp.application_id}"})

@@ -1,9 +1,12 @@
 """The typed keys of the search attributes the application workflow sets (names and types
-in workflows/models.py SEARCH_ATTRIBUTES). Immutable: passed through the sandbox."""
+in workflows/models.py SEARCH_ATTRIBUTES), and the set an application's workflow starts
+with. Pure: passed through the sandbox."""
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+import datetime as dt
+
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 from workflows.models import (
     SA_AGENCY,
@@ -13,6 +16,7 @@ from workflows.models import (
     SA_MATTER,
     SA_OVERDUE,
     SA_STATUS,
+    ApplicationInput,
 )
 
 STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
@@ -22,3 +26,18 @@ MATTER_KEY = SearchAttributeKey.for_keyword(SA_MATTER)
 AGENCY_KEY = SearchAttributeKey.for_keyword(SA_AGENCY)
 APPLICANT_KEY = SearchAttributeKey.for_keyword(SA_APPLICANT)
 PROVISIONAL_KEY = SearchAttributeKey.for_bool(SA_DUE_PROVISIONAL)
+
+
+def at_start(inp: ApplicationInput) -> TypedSearchAttributes:
+    """Every attribute an application's workflow starts with (by the matters service, or
+    by a life event for its bundled matters), so `GovflowOverdue = false` finds the
+    applications that are not overdue."""
+    return TypedSearchAttributes([
+        SearchAttributePair(MATTER_KEY, inp.matter.code),
+        SearchAttributePair(AGENCY_KEY, inp.matter.agency),
+        SearchAttributePair(APPLICANT_KEY, inp.applicant),
+        SearchAttributePair(STATUS_KEY, "SUBMITTED"),
+        SearchAttributePair(DUE_KEY, dt.datetime.fromisoformat(inp.due_time)),
+        SearchAttributePair(OVERDUE_KEY, False),
+        SearchAttributePair(PROVISIONAL_KEY, inp.due_provisional),
+    ])

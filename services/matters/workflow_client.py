@@ -4,14 +4,10 @@ Updates that carry officers' and applicants' actions, their refusals mapped to e
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import (
-    SearchAttributeKey,
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
 from temporalio.exceptions import ApplicationError
@@ -26,16 +22,9 @@ from govflow.errors import (
     PermissionDenied,
     Unavailable,
 )
-from workflows import request_ids
+from workflows import request_ids, search_keys
 from workflows.application import ApplicationWorkflow
 from workflows.models import (
-    SA_AGENCY,
-    SA_APPLICANT,
-    SA_DUE_PROVISIONAL,
-    SA_DUE_TIME,
-    SA_MATTER,
-    SA_OVERDUE,
-    SA_STATUS,
     ApplicationInput,
     FollowUpInput,
 )
@@ -76,20 +65,7 @@ class TemporalLink:
                 ApplicationWorkflow.run, inp, id=wid, task_queue=self.task_queue,
                 # A retried submit after a crash finds the workflow running: no second one.
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                search_attributes=TypedSearchAttributes([
-                    SearchAttributePair(SearchAttributeKey.for_keyword(SA_MATTER), spec.code),
-                    SearchAttributePair(SearchAttributeKey.for_keyword(SA_AGENCY), spec.agency),
-                    SearchAttributePair(SearchAttributeKey.for_keyword(SA_APPLICANT),
-                                        inp.applicant),
-                    SearchAttributePair(SearchAttributeKey.for_keyword(SA_STATUS), "SUBMITTED"),
-                    # Every attribute from the start, so `GovflowOverdue = false` finds the
-                    # applications that are not overdue.
-                    SearchAttributePair(SearchAttributeKey.for_datetime(SA_DUE_TIME),
-                                        dt.datetime.fromisoformat(inp.due_time)),
-                    SearchAttributePair(SearchAttributeKey.for_bool(SA_OVERDUE), False),
-                    SearchAttributePair(SearchAttributeKey.for_bool(SA_DUE_PROVISIONAL),
-                                        inp.due_provisional),
-                ]),
+                search_attributes=search_keys.at_start(inp),
                 memo={"matter": spec.display_name, "applicant": inp.applicant,
                       "matter_version": spec.version},
             )
