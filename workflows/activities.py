@@ -216,11 +216,11 @@ class ApplicationActivities:
 
     @activity.defn(name="issue_certificate")
     async def issue_certificate(self, req: IssueRequest) -> str:
-        """Records the pending timeline events, issues the result certificate (the request
-        id makes it happen once), records ``issued_event`` naming it and, when the
-        application ends with it, ends it (``finish``: grants released, closing events)."""
-        if req.events:
-            await self._record(req.events)
+        """Issues the result certificate (the request id makes it happen once), then
+        records the pending timeline events with ``issued_event`` naming it, in one call;
+        when the application ends with it, ends it first (``finish``: grants released,
+        then every event in that one call). Should it fail for good, the workflow keeps
+        the events and records them with its ending."""
         cert = cpb.Certificate(type=req.certificate_type, holder=req.holder, fields=req.fields)
         if req.validity_days:
             until = dt.datetime.now(dt.UTC) + dt.timedelta(days=req.validity_days)
@@ -230,8 +230,10 @@ class ApplicationActivities:
             application=f"applications/{req.application_id}"))
         name: str = resp.certificate.name
         message, message_en = issued_message(name)
-        after = [] if req.issued_event is None else [dataclasses.replace(
-            req.issued_event, message=message, message_en=message_en, result_certificate=name)]
+        after = [*req.events]
+        if req.issued_event is not None:
+            after.append(dataclasses.replace(req.issued_event, message=message,
+                                             message_en=message_en, result_certificate=name))
         if req.finish is not None:
             await self._finish(req.finish, after)
         elif after:

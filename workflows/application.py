@@ -47,7 +47,14 @@ with workflow.unsafe.imports_passed_through():
         OfficerAction,
         TaskRecord,
     )
-    from workflows.outcomes import DECIDED, OPEN_TASK, WITHDRAW_ZH, Refused, Withdrawn
+    from workflows.outcomes import (
+        DECIDED,
+        OPEN_TASK,
+        WITHDRAW_ZH,
+        CallRefused,
+        Refused,
+        Withdrawn,
+    )
     from workflows.timeline import Timeline
 
 
@@ -98,14 +105,14 @@ class ApplicationWorkflow:
                                     f"已撤回：{WITHDRAW_ZH.get(reason, reason)}；未签发任何证照",
                                     f"Withdrawn: {reason}; nothing was issued", "WITHDRAWN",
                                     [reason], actor=self.inp.submitted_by)
-        except ActivityError as err:
+        except (ActivityError, CallRefused) as err:
             # A call that can never succeed (refused by a service for good): end the
             # application visibly as FAILED, with the reason, rather than a stuck workflow.
             result = await self.failed(err)
         try:
             while self.background:
                 await self.background.pop(0)
-        except ActivityError as err:
+        except (ActivityError, CallRefused) as err:
             result = await self.failed(err)
         if self.closed:
             await self.flush()  # grants released with the issue; anything since recorded
@@ -199,8 +206,13 @@ class ApplicationWorkflow:
                                application_id=self.inp.application_id, release=True,
                                released_event=self.timeline.new("consent_released", "", ""))
                            if closing else None)
-        name: str = await self.main_activity("issue_certificate", req, result_type=str,
-                                             withdrawable=True)
+        try:
+            name: str = await self.main_activity("issue_certificate", req, result_type=str,
+                                                 withdrawable=True)
+        except (ActivityError, CallRefused):
+            # Not issued, so none of the events was recorded: they go with the ending.
+            self.timeline.pending[:0] = events
+            raise
         self.timeline.recorded([*events, issued])
         self.closed = closing
         self.result_certificate = name
@@ -215,9 +227,12 @@ class ApplicationWorkflow:
                           actor=actor, reasons=reasons)
         return ApplicationResult(status=status, reasons=reasons)
 
-    async def failed(self, err: ActivityError) -> ApplicationResult:
-        cause = str(getattr(err.cause, "message", err.cause)) if err.cause is not None \
-            else str(err)
+    async def failed(self, err: ActivityError | CallRefused) -> ApplicationResult:
+        if isinstance(err, CallRefused):
+            cause = err.message
+        else:
+            cause = str(getattr(err.cause, "message", err.cause)) if err.cause is not None \
+                else str(err)
         reason = f"{err.activity_type} could not be completed: {cause}"
         return await self.end("failed", f"办理失败：系统调用 {err.activity_type} 未能完成（{cause}）",
                               reason, "FAILED", [reason])
@@ -410,9 +425,12 @@ class ApplicationWorkflow:
         local = not self.update_answered
         self.update_answered = False
         if local and workflow.current_update_info() is None:
-            result = await workflow.execute_local_activity(
-                name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=RETRY)
+            try:
+                result = await workflow.execute_local_activity(
+                    name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=RETRY)
+            except ApplicationError as err:
+                raise CallRefused(name, err) from err
         else:
             result = await workflow.execute_activity(
                 name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT,

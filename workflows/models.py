@@ -279,7 +279,7 @@ class IssueRequest:
     holder: str
     fields: dict[str, str]
     validity_days: int = 0
-    # Timeline events recorded before the certificate is issued.
+    # Pending timeline events, recorded with issued_event once the certificate is issued.
     events: list[Event] = dataclasses.field(default_factory=list)
     # Recorded once it is issued, naming the certificate (issued_message).
     issued_event: Event | None = None

@@ -3,6 +3,8 @@ Pure: passed through the workflow sandbox."""
 
 from __future__ import annotations
 
+from temporalio.exceptions import ApplicationError
+
 DECIDED = {"APPROVED", "COMPLETED", "REJECTED", "WITHDRAWN", "REVOKED", "FAILED"}
 OPEN_TASK = ("OPEN", "CLAIMED")
 # The withdrawal reasons the platform gives (an applicant's own stays as written).
@@ -22,3 +24,15 @@ class Refused(Exception):
 
 class Withdrawn(Exception):
     """The applicant withdrew; undo and end."""
+
+
+class CallRefused(ApplicationError):
+    """A local activity of the path refused for good. The SDK hands the workflow the
+    activity's own ApplicationError there (a regular activity's comes wrapped in an
+    ActivityError that names it), so the path names the call itself. Still an
+    ApplicationError: one that escapes the path fails the workflow as the refusal would."""
+
+    def __init__(self, activity_type: str, refusal: ApplicationError) -> None:
+        super().__init__(refusal.message, *refusal.details, type=refusal.type,
+                         non_retryable=True)
+        self.activity_type = activity_type

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import pathlib
 import re
 import uuid
 
@@ -118,6 +119,40 @@ async def test_rules_not_met_rejects_with_reasons(stack: Stack) -> None:
     assert not app.result_certificate
     assert app.decision_receipt.outcome == "not_approved"
     assert any("age" in e and "failed" in e for e in app.decision_receipt.explanations)
+
+
+# The senior card's matter with a result field its certificate type does not have: the
+# certificates service refuses the issue for good (INVALID_ARGUMENT).
+UNISSUABLE = (pathlib.Path(__file__).parents[2] / "services/matters/catalogue/"
+              "senior-citizen-card.yaml").read_text().replace(
+    "code: senior-citizen-card", "code: senior-card-unissuable").replace(
+    'region: "440300"', 'region: "440300"\n    favourite_colour: "blue"')
+
+
+async def test_an_issue_refused_for_good_fails_the_application_with_its_timeline(
+        stack: Stack) -> None:
+    admin = await stack.service_md()
+    await stack.matters.PublishMatter(mpb.PublishMatterRequest(definition_yaml=UNISSUABLE),
+                                      metadata=admin)
+    _senior, md = await new_senior(stack)
+    sub = await stack.matters.SubmitApplication(mpb.SubmitApplicationRequest(
+        matter="matters/senior-card-unissuable", request_id=uuid.uuid4().hex), metadata=md)
+    app = await wait_done(stack, sub.application.name, md)
+    assert app.status == mpb.APPLICATION_STATUS_FAILED, [e.message_en for e in app.timeline]
+    assert not app.result_certificate
+    # What happened before the refused issue is in the timeline, in order, then the end.
+    done = await wait_for(stack, md, app.name,
+                          lambda a: "consent_released" in [e.kind for e in a.timeline])
+    kinds = [e.kind for e in done.timeline]
+    assert kinds.index("material_verified") < kinds.index("instant_approved") \
+        < kinds.index("failed"), kinds
+    assert "certificate_issued" not in kinds
+    failed = next(e for e in done.timeline if e.kind == "failed")
+    assert "issue_certificate" in failed.message_en and "favourite_colour" in failed.message_en
+    wallet = await stack.certificates.ListCertificates(
+        cpb.ListCertificatesRequest(parent=app.applicant), metadata=md)
+    assert not [c for c in wallet.certificates
+                if c.type == "certificateTypes/senior-citizen-card"]
 
 
 async def test_same_request_id_gives_one_application(stack: Stack) -> None:
