@@ -87,6 +87,7 @@ async def figure(p: Any, tmp: pathlib.Path, say: Callable[[str], None],
     sink_port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     stacks: dict[str, harness.BenchStack] = {}
+    rounds = p.observability_rounds or p.rounds
     try:
         stacks["off"] = await harness.start(tmp / "observability-off", "file-wal", say,
                                             overrides=OFF)
@@ -95,14 +96,14 @@ async def figure(p: Any, tmp: pathlib.Path, say: Callable[[str], None],
         benches = {label: make_bench(stack) for label, stack in stacks.items()}
         for bench in benches.values():
             await bench.warm_up()
-            await bench.prepare_seniors(p.rounds * p.batch)
+            await bench.prepare_seniors(rounds * p.batch)
         rates: dict[str, list[float]] = {"on": [], "off": []}
         # CPU ms per workflow of the stack's processes, per round: steadier than the rates
         # on a shared machine (the other stack idles meanwhile).
         cpu: dict[str, list[float]] = {"on": [], "off": []}
         urls = [f"http://{addr}/metrics" for _job, addr in metrics.endpoints(stacks["on"].settings)]
         with Scraper(urls) as scraper:
-            for n in range(p.rounds):
+            for n in range(rounds):
                 order = ["on", "off"] if n % 2 == 0 else ["off", "on"]
                 for label in order:
                     before = stacks[label].cpu()
@@ -110,7 +111,7 @@ async def figure(p: Any, tmp: pathlib.Path, say: Callable[[str], None],
                     after = stacks[label].cpu()
                     cpu[label].append(sum(1000 * (after[n] - before[n]) / p.batch
                                           for n in CPU_PROCESSES if n in after))
-                    say(f"  observability round {n + 1}/{p.rounds} {label}: "
+                    say(f"  observability round {n + 1}/{rounds} {label}: "
                         f"{rates[label][-1]:.1f} wf/s")
         await asyncio.sleep(6)  # the batch span processor exports every 5 s
     finally:
@@ -119,7 +120,7 @@ async def figure(p: Any, tmp: pathlib.Path, say: Callable[[str], None],
         await server.stop(0)
     on, off = spread(rates["on"]), spread(rates["off"])
     r = ratio(on["median"], off["median"])
-    return {"unit": "applications/s", "batch": p.batch, "rounds": p.rounds,
+    return {"unit": "applications/s", "batch": p.batch, "rounds": rounds,
             "metrics_and_tracing_on": on, "both_off": off,
             "per_round_ratios": [ratio(a, b) for a, b in zip(rates["on"], rates["off"],
                                                               strict=True)],

@@ -34,6 +34,11 @@ class Params:
     read_slices: int = 6
     # Rounds of figure 6's queries at each size, each once the stack is quiet.
     scale_rounds: int = 3
+    # Interleaved rounds of figure 9 (0: ``rounds``). Its rounds are a batch of seconds a
+    # side, and the gap it measures (a few percent) is smaller than one round's spread on
+    # a shared machine: with three, the median read 0.89-1.12 over a day's runs of an
+    # unchanged stack, so the full run takes more of them for its medians.
+    observability_rounds: int = 0
 
 
 QUICK = Params("quick", rounds=2, batch=8, latency_samples=5, decisions=3, read_seconds=0.5,
@@ -43,7 +48,7 @@ QUICK = Params("quick", rounds=2, batch=8, latency_samples=5, decisions=3, read_
 FULL = Params("full", rounds=3, batch=40, latency_samples=30, decisions=40, read_seconds=3.0,
               read_concurrency=16, verify_iterations=20000, scale_base=100, scale_n=10000,
               scale_queries=200, storage_modes=("file-wal", "memory", "file-default"),
-              scale_real=1000, read_rounds=5)
+              scale_real=1000, read_rounds=5, observability_rounds=20)
 
 # The figures by the names ``--only`` takes (all by default).
 FIGURES = frozenset({"throughput", "latency", "decision", "reads", "verify", "scale", "storage",

@@ -104,7 +104,7 @@ async def run(p: Params, out_dir: pathlib.Path, only: frozenset[str] = FIGURES) 
                                                                   bench.activities)
         if "observability" in only:
             say(f"9/9 instant approvals with metrics and tracing on against both off "
-                f"({p.rounds} rounds of {p.batch}, two stacks side by side)")
+                f"({p.observability_rounds or p.rounds} rounds of {p.batch}, two stacks side by side)")
             figures["observability"] = await observability.figure(
                 p, tmp, say, lambda s: Bench(s, p, say))
         if "catalogue" in only:
