@@ -158,38 +158,31 @@ class ApplicationActivities:
                               birth_date=applicant.person.birth_date)
 
     async def pull_certificate(self, req: PullRequest) -> PulledCertificate | None:
-        """The holder's newest active certificate of an accepted type, verified. The
-        applicant's submission is their consent: the worker first grants itself access for
-        this one application (idempotent), then reads under that grant: one
-        VerifyCertificate, which answers with the certificate as verified, so the pull is
-        one read in the holder's access log and the audit chain."""
-        application = f"applications/{req.application_id}"
-        not_active: PulledCertificate | None = None
-        for ctype in req.certificate_types:
-            try:
-                granted = await self._call(self.certificates.GrantConsent, cpb.GrantConsentRequest(
-                    holder=req.holder, certificate_type=ctype, party=application,
-                    purpose=CONSENT_PURPOSE))
-            except ApplicationError as err:
-                if err.type != grpc.StatusCode.NOT_FOUND.name:
-                    raise
-                info = err.details[0] if err.details else {}
-                meta = info.get("metadata", {}) if isinstance(info, dict) else {}
-                if meta.get("certificate") and not_active is None:
-                    # One of this type is held, but suspended, revoked or expired: say so.
-                    not_active = PulledCertificate(
-                        name=meta["certificate"], type=ctype, fields={}, valid=False,
-                        failures=[meta.get("state", "NOT_ACTIVE")],
-                        state=meta.get("state", "NOT_ACTIVE"))
-                continue  # no active certificate of this type
-            name = granted.consent.certificate
-            ver = await self._call(self.certificates.VerifyCertificate, cpb.VerifyCertificateRequest(
-                name=name, purpose=CONSENT_PURPOSE, application=application))
-            cert = ver.certificate
-            return PulledCertificate(
-                name=cert.name, type=cert.type, fields=dict(cert.fields), valid=ver.valid,
-                failures=[cpb.VerificationFailure.Name(f) for f in ver.failures])
-        return not_active
+        """The holder's newest active certificate of an accepted type, verified, or the
+        one held but not active, or None. The applicant's submission is their consent: one
+        PullCertificate grants the worker access for this one application (idempotent) and
+        verifies the certificate under that grant, so the pull is one read in the holder's
+        access log and the audit chain."""
+        try:
+            pulled = await self._call(self.certificates.PullCertificate, cpb.PullCertificateRequest(
+                holder=req.holder, certificate_types=req.certificate_types,
+                application=f"applications/{req.application_id}", purpose=CONSENT_PURPOSE))
+        except ApplicationError as err:
+            if err.type != grpc.StatusCode.NOT_FOUND.name:
+                raise
+            info = err.details[0] if err.details else {}
+            meta = info.get("metadata", {}) if isinstance(info, dict) else {}
+            if not meta.get("certificate"):
+                return None  # no certificate of an accepted type
+            # One is held, but suspended, revoked or expired: say so.
+            state = meta.get("state", "NOT_ACTIVE")
+            return PulledCertificate(name=meta["certificate"],
+                                     type=meta.get("certificate_type", ""), fields={},
+                                     valid=False, failures=[state], state=state)
+        cert = pulled.certificate
+        return PulledCertificate(
+            name=cert.name, type=cert.type, fields=dict(cert.fields), valid=pulled.valid,
+            failures=[cpb.VerificationFailure.Name(f) for f in pulled.failures])
 
     @activity.defn(name="finish")
     async def finish(self, req: FinishRequest) -> int:

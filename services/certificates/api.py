@@ -270,6 +270,18 @@ class CertificatesApi(certificates_pb2_grpc.CertificatesServiceServicer):
         row = await self.certs.consents.grant(p, req)
         return pb.GrantConsentResponse(consent=consent_pb(row, self.certs.clock()))
 
+    async def PullCertificate(self, request: pb.PullCertificateRequest, context: object) -> pb.PullCertificateResponse:
+        """Grants the worker access to the holder's newest active certificate of the first
+        type held, for one application, and verifies it under that grant (worker only)."""
+        consent, result = await self.certs.pulling.pull(
+            auth.principal(), request.holder, list(request.certificate_types),
+            application=request.application, purpose=request.purpose)
+        now = self.certs.clock()
+        return pb.PullCertificateResponse(
+            consent=consent_pb(consent, now), valid=not result.failures,
+            failures=[_FAILURE[f] for f in result.failures],
+            certificate=certificate_pb(result.certificate, now))
+
     async def RevokeConsent(self, request: pb.RevokeConsentRequest, context: object) -> pb.RevokeConsentResponse:
         """Revokes a grant at once (the holder only); a repeat returns it unchanged."""
         p = auth.principal()

@@ -45,9 +45,10 @@ class Consents:
         """Grants once per live (certificate, party, purpose): a concurrent duplicate loses
         the insert on the live key and, on retry, returns the winner's grant."""
         return await transactions.with_retries(self.db.write,
-                                              lambda conn: self._grant_once(conn, p, req))
+                                              lambda conn: self.grant_in(conn, p, req))
 
-    def _grant_once(self, conn: Connection, p: auth.Principal, req: GrantRequest) -> Consent:
+    def grant_in(self, conn: Connection, p: auth.Principal, req: GrantRequest) -> Consent:
+        """The grant, in the transaction of ``conn`` (PullCertificate makes it with its read)."""
         now = domain.whole_seconds(self.clock())
         worker = access.is_worker(p)
         problems: dict[str, str] = {}
@@ -94,6 +95,7 @@ class Consents:
                                    f"certificates/{newest_id} is {state}",
                                    reason="CERTIFICATE_NOT_ACTIVE",
                                    metadata={"certificate": f"certificates/{newest_id}",
+                                             "certificate_type": req.certificate_type,
                                              "state": state.upper()})
                 raise NotFound(f"{holder} holds no active {req.certificate_type}",
                                reason="CERTIFICATE_NOT_FOUND")

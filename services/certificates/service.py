@@ -2,7 +2,8 @@
 
 Each use case lives in its own module over the repository of store/ (one module per
 aggregate): issuing.py (types, issue, status changes), verification.py (VerifyCertificate, the
-compact form), consent.py (grants and the reads they allow, the access log), keys.py
+compact form), consent.py (grants and the reads they allow, the access log), pulling.py
+(the worker's grant and verified read in one), keys.py
 (issuer keys, status lists) and trust.py (the trust list of foreign issuers, imports). Who
 may read what is decided in access.py; the caches are in store/caches.py.
 """
@@ -17,6 +18,7 @@ from govflow.db import Database
 from services.certificates.consent import Consents
 from services.certificates.issuing import Issuing
 from services.certificates.keys import Keys
+from services.certificates.pulling import Pulling
 from services.certificates.store import utcnow
 from services.certificates.store.caches import Verification
 from services.certificates.trust import Trust
@@ -39,6 +41,7 @@ class Certificates:
         self.consents = Consents(db, now)
         self.keys = Keys(db, now)
         self.trust = Trust(db, now)
+        self.pulling = Pulling(db, self.consents, self.verifying)
 
     async def verify_read(self, p: auth.Principal, name: str, *, purpose: str,
                           application: str) -> Verification:

@@ -73,7 +73,7 @@ class Verifying:
         """Recomputes what was signed, checks signature, key, issuer, window and status. A
         holder verifying their own certificate is answered by short reads
         (``Database.read``); every other caller — a read under a grant, which must be
-        logged, or a refusal — takes ``_verify_under_grant`` (``Database.write``).
+        logged, or a refusal — takes ``verify_under_grant`` (``Database.write``).
 
         The holder's answer is made again only when something it depends on changed: one
         small query reads the certificate's head (its version, new on every write to its
@@ -110,11 +110,11 @@ class Verifying:
         done = await self.db.read(read)
         if done is not None:
             return done
-        return await self.db.write(lambda conn: self._verify_under_grant(
+        return await self.db.write(lambda conn: self.verify_under_grant(
             conn, p, name, purpose=purpose, application=application))
 
-    def _verify_under_grant(self, conn: Connection, p: auth.Principal, name: str, *,
-                            purpose: str, application: str) -> Verification:
+    def verify_under_grant(self, conn: Connection, p: auth.Principal, name: str, *,
+                           purpose: str, application: str) -> Verification:
         """The verification for a caller who is not the holder, in one transaction: the
         certificate with its key, the caller's live grants on it, then the access-log row
         and audit entry of the read."""

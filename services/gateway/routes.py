@@ -22,13 +22,15 @@ SERVICES: dict[str, descriptor.ServiceDescriptor] = {
     "matters": matters_pb2.DESCRIPTOR.services_by_name["MattersService"],
 }
 
-# Called only by Govflow's worker (read-model writes, grant release): never on this path.
+# Called only by Govflow's worker (read-model writes, its pulls of materials, grant
+# release): never on this path.
 # Their servicers also demand a worker scope; leaving them unrouted means a browser token
 # cannot even reach that check.
 WORKER_ONLY = frozenset({
     "/govflow.matters.v1.MattersService/RecordApplicationEvent",
     "/govflow.matters.v1.MattersService/RecordApplicationEvents",
     "/govflow.matters.v1.MattersService/UpsertTask",
+    "/govflow.certificates.v1.CertificatesService/PullCertificate",
     "/govflow.certificates.v1.CertificatesService/ReleaseApplicationGrants",
 })
 

@@ -271,7 +271,7 @@ async def test_one_request_id_follows_a_submission_into_the_activities(
     # The submission's access line names what it created ...
     assert any("SubmitApplication" in x and name in x for x in lines), lines
     # ... and the workflow's activities call the services under the same request id.
-    for rpc in ("GetPerson", "GrantConsent", "VerifyCertificate", "ComputeDueTimes",
+    for rpc in ("GetPerson", "PullCertificate", "ComputeDueTimes",
                 "RecordApplicationEvent", "UpsertTask"):
         assert any(f"rpc={rpc}" in x or f'"rpc": "{rpc}"' in x for x in lines), rpc
 

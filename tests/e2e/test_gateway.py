@@ -22,6 +22,7 @@ from govflow.grpckit import MAX_MESSAGE_BYTES
 from govflow.identity.v1 import identity_pb2 as ipb
 from govflow.matters.v1 import matters_pb2 as mpb
 from govflow_cli.demo_data import DEMO_PASSWORD, person
+from services.gateway.routes import WORKER_ONLY
 from tests.e2e.helpers import new_senior, wait_done
 from tests.stack import TEST_ORIGIN, Stack
 
@@ -218,8 +219,10 @@ async def test_oversized_body_is_refused_before_parsing(stack: Stack) -> None:
 
 async def test_worker_only_rpcs_are_not_reachable(stack: Stack) -> None:
     worker = (await stack.service_md("govflow-worker"))[0][1].removeprefix("Bearer ")
-    for path in (MATTERS + "RecordApplicationEvent", MATTERS + "UpsertTask",
-                 CERTIFICATES + "ReleaseApplicationGrants"):
+    assert {MATTERS + "RecordApplicationEvent", MATTERS + "RecordApplicationEvents",
+            MATTERS + "UpsertTask", CERTIFICATES + "PullCertificate",
+            CERTIFICATES + "ReleaseApplicationGrants"} <= WORKER_ONLY
+    for path in sorted(WORKER_ONLY):
         status, err, _ = await connect(stack, path, {}, worker)
         assert (status, err["code"]) == (404, "unimplemented"), path
         status, h, _ = await http(stack, path, b"\0\0\0\0\0",

@@ -246,6 +246,80 @@ async def test_worker_contract(env: Env) -> None:
     assert err.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def _pull(env: Env, md: Metadata, **kw: object) -> pb.PullCertificateResponse:
+    r: pb.PullCertificateResponse = await env.certs.PullCertificate(
+        pb.PullCertificateRequest(**kw), metadata=md)
+    return r
+
+
+async def test_pull_grants_and_verifies_in_one_call(env: Env) -> None:
+    holder = f"persons/p{uuid.uuid4().hex[:8]}"
+    await _issue(env, env.carol, _id_card(holder))
+    newest = await _issue(env, env.carol, _id_card(holder))
+    suspended = await _issue(env, env.carol, _id_card(holder))
+    await env.certs.SuspendCertificate(pb.SuspendCertificateRequest(
+        name=suspended.name, reason="check"), metadata=env.carol)
+    app = f"applications/{uuid.uuid4().hex[:8]}"
+    purpose = "application-processing"
+    types = ["certificateTypes/business-licence", "certificateTypes/resident-id-card"]
+
+    # The first type the holder has an active one of; its newest active, verified.
+    r = await _pull(env, env.worker, holder=holder, certificate_types=types, application=app,
+                    purpose=purpose)
+    assert r.valid and not r.failures
+    assert r.certificate.name == newest.name == r.consent.certificate
+    assert r.certificate.fields == newest.fields
+    assert (r.consent.party, r.consent.purpose) == (app, purpose)
+    assert r.consent.granted_by == "partners/govflow-worker"
+    # Again (a retried activity): the same grant, no second one.
+    again = await _pull(env, env.worker, holder=holder, certificate_types=types,
+                        application=app, purpose=purpose)
+    assert again.consent.name == r.consent.name
+    # The grant is GrantConsent's: the worker reads under it; the release ends it.
+    assert await _get(env, env.worker, newest.name, purpose, app) == newest
+    released = await env.certs.ReleaseApplicationGrants(pb.ReleaseApplicationGrantsRequest(
+        application=app), metadata=env.worker)
+    assert released.released_count == 1
+
+    # Only the worker.
+    for md in (env.alice, env.scj_partner, env.carol):
+        err = await _error(_pull(env, md, holder=holder, certificate_types=types,
+                                 application=app, purpose=purpose))
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED, md
+
+    # Bad input: every field at fault named.
+    err = await _error(_pull(env, env.worker, holder="people/x", certificate_types=[],
+                             application="app-1", purpose=" "))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(rpc_status.from_call(err))) == {
+        "holder", "certificate_types", "application", "purpose"}
+    err = await _error(_pull(env, env.worker, holder=holder,
+                             certificate_types=["certificateTypes/resident-id-card", "id-card"],
+                             application=app, purpose=purpose))
+    assert set(field_violations(rpc_status.from_call(err))) == {"certificate_types[1]"}
+
+    # None of the types held.
+    err = await _error(_pull(env, env.worker, holder=holder, certificate_types=types[:1],
+                             application=app, purpose=purpose))
+    assert (err.code(), _reason(err)) == (grpc.StatusCode.NOT_FOUND, "CERTIFICATE_NOT_FOUND")
+    # Held, but not active: which one and why; no grant is made.
+    only_suspended = f"persons/p{uuid.uuid4().hex[:8]}"
+    card = await _issue(env, env.carol, _id_card(only_suspended))
+    await env.certs.SuspendCertificate(pb.SuspendCertificateRequest(
+        name=card.name, reason="check"), metadata=env.carol)
+    app2 = f"applications/{uuid.uuid4().hex[:8]}"
+    err = await _error(_pull(env, env.worker, holder=only_suspended, certificate_types=types,
+                             application=app2, purpose=purpose))
+    assert (err.code(), _reason(err)) == (grpc.StatusCode.NOT_FOUND, "CERTIFICATE_NOT_ACTIVE")
+    info = error_info(rpc_status.from_call(err))
+    assert info is not None and dict(info.metadata) == {
+        "certificate": card.name, "certificate_type": "certificateTypes/resident-id-card",
+        "state": "SUSPENDED"}
+    released = await env.certs.ReleaseApplicationGrants(pb.ReleaseApplicationGrantsRequest(
+        application=app2), metadata=env.worker)
+    assert released.released_count == 0
+
+
 # ---------------------------------------------------------------- status lists
 
 

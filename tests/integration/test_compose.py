@@ -34,6 +34,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from govflow.settings import Settings, _convert
+from services.gateway.routes import WORKER_ONLY
 from workflows.models import SEARCH_ATTRIBUTES
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -44,10 +45,6 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 GOVFLOW_SERVICES = ("identity", "certificates", "matters")
 GOVFLOW_PARTS = (*GOVFLOW_SERVICES, "worker", "gateway")
 ENVOY = ROOT / "deploy/envoy/envoy.yaml"
-# Never reachable from the front-end path (services/gateway/routes.py leaves them out).
-WORKER_ONLY_PATHS = ("/govflow.matters.v1.MattersService/RecordApplicationEvent",
-                     "/govflow.matters.v1.MattersService/UpsertTask",
-                     "/govflow.certificates.v1.CertificatesService/ReleaseApplicationGrants")
 ENVOY_FILTERS = ("envoy.filters.http.cors", "envoy.filters.http.grpc_web",
                  "envoy.filters.http.connect_grpc_bridge", "envoy.filters.http.router")
 # One-shot Govflow commands from the same image (demo data, behind the "demo" profile).
@@ -475,7 +472,7 @@ def envoy_problems(config: dict[str, Any], c: Compose) -> list[str]:
     if not origins or any(set(o) != {"exact"} or o["exact"] == "*" for o in origins):
         problems.append("envoy's CORS must list exact origins")
     routes = host["routes"]
-    for path in WORKER_ONLY_PATHS:
+    for path in sorted(WORKER_ONLY):  # never reachable from the front-end path
         first = next((r for r in routes if r["match"].get("path") == path
                       or path.startswith(r["match"].get("prefix", "\0"))), None)
         if first is None or first.get("direct_response", {}).get("status") != 404:

@@ -116,6 +116,7 @@ MATRIX = {
     "GrantConsent":                 "U   O   N   N   N   N   N   N   N   N   P   P",
     "RevokeConsent":                "U   O   N   N   N   N   N   N   N   N   N   N",
     "ListConsents(owner's)":        "U   O   N   N   N   N   N   N   N   N   N   N",
+    "PullCertificate":              "U   P   P   P   P   P   P   P   P   P   O   O",
     "ReleaseApplicationGrants":     "U   P   P   P   P   P   P   P   P   P   O   O",
     "GetStatusList":                "O   O   O   O   O   O   O   O   O   O   O   O",
     # The trust list of foreign issuers: platform administrators change it; anyone reads it.
@@ -567,6 +568,9 @@ async def _calls(stack: Stack, w: World) -> dict[str, Call]:
         "RevokeConsent": revoke_consent,
         "ListConsents(owner's)": lambda md, _: c.ListConsents(
             cpb.ListConsentsRequest(parent=w.org), metadata=md),
+        "PullCertificate": lambda md, _: c.PullCertificate(cpb.PullCertificateRequest(
+            holder=w.org, certificate_types=["certificateTypes/business-licence"],
+            application="applications/sec-pull", purpose="matrix pull"), metadata=md),
         "ReleaseApplicationGrants": lambda md, _: c.ReleaseApplicationGrants(
             cpb.ReleaseApplicationGrantsRequest(application="applications/sec-none"),
             metadata=md),

@@ -403,6 +403,30 @@ class GrantConsentResponse(_message.Message):
     consent: Consent
     def __init__(self, consent: _Optional[_Union[Consent, _Mapping]] = ...) -> None: ...
 
+class PullCertificateRequest(_message.Message):
+    __slots__ = ("holder", "certificate_types", "application", "purpose")
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_TYPES_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    holder: str
+    certificate_types: _containers.RepeatedScalarFieldContainer[str]
+    application: str
+    purpose: str
+    def __init__(self, holder: _Optional[str] = ..., certificate_types: _Optional[_Iterable[str]] = ..., application: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
+
+class PullCertificateResponse(_message.Message):
+    __slots__ = ("consent", "valid", "failures", "certificate")
+    CONSENT_FIELD_NUMBER: _ClassVar[int]
+    VALID_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    consent: Consent
+    valid: bool
+    failures: _containers.RepeatedScalarFieldContainer[VerificationFailure]
+    certificate: Certificate
+    def __init__(self, consent: _Optional[_Union[Consent, _Mapping]] = ..., valid: _Optional[bool] = ..., failures: _Optional[_Iterable[_Union[VerificationFailure, str]]] = ..., certificate: _Optional[_Union[Certificate, _Mapping]] = ...) -> None: ...
+
 class RevokeConsentRequest(_message.Message):
     __slots__ = ("name",)
     NAME_FIELD_NUMBER: _ClassVar[int]

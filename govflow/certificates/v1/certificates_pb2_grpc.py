@@ -100,6 +100,11 @@ class CertificatesServiceStub:
                 request_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.GrantConsentRequest.SerializeToString,
                 response_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.GrantConsentResponse.FromString,
                 _registered_method=True)
+        self.PullCertificate = channel.unary_unary(
+                '/govflow.certificates.v1.CertificatesService/PullCertificate',
+                request_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.PullCertificateRequest.SerializeToString,
+                response_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.PullCertificateResponse.FromString,
+                _registered_method=True)
         self.RevokeConsent = channel.unary_unary(
                 '/govflow.certificates.v1.CertificatesService/RevokeConsent',
                 request_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.RevokeConsentRequest.SerializeToString,
@@ -285,6 +290,23 @@ class CertificatesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PullCertificate(self, request, context):
+        """Pulls a material for an application, as Govflow's worker does when an application
+        needs one of the applicant's certificates: GrantConsent on the holder's newest ACTIVE
+        certificate of the first of `certificate_types` the holder has one of (party
+        `application`), then VerifyCertificate under that grant, in one transaction: one grant
+        (the live identical one if there is one, as GrantConsent) and one access record.
+
+        Govflow's worker only (scope `certificates.pull`); others get PERMISSION_DENIED.
+        NOT_FOUND when the holder has no active certificate of any of the types: reason
+        `CERTIFICATE_NOT_ACTIVE`, with metadata `certificate`, `certificate_type` and `state`,
+        when one of them is held but suspended, revoked or expired (the first such type's); else
+        `CERTIFICATE_NOT_FOUND`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RevokeConsent(self, request, context):
         """Revokes a grant at once (the holder only). Revoking a revoked grant returns it unchanged.
         """
@@ -454,6 +476,11 @@ def add_CertificatesServiceServicer_to_server(servicer, server):
                     servicer.GrantConsent,
                     request_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.GrantConsentRequest.FromString,
                     response_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.GrantConsentResponse.SerializeToString,
+            ),
+            'PullCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.PullCertificate,
+                    request_deserializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.PullCertificateRequest.FromString,
+                    response_serializer=govflow_dot_certificates_dot_v1_dot_certificates__pb2.PullCertificateResponse.SerializeToString,
             ),
             'RevokeConsent': grpc.unary_unary_rpc_method_handler(
                     servicer.RevokeConsent,
@@ -863,6 +890,33 @@ class CertificatesService:
             '/govflow.certificates.v1.CertificatesService/GrantConsent',
             govflow_dot_certificates_dot_v1_dot_certificates__pb2.GrantConsentRequest.SerializeToString,
             govflow_dot_certificates_dot_v1_dot_certificates__pb2.GrantConsentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govflow.certificates.v1.CertificatesService/PullCertificate',
+            govflow_dot_certificates_dot_v1_dot_certificates__pb2.PullCertificateRequest.SerializeToString,
+            govflow_dot_certificates_dot_v1_dot_certificates__pb2.PullCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

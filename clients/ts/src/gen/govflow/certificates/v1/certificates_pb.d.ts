@@ -1034,6 +1034,84 @@ export declare type GrantConsentResponse = Message<"govflow.certificates.v1.Gran
 export declare const GrantConsentResponseSchema: GenMessage<GrantConsentResponse>;
 
 /**
+ * @generated from message govflow.certificates.v1.PullCertificateRequest
+ */
+export declare type PullCertificateRequest = Message<"govflow.certificates.v1.PullCertificateRequest"> & {
+  /**
+   * Required. `persons/{id}` or `organisations/{id}`: the applicant.
+   *
+   * @generated from field: string holder = 1;
+   */
+  holder: string;
+
+  /**
+   * Required, 1 to 10: `certificateTypes/{code}`, in the order they are tried.
+   *
+   * @generated from field: repeated string certificate_types = 2;
+   */
+  certificateTypes: string[];
+
+  /**
+   * Required. `applications/{id}`: the party of the grant, and whose access record it is.
+   *
+   * @generated from field: string application = 3;
+   */
+  application: string;
+
+  /**
+   * Required. The grant's purpose, e.g. `application-processing`.
+   *
+   * @generated from field: string purpose = 4;
+   */
+  purpose: string;
+};
+
+/**
+ * Describes the message govflow.certificates.v1.PullCertificateRequest.
+ * Use `create(PullCertificateRequestSchema)` to create a new message.
+ */
+export declare const PullCertificateRequestSchema: GenMessage<PullCertificateRequest>;
+
+/**
+ * @generated from message govflow.certificates.v1.PullCertificateResponse
+ */
+export declare type PullCertificateResponse = Message<"govflow.certificates.v1.PullCertificateResponse"> & {
+  /**
+   * The grant the certificate is read under.
+   *
+   * @generated from field: govflow.certificates.v1.Consent consent = 1;
+   */
+  consent?: Consent | undefined;
+
+  /**
+   * True when no failure applies.
+   *
+   * @generated from field: bool valid = 2;
+   */
+  valid: boolean;
+
+  /**
+   * Every reason it is not valid (as VerifyCertificate).
+   *
+   * @generated from field: repeated govflow.certificates.v1.VerificationFailure failures = 3;
+   */
+  failures: VerificationFailure[];
+
+  /**
+   * The certificate as verified.
+   *
+   * @generated from field: govflow.certificates.v1.Certificate certificate = 4;
+   */
+  certificate?: Certificate | undefined;
+};
+
+/**
+ * Describes the message govflow.certificates.v1.PullCertificateResponse.
+ * Use `create(PullCertificateResponseSchema)` to create a new message.
+ */
+export declare const PullCertificateResponseSchema: GenMessage<PullCertificateResponse>;
+
+/**
  * @generated from message govflow.certificates.v1.RevokeConsentRequest
  */
 export declare type RevokeConsentRequest = Message<"govflow.certificates.v1.RevokeConsentRequest"> & {
@@ -2076,6 +2154,26 @@ export declare const CertificatesService: GenService<{
     methodKind: "unary";
     input: typeof GrantConsentRequestSchema;
     output: typeof GrantConsentResponseSchema;
+  },
+  /**
+   * Pulls a material for an application, as Govflow's worker does when an application
+   * needs one of the applicant's certificates: GrantConsent on the holder's newest ACTIVE
+   * certificate of the first of `certificate_types` the holder has one of (party
+   * `application`), then VerifyCertificate under that grant, in one transaction: one grant
+   * (the live identical one if there is one, as GrantConsent) and one access record.
+   *
+   * Govflow's worker only (scope `certificates.pull`); others get PERMISSION_DENIED.
+   * NOT_FOUND when the holder has no active certificate of any of the types: reason
+   * `CERTIFICATE_NOT_ACTIVE`, with metadata `certificate`, `certificate_type` and `state`,
+   * when one of them is held but suspended, revoked or expired (the first such type's); else
+   * `CERTIFICATE_NOT_FOUND`.
+   *
+   * @generated from rpc govflow.certificates.v1.CertificatesService.PullCertificate
+   */
+  pullCertificate: {
+    methodKind: "unary";
+    input: typeof PullCertificateRequestSchema;
+    output: typeof PullCertificateResponseSchema;
   },
   /**
    * Revokes a grant at once (the holder only). Revoking a revoked grant returns it unchanged.
