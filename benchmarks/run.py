@@ -113,8 +113,8 @@ async def run(p: Params, out_dir: pathlib.Path, only: frozenset[str] = FIGURES) 
             figures["catalogue"] = await catalogue.catalogue_figure(p.mode == "quick", tmp, say)
         if "shortcuts" in only:
             say(f"11 shortcuts on private APIs, with against without "
-                f"({p.read_rounds or p.rounds} rounds of {p.batch}, the read paths, "
-                "decisions; two stacks side by side)")
+                f"({p.read_rounds or p.rounds} rounds of {p.batch}, the read paths; "
+                "two stacks side by side)")
             figures["shortcuts"] = await shortcuts.figure(p, tmp, say, lambda s: Bench(s, p, say))
         if "throughput" not in only:
             figures.pop("throughput", None)

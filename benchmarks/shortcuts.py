@@ -4,15 +4,13 @@ Two stacks side by side on the same machine, each with its own dev server (file-
 "on" as shipped; "off" with ``bench_shortcuts_off`` naming every shortcut, each then
 replaced by the public path it stands in for:
 
-- ``context_free_runner`` (workflows/worker.py): the worker runs the SDK's plain sandboxed
-  runner. It lives in the worker process alone, so it is measured by the worker's CPU: per
-  workflow on figure 1's work, the instant approvals, and per decision on figure 3's, an
-  officer's ``DecideTask`` (one at a time, 0.5 s apart, the stacks taking turns), with the
-  Update's workflow task (started -> completed in the history) and the call's latency.
 - ``prepared`` (govflow/db.py): ``Prepared`` statements run through
   ``Connection.execute``. It lives in the services alone, so it is measured on figure 4's
   read paths (the serving process's CPU per call) and on the services' CPU per workflow in
   figure 1.
+
+(The worker's ``ContextFreeRunner`` was the other one; it went when this figure showed it
+worth under 5% of figure 3 in two runs.)
 
 Rounds alternate between the stacks (the order flips every round; the read paths in
 slices, as figure 4's). On a shared machine the CPU per operation of each process is the
@@ -21,23 +19,20 @@ steadier signal; the rates are shown beside it.
 
 from __future__ import annotations
 
-import asyncio
 import pathlib
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from benchmarks import harness
 from benchmarks.bench import AGENCY
-from benchmarks.stats import latency, percentile, ratio, spread
+from benchmarks.stats import percentile, ratio, spread
 from govflow.certificates.v1 import certificates_pb2 as cpb
 from govflow.matters.v1 import matters_pb2 as mpb
 
-SHORTCUTS = ("context_free_runner", "prepared")
+SHORTCUTS = ("prepared",)
 OFF: dict[str, object] = {"bench_shortcuts_off": ",".join(SHORTCUTS)}
 # Which processes each shortcut runs in: its part of the CPU per workflow.
-PROCESSES = {"context_free_runner": ("worker",),
-             "prepared": ("identity", "certificates", "matters")}
+PROCESSES = {"prepared": ("identity", "certificates", "matters")}
 CPU_PROCESSES = ("temporal", "identity", "certificates", "matters", "worker")
 READ_SERVER = {"GetApplication": "matters", "ListTasks": "matters",
                "VerifyCertificate": "certificates"}
@@ -63,43 +58,6 @@ async def _read_calls(bench: Any) -> dict[str, Callable[[], Awaitable[object]]]:
     for call in calls.values():
         await call()  # warm (and fill the read caches, as figure 4 does)
     return calls
-
-
-async def _decisions(p: Any, benches: dict[str, Any], stacks: dict[str, harness.BenchStack],
-                     say: Callable[[str], None]) -> dict[str, Any]:
-    """Figure 3's work on both stacks: the worker's CPU per decision (its follow-up
-    included), the Update's workflow task and the DecideTask round trip."""
-    ready = {label: await bench.claimed_tasks(p.decisions) for label, bench in benches.items()}
-    for bench in benches.values():
-        await bench.quiet(30.0)
-    cpu0 = {label: stacks[label].cpu() for label in stacks}
-    ms: dict[str, list[float]] = {"on": [], "off": []}
-    for i in range(p.decisions):
-        for label in (("on", "off") if i % 2 == 0 else ("off", "on")):
-            officer, tasks = ready[label]
-            await asyncio.sleep(0.5)
-            t0 = time.perf_counter()
-            await benches[label].matters.DecideTask(mpb.DecideTaskRequest(
-                name=tasks[i], decision=mpb.DECISION_APPROVE), metadata=officer)
-            ms[label].append(1000 * (time.perf_counter() - t0))
-    for bench in benches.values():
-        await bench.quiet(30.0)  # the decisions' follow-up is the worker's work too
-    by_process = {label: {k: 1000 * (v - cpu0[label][k]) / p.decisions
-                          for k, v in stacks[label].cpu().items() if k in CPU_PROCESSES}
-                  for label in stacks}
-    worker_ms = {label: per["worker"] for label, per in by_process.items()}
-    wft: dict[str, list[float]] = {}
-    for label, bench in benches.items():
-        wft[label] = [x for t in ready[label][1] for x in await bench.update_task_ms(
-            bench.wid(t.removeprefix("tasks/").split("-acceptance-")[0]), "decide_task")]
-    say(f"  shortcuts decisions: worker CPU {worker_ms['on']:.1f} against "
-        f"{worker_ms['off']:.1f} ms/decision; the Update's workflow task p50 "
-        f"{percentile(wft['on'], 50):.1f} against {percentile(wft['off'], 50):.1f} ms; "
-        f"DecideTask p50 {percentile(ms['on'], 50):.1f} against {percentile(ms['off'], 50):.1f} ms")
-    return {"decisions": p.decisions, "worker_cpu_ms_per_decision": worker_ms,
-            "cpu_ms_per_decision": by_process,
-            "update_workflow_task_ms": {label: latency(x) for label, x in wft.items()},
-            "decide_task_ms": {label: latency(x) for label, x in ms.items()}}
 
 
 async def figure(p: Any, tmp: pathlib.Path, say: Callable[[str], None],
@@ -164,8 +122,6 @@ async def figure(p: Any, tmp: pathlib.Path, say: Callable[[str], None],
             say(f"  shortcuts reads round {r + 1}/{rounds}: " + ", ".join(
                 f"{path} {reads[path]['cpu_us']['on'][-1]:.0f} against "
                 f"{reads[path]['cpu_us']['off'][-1]:.0f} µs/call" for path in paths))
-        # Figure 3's work.
-        decisions = await _decisions(p, benches, stacks, say)
     finally:
         for stack in stacks.values():
             await stack.close()
@@ -186,23 +142,9 @@ async def figure(p: Any, tmp: pathlib.Path, say: Callable[[str], None],
             # The share of the call's CPU the shortcut saves: 1 - with / without.
             "worth": 1 - 1 / percentile(cpu_ratios, 50),
         }
-    runner_fig1 = percentile(per_round_worth["context_free_runner"], 50)
-    # On figure 3 (the DecideTask round trip), the Update's workflow task is the worker's
-    # part: the share of the call's p50 the shortcut saves there.
-    wft, call = decisions["update_workflow_task_ms"], decisions["decide_task_ms"]
-    runner_fig3 = (wft["off"]["p50"] - wft["on"]["p50"]) / call["off"]["p50"]
-    runner_worth = max(runner_fig1, runner_fig3)
     prepared_fig1 = percentile(per_round_worth["prepared"], 50)
     prepared_fig4 = max(v["worth"] for v in read_out.values())
     shortcuts = {
-        "context_free_runner": {
-            "figure": 1, "processes": PROCESSES["context_free_runner"],
-            "worker_cpu_ms_per_workflow_p50": {label: cpu_p50[label]["worker"]
-                                              for label in cpu_p50},
-            "per_round_worth": per_round_worth["context_free_runner"],
-            "figure_1_worth": runner_fig1, "figure_3_worth": runner_fig3,
-            "worker_cpu_ms_per_decision": decisions["worker_cpu_ms_per_decision"],
-            "worth": runner_worth, "stays": runner_worth >= WORTH},
         "prepared": {
             "figure": 4, "processes": PROCESSES["prepared"],
             "services_cpu_ms_per_workflow_p50": {
@@ -219,7 +161,7 @@ async def figure(p: Any, tmp: pathlib.Path, say: Callable[[str], None],
                 rates["on"], rates["off"], strict=True)],
             "cpu_ms_per_workflow_p50": cpu_p50,
             "cpu_ms_per_workflow_rounds": cpu,
-            "reads": read_out, "decisions": decisions, "shortcuts": shortcuts,
+            "reads": read_out, "shortcuts": shortcuts,
             "goal": f"each shortcut worth >= {WORTH:.0%} of its figure",
             "met": all(s["stays"] for s in shortcuts.values())}
 
@@ -231,28 +173,13 @@ def markdown_lines(o: dict[str, Any]) -> list[str]:
 
     yes = {True: "stays", False: "**goes**"}
     c = o["cpu_ms_per_workflow_p50"]
-    runner, prepared = o["shortcuts"]["context_free_runner"], o["shortcuts"]["prepared"]
-    d = o["decisions"]
-    wt = d["update_workflow_task_ms"]
+    prepared = o["shortcuts"]["prepared"]
     on, off = o["throughput"]["on"], o["throughput"]["off"]
     lines = [
         f"| 11 | instant approvals, {o['batch']}/round, shortcuts on against off | "
         f"{f(on['median'], 1)} wf/s, CPU {f(sum(c['on'].values()))} ms/wf | "
         f"{f(off['median'], 1)} wf/s, CPU {f(sum(c['off'].values()))} ms/wf | "
         f"{f(percentile(o['throughput_per_round_ratios'], 50), 2)} (rates) | (shown) | |",
-        f"| 11 | ... `ContextFreeRunner`: worker CPU per workflow, p50 | "
-        f"{f(runner['worker_cpu_ms_per_workflow_p50']['on'])} ms | "
-        f"{f(runner['worker_cpu_ms_per_workflow_p50']['off'])} ms | worth "
-        f"{f(100 * runner['figure_1_worth'], 1)}% of the CPU per workflow | >= {WORTH:.0%} | "
-        f"{yes[runner['figure_1_worth'] >= WORTH]} |",
-        f"| 11 | ... `ContextFreeRunner`: figure 3's DecideTask p50, the Update's workflow "
-        f"task p50, worker CPU per decision | "
-        f"{f(d['decide_task_ms']['on']['p50'], 1)} ms, {f(wt['on']['p50'], 1)} ms, "
-        f"{f(d['worker_cpu_ms_per_decision']['on'], 1)} ms | "
-        f"{f(d['decide_task_ms']['off']['p50'], 1)} ms, {f(wt['off']['p50'], 1)} ms, "
-        f"{f(d['worker_cpu_ms_per_decision']['off'], 1)} ms | worth "
-        f"{f(100 * runner['figure_3_worth'], 1)}% of the call | >= {WORTH:.0%} | "
-        f"{yes[runner['figure_3_worth'] >= WORTH]} |",
         f"| 11 | ... `Prepared`: services' CPU per workflow, p50 | "
         f"{f(prepared['services_cpu_ms_per_workflow_p50']['on'])} ms | "
         f"{f(prepared['services_cpu_ms_per_workflow_p50']['off'])} ms | worth "

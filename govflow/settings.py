@@ -126,7 +126,7 @@ class Settings:
     # Benchmark-only (the "shortcuts" figure, benchmarks/shortcuts.py), inert when empty:
     # comma-separated shortcuts on private library APIs to run without, each replaced by
     # the public path it stands in for, so one bench run can measure what each is worth.
-    # Names: "context_free_runner" (workflows/worker.py), "prepared" (govflow/db.py).
+    # Names: "prepared" (govflow/db.py).
     bench_shortcuts_off: str = ""
 
     @classmethod

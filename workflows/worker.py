@@ -18,19 +18,10 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from temporalio.bridge.proto.workflow_activation import WorkflowActivation
-from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.client import Client
-from temporalio.converter import DataConverter, StorageDriverStoreContext
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import (
-    Worker,
-    WorkflowInstance,
-    WorkflowInstanceDetails,
-    WorkflowRunner,
-)
+from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
-from temporalio.workflow import Info
 
 from govflow import faults, log, temporal_data, tls, tracing
 from govflow.certificates.v1 import certificates_pb2_grpc
@@ -67,70 +58,10 @@ PASSED_THROUGH = (
 )
 
 
-def sandbox_runner(data_converter: DataConverter | None = None, *,
-                   context_free: bool = True) -> WorkflowRunner:
-    """The sandbox every workflow runs in, PASSED_THROUGH shared. With a data converter that
-    has no payload codec and no external storage (ours), the worker needs no serialization
-    context for the payloads it carries: see ContextFreeRunner (``context_free=False``, a
-    benchmark-only setting, leaves it out)."""
-    sandbox = SandboxedWorkflowRunner(
+def sandbox_runner() -> WorkflowRunner:
+    """The sandbox every workflow runs in, PASSED_THROUGH shared."""
+    return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH))
-    dc = data_converter or DataConverter.default
-    if context_free and dc.payload_codec is None and dc.external_storage is None:
-        return ContextFreeRunner(sandbox)
-    return sandbox
-
-
-class ContextFreeRunner(WorkflowRunner):
-    """The sandboxed runner, for a worker whose data converter has no payload codec and no
-    external storage. Around every workflow task the SDK asks the workflow instance for
-    each payload's serialization context, several times a payload (codec, store and
-    reference passes on the way in and out); the sandbox answers each by executing a
-    source string inside its import guards: most of the worker's own time in a workflow
-    task (measured with py-spy during `govflow bench --only decision`). Those contexts
-    only reach a codec or an external store, so without either the answer changes no
-    byte: this runner answers "no context" at once and runs everything else in the
-    sandbox as before. (The SDK relaxes a bare SandboxedWorkflowRunner for its debug_mode;
-    a debugging session passes sandbox_runner's inner runner instead.)
-
-    It implements the SDK's advanced WorkflowRunner and WorkflowInstance interfaces, so it
-    stays only while it earns it (docs/performance.md, figure 11: 12-19% of the worker's
-    CPU per officer decision, 5-13% of figure 3's DecideTask round trip) and with
-    its guard in tests/unit/test_temporal_data.py, which fails when the SDK adds, removes
-    or reshapes a method of either interface."""
-
-    def __init__(self, inner: WorkflowRunner) -> None:
-        self.inner = inner
-
-    def prepare_workflow(self, defn: Any) -> None:
-        self.inner.prepare_workflow(defn)
-
-    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
-        return _ContextFreeInstance(self.inner.create_instance(det))
-
-    def set_worker_level_failure_exception_types(
-            self, types: Sequence[type[BaseException]]) -> None:
-        self.inner.set_worker_level_failure_exception_types(types)
-
-
-class _ContextFreeInstance(WorkflowInstance):
-    def __init__(self, inner: WorkflowInstance) -> None:
-        self.inner = inner
-
-    def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
-        return self.inner.activate(act)
-
-    def get_serialization_context(self, command_info: object) -> None:
-        return None
-
-    def get_external_store_context(self, command_info: object) -> StorageDriverStoreContext:
-        return StorageDriverStoreContext(target=None)
-
-    def get_info(self) -> Info:
-        return self.inner.get_info()
-
-    def get_thread_id(self) -> int | None:
-        return self.inner.get_thread_id()
 
 
 def keep_bytecode(cache_dir: pathlib.Path) -> None:
@@ -182,8 +113,7 @@ class WorkerStack:
             task_queue=task_queue or settings.temporal_task_queue,
             workflows=list(WORKFLOWS),
             activities=self.activities.all(),
-            workflow_runner=sandbox_runner(
-                client.data_converter, context_free=settings.shortcut_on("context_free_runner")),
+            workflow_runner=sandbox_runner(),
             max_concurrent_activities=settings.worker_max_concurrent_activities,
             max_cached_workflows=settings.worker_max_cached_workflows,
             graceful_shutdown_timeout=dt.timedelta(seconds=settings.worker_graceful_shutdown_seconds),

@@ -1,6 +1,5 @@
 """Govflow's Temporal data converter decodes exactly what the SDK's default does (same
-payload bytes, same objects, same failures), and the worker's runner gives up the
-per-payload serialization context only where nothing could use it."""
+payload bytes, same objects, same failures)."""
 
 from __future__ import annotations
 
@@ -13,12 +12,10 @@ from typing import Any
 
 import pytest
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import DataConverter, PayloadCodec
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.converter import DataConverter
 
 from govflow.temporal_data import DATA_CONVERTER
 from workflows import models
-from workflows.worker import ContextFreeRunner, sandbox_runner
 
 MODELS = [c for _, c in inspect.getmembers(models, inspect.isclass)
           if dataclasses.is_dataclass(c) and c.__module__ == models.__name__]
@@ -148,55 +145,6 @@ def test_shallow_encoding_writes_what_asdict_writes() -> None:
     for conv in (DATA_CONVERTER.payload_converter, DataConverter.default.payload_converter):
         with pytest.raises(TypeError):
             conv.to_payloads([Inner])
-
-
-class _Codec(PayloadCodec):
-    async def encode(self, payloads: Any) -> list[Payload]:
-        return list(payloads)
-
-    async def decode(self, payloads: Any) -> list[Payload]:
-        return list(payloads)
-
-
-def test_context_is_dropped_only_without_a_codec_or_external_storage() -> None:
-    assert isinstance(sandbox_runner(), ContextFreeRunner)
-    assert isinstance(sandbox_runner(DATA_CONVERTER), ContextFreeRunner)
-    with_codec = dataclasses.replace(DATA_CONVERTER, payload_codec=_Codec())
-    assert isinstance(sandbox_runner(with_codec), SandboxedWorkflowRunner)
-    # The benchmark's switch (Settings.bench_shortcuts_off="context_free_runner").
-    assert isinstance(sandbox_runner(context_free=False), SandboxedWorkflowRunner)
-
-
-def _methods(cls: type) -> dict[str, inspect.Signature]:
-    return {name: inspect.signature(value) for name, value in vars(cls).items()
-            if callable(value) and not name.startswith("__")}
-
-
-def test_the_context_free_runner_wraps_every_method_of_the_sdk_interfaces() -> None:
-    """ContextFreeRunner stays because it is worth more than 5% of figure 3
-    (docs/performance.md, the shortcuts figure), and it implements two of the SDK's
-    advanced interfaces, WorkflowRunner and WorkflowInstance, by wrapping the sandbox's. A
-    method the SDK adds to either (abstract, or with a default the wrapper would inherit
-    instead of forwarding), removes or changes the signature of fails here: check the
-    wrapper against the new SDK, and run the shortcuts figure, before upgrading."""
-    from temporalio.worker import WorkflowInstance, WorkflowRunner
-
-    from workflows.worker import _ContextFreeInstance
-
-    assert WorkflowRunner.__abstractmethods__ == {"prepare_workflow", "create_instance"}
-    assert WorkflowInstance.__abstractmethods__ == {
-        "activate", "get_serialization_context", "get_external_store_context", "get_info"}
-    for sdk, ours in ((WorkflowRunner, ContextFreeRunner),
-                      (WorkflowInstance, _ContextFreeInstance)):
-        theirs, mine = _methods(sdk), _methods(ours)
-        assert set(mine) == set(theirs), (sdk.__name__, set(theirs) ^ set(mine))
-        for name, signature in theirs.items():
-            assert list(signature.parameters) == list(mine[name].parameters), (sdk, name)
-    assert set(_methods(ContextFreeRunner)) == {
-        "prepare_workflow", "create_instance", "set_worker_level_failure_exception_types"}
-    assert set(_methods(_ContextFreeInstance)) == {
-        "activate", "get_serialization_context", "get_external_store_context", "get_info",
-        "get_thread_id"}
 
 
 def test_field_hints_are_resolved_once_per_class() -> None:
