@@ -200,13 +200,19 @@ async def test_grant_rules_and_idempotency(env: Env) -> None:
     assert org_grant.holder == env.org_name
 
 
-async def test_worker_contract(env: Env) -> None:
+async def _three_id_cards(env: Env) -> tuple[str, pb.Certificate, pb.Certificate]:
+    """A new holder with three ID cards, the last suspended: (holder, oldest, newest active)."""
     holder = f"persons/w{uuid.uuid4().hex[:8]}"
     old = await _issue(env, env.carol, _id_card(holder))
     newest = await _issue(env, env.carol, _id_card(holder))
     suspended = await _issue(env, env.carol, _id_card(holder))
     await env.certs.SuspendCertificate(pb.SuspendCertificateRequest(
         name=suspended.name, reason="check"), metadata=env.carol)
+    return holder, old, newest
+
+
+async def test_worker_contract(env: Env) -> None:
+    holder, old, newest = await _three_id_cards(env)
     app = f"applications/{uuid.uuid4().hex[:8]}"
     purpose = "application-processing"
 
@@ -253,12 +259,7 @@ async def _pull(env: Env, md: Metadata, **kw: object) -> pb.PullCertificateRespo
 
 
 async def test_pull_grants_and_verifies_in_one_call(env: Env) -> None:
-    holder = f"persons/p{uuid.uuid4().hex[:8]}"
-    await _issue(env, env.carol, _id_card(holder))
-    newest = await _issue(env, env.carol, _id_card(holder))
-    suspended = await _issue(env, env.carol, _id_card(holder))
-    await env.certs.SuspendCertificate(pb.SuspendCertificateRequest(
-        name=suspended.name, reason="check"), metadata=env.carol)
+    holder, _old, newest = await _three_id_cards(env)
     app = f"applications/{uuid.uuid4().hex[:8]}"
     purpose = "application-processing"
     types = ["certificateTypes/business-licence", "certificateTypes/resident-id-card"]
